@@ -1,0 +1,67 @@
+// The registry's storage interface: a revisioned key-value store with guarded transactions, leases and watches.
+// Two implementations: embedded (a local state directory) and etcd. One contract test suite runs against both.
+
+export interface KeyValue {
+  key: string
+  value: string
+  /** Store revision of the last change to this key. */
+  modRevision: number
+  /** Store revision at which this key was created. */
+  createRevision: number
+}
+
+/** A transaction guard. `mod == 0` means "the key does not exist". */
+export type Compare =
+  | {key: string; target: 'mod'; equals: number}
+  | {key: string; target: 'value'; equals: string}
+
+export type Op =
+  | {type: 'put'; key: string; value: string; lease?: string}
+  | {type: 'delete'; key: string}
+  | {type: 'deletePrefix'; prefix: string}
+
+export interface TxnResult {
+  succeeded: boolean
+  /** Store revision after the transaction (unchanged when it did not succeed or wrote nothing). */
+  revision: number
+}
+
+export interface WatchEvent {
+  type: 'put' | 'delete'
+  key: string
+  value: string
+  modRevision: number
+}
+
+export interface Watch {
+  close(): Promise<void>
+}
+
+export interface Lease {
+  id: string
+  /** Revoke the lease: every key attached to it disappears. */
+  revoke(): Promise<void>
+}
+
+export interface Store {
+  /** Human description for messages, e.g. `etcd http://127.0.0.1:2379` or `embedded .shoal/`. */
+  readonly description: string
+  get(key: string): Promise<KeyValue | undefined>
+  /** Every key under a prefix, read at one consistent revision (the latest unless `revision` is given). */
+  range(prefix: string, options?: {revision?: number}): Promise<{kvs: KeyValue[]; revision: number}>
+  /** All compares hold → all ops apply atomically; otherwise nothing changes. */
+  txn(compares: Compare[], ops: Op[]): Promise<TxnResult>
+  /** Changes under a prefix after `afterRevision`, delivered in revision order. */
+  watch(prefix: string, afterRevision: number, onEvents: (events: WatchEvent[]) => void, onError: (err: Error) => void): Promise<Watch>
+  /** A lease kept alive by this process until revoked or the process dies; keys put with it vanish when it expires. */
+  grantLease(ttlSeconds: number): Promise<Lease>
+  close(): Promise<void>
+}
+
+/** Raised for store-level failures (unreachable, timeout): a clear message, never a half-applied change. */
+export class StoreError extends Error {
+  constructor(message: string, readonly code: string = 'STORE_UNAVAILABLE') {
+    super(message)
+    this.name = 'StoreError'
+  }
+}
