@@ -1,0 +1,38 @@
+// The base of every shoal command: `--json`, documented exit codes kept under `--json`, errors as one clear line.
+import {Command} from '@oclif/core'
+
+/** Exit codes, documented in the README. */
+export const EXIT = {
+  ok: 0,
+  /** Problems found / operation failed. */
+  failure: 1,
+  /** Usage error, or for `plan --detailed-exitcode`: changes present. */
+  usage: 2,
+  changes: 2,
+} as const
+
+/** An error a person can act on: a code and a message, printed without a stack trace. */
+export class ShoalError extends Error {
+  constructor(message: string, readonly code: string, readonly exitCode: number = EXIT.failure) {
+    super(message)
+    this.name = 'ShoalError'
+  }
+}
+
+export abstract class BaseCommand extends Command {
+  static override enableJsonFlag = true
+
+  protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}; code?: string}): Promise<unknown> {
+    // Under --json oclif drops a custom exit code unless it is copied onto the error (see LIBRARY-NOTES).
+    if (err.oclif?.exit !== undefined && err.exitCode === undefined) err.exitCode = err.oclif.exit
+    if (err instanceof ShoalError) {
+      if (this.jsonEnabled()) {
+        this.logJson({error: {code: err.code, message: err.message}})
+        this.exit(err.exitCode)
+      }
+      this.logToStderr(`shoal: ${err.message}`)
+      this.exit(err.exitCode)
+    }
+    return super.catch(err)
+  }
+}

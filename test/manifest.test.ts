@@ -1,0 +1,26 @@
+// The committed oclif.manifest.json must list exactly the commands in src/commands (a stale manifest hides commands).
+import {readdirSync, readFileSync, statSync} from 'node:fs'
+import {join, relative} from 'node:path'
+import {describe, expect, it} from 'vitest'
+
+function commandIds(dir: string, root = dir): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) return commandIds(path, root)
+    if (!name.endsWith('.ts') || name.endsWith('.d.ts')) return []
+    return [relative(root, path).replace(/\.ts$/, '').split('/').join(':').replace(/:index$/, '')]
+  })
+}
+
+describe('oclif manifest', () => {
+  it('lists exactly the commands under src/commands', () => {
+    const manifest = JSON.parse(readFileSync('oclif.manifest.json', 'utf8')) as {commands: Record<string, unknown>}
+    expect(Object.keys(manifest.commands).sort()).toEqual(commandIds('src/commands').sort())
+  })
+
+  it('records the package version', () => {
+    const manifest = JSON.parse(readFileSync('oclif.manifest.json', 'utf8')) as {version: string}
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {version: string}
+    expect(manifest.version).toBe(pkg.version)
+  })
+})
