@@ -1,0 +1,173 @@
+// Semantic checks of a schema-valid cluster spec: what JSON Schema cannot express (cross-field bounds, units that
+// overflow, env defaults against their constraints, duplicate destinations, templates and what they reference).
+import {isAbsolute, join, normalize, posix, relative, resolve, sep} from 'node:path'
+import {DEFAULTS, LIFECYCLE_SERVICES, type ClusterSpec, type EnvParam, type EnvValue, type RoleSpec} from '../spec/types.js'
+import {positionAt, type LoadedYaml} from '../spec/load.js'
+import {parseDuration, parseSize, resolveCountOrPercent} from '../util/units.js'
+import type {Problem} from './problem.js'
+import {ruleSeverity, type RuleId} from './rules.js'
+import {checkReferences, type TemplateCache} from './templates.js'
+
+export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+
+export interface ClusterCheckContext {
+  loaded: LoadedYaml
+  /** Absolute directory of the spec file: templates resolve against it and must stay inside it. */
+  specDir: string
+  /** The same directory as shown to the user (relative paths stay relative in output). */
+  displayDir: string
+  templates: TemplateCache
+  /** Called with every template path the spec references (so directory scans do not lint templates as specs). */
+  onTemplate?: (absolutePath: string, displayPath: string) => void
+}
+
+type Path = ReadonlyArray<string | number>
+
+export function checkCluster(spec: ClusterSpec, ctx: ClusterCheckContext): Problem[] {
+  const problems: Problem[] = []
+  const report = (rule: RuleId, path: Path, message: string, key = false): void => {
+    problems.push({file: ctx.loaded.file, ...positionAt(ctx.loaded, path, {key}), rule, severity: ruleSeverity(rule), message})
+  }
+
+  for (const [link, target] of Object.entries(spec.links ?? {})) {
+    if (target === spec.name) report('link-self', ['links', link], `link "${link}" points at this cluster itself`)
+  }
+  for (const [name, param] of Object.entries(spec.env ?? {})) checkEnvParam(name, param, report)
+  for (const [name, role] of Object.entries(spec.roles)) checkRole(name, role, report)
+  const maxInFlight = spec.update?.max_in_flight
+  if (typeof maxInFlight === 'string' && resolveCountOrPercent(maxInFlight, 100) === undefined) {
+    report('unit-invalid', ['update', 'max_in_flight'], `"update.max_in_flight" ${JSON.stringify(maxInFlight)} must be a percentage above 0% and at most 100%`)
+  }
+  problems.push(...checkTemplates(spec, ctx, report))
+  return problems
+}
+
+type Report = (rule: RuleId, path: Path, message: string, key?: boolean) => void
+
+function checkRole(name: string, role: RoleSpec, report: Report): void {
+  const at = (...rest: Array<string | number>): Path => ['roles', name, ...rest]
+  if (!DNS_LABEL.test(name)) {
+    report('role-name', at(), `role name "${name}" is not a DNS label: use lowercase letters, digits and "-" (at most 63 characters, no leading or trailing "-")`, true)
+  }
+  for (const field of ['memory', 'disk'] as const) {
+    if (parseSize(role[field]) === undefined) report('unit-invalid', at(field), `"${field}" in role "${name}": ${JSON.stringify(role[field])} is too large to be a size`)
+  }
+  const durations: Array<[Path, string | undefined]> = [
+    ...LIFECYCLE_SERVICES.map((s): [Path, string | undefined] => [at('services', s, 'timeout'), role.services?.[s]?.timeout]),
+    ...Object.entries(role.actions ?? {}).map(([a, spec]): [Path, string | undefined] => [at('actions', a, 'timeout'), spec.timeout]),
+    ...(['interval', 'timeout', 'start_period'] as const).map((f): [Path, string | undefined] => [at('health_check', f), role.health_check?.[f]]),
+  ]
+  for (const [path, text] of durations) {
+    if (text !== undefined && parseDuration(text) === undefined) report('unit-invalid', path, `${JSON.stringify(text)} is too long to be a duration`)
+  }
+
+  const {min, max} = role.scale ?? {}
+  if (min !== undefined && max !== undefined && min > max) {
+    report('scale-inverted', at('scale'), `role "${name}": scale.min (${min}) is greater than scale.max (${max})`)
+  } else if ((min !== undefined && role.count < min) || (max !== undefined && role.count > max)) {
+    report('count-out-of-scale', at('count'), `role "${name}": count ${role.count} is outside its scale bounds [${min ?? 0}, ${max ?? '∞'}]`)
+  }
+  const start = role.server_id?.start ?? DEFAULTS.serverIdStart
+  const upper = role.server_id?.upper_bound ?? DEFAULTS.serverIdUpperBound
+  const idPath = role.server_id ? at('server_id') : at('count')
+  const capacity = upper - start + 1
+  const largest = Math.max(role.count, max ?? 0)
+  if (capacity < 1) {
+    report('server-id-range', idPath, `role "${name}": server_id.upper_bound (${upper}) is below server_id.start (${start})`)
+  } else if (capacity < largest) {
+    report('server-id-range', idPath, `role "${name}": server ids ${start}..${upper} hold ${capacity} nodes, but the role may have ${largest}${max !== undefined ? ' (scale.max)' : ''}`)
+  }
+
+  const dests = new Map<string, number>()
+  for (const [index, file] of (role.files ?? []).entries()) {
+    const dest = posix.normalize(file.dest)
+    const first = dests.get(dest)
+    if (first === undefined) dests.set(dest, index)
+    else report('file-dest-duplicate', at('files', index, 'dest'), `role "${name}": files[${first}] and files[${index}] both write ${JSON.stringify(file.dest)}`)
+  }
+}
+
+function typeMatches(type: EnvParam['type'], value: EnvValue): boolean {
+  switch (type) {
+    case 'string': return typeof value === 'string'
+    case 'boolean': return typeof value === 'boolean'
+    case 'number': return typeof value === 'number'
+    case 'integer': return typeof value === 'number' && Number.isInteger(value)
+  }
+}
+
+function checkEnvParam(name: string, param: EnvParam, report: Report): void {
+  const at = (...rest: Array<string | number>): Path => ['env', name, ...rest]
+  const label = `env parameter "${name}"`
+  let pattern: RegExp | undefined
+  if (param.pattern !== undefined) {
+    try {
+      pattern = new RegExp(param.pattern, 'u')
+    } catch (err) {
+      report('env-pattern-invalid', at('pattern'), `${label}: pattern is not a valid regular expression: ${(err as Error).message}`)
+    }
+  }
+  if (param.minimum !== undefined && param.maximum !== undefined && param.minimum > param.maximum) {
+    report('env-range-inverted', at('minimum'), `${label}: minimum (${param.minimum}) is greater than maximum (${param.maximum})`)
+  }
+  for (const [index, value] of (param.enum ?? []).entries()) {
+    if (!typeMatches(param.type, value)) report('env-type-mismatch', at('enum', index), `${label}: enum value ${JSON.stringify(value)} is not of type ${param.type}`)
+  }
+  const value = param.default
+  if (value === undefined) return
+  if (!typeMatches(param.type, value)) {
+    report('env-type-mismatch', at('default'), `${label}: default ${JSON.stringify(value)} is not of type ${param.type}${typeof value === 'string' && param.type !== 'string' ? ' (remove the quotes)' : ''}`)
+    return
+  }
+  const why = param.enum && !param.enum.includes(value) ? `is not one of ${param.enum.map((v) => JSON.stringify(v)).join(', ')}`
+    : typeof value === 'number' && param.minimum !== undefined && value < param.minimum ? `is below the minimum ${param.minimum}`
+    : typeof value === 'number' && param.maximum !== undefined && value > param.maximum ? `is above the maximum ${param.maximum}`
+    : typeof value === 'string' && pattern && !pattern.test(value) ? `does not match the pattern ${param.pattern}`
+    : undefined
+  if (why) report('env-default-invalid', at('default'), `${label}: default ${JSON.stringify(value)} ${why}`)
+}
+
+function checkTemplates(spec: ClusterSpec, ctx: ClusterCheckContext, report: Report): Problem[] {
+  const problems: Problem[] = []
+  const declared = {
+    roles: new Set(Object.keys(spec.roles)),
+    env: new Set(Object.keys(spec.env ?? {})),
+    links: new Set(Object.keys(spec.links ?? {})),
+  }
+  for (const [roleName, role] of Object.entries(spec.roles)) {
+    for (const [index, file] of (role.files ?? []).entries()) {
+      const path: Path = ['roles', roleName, 'files', index, 'template']
+      const absolute = resolve(ctx.specDir, file.template)
+      const inside = relative(ctx.specDir, absolute)
+      if (isAbsolute(file.template) || inside === '' || inside.startsWith(`..${sep}`) || inside === '..') {
+        report('template-path', path, `template ${JSON.stringify(file.template)} must be a relative path inside the spec's directory`)
+        continue
+      }
+      const display = normalize(join(ctx.displayDir, inside))
+      ctx.onTemplate?.(absolute, display)
+      const analysed = ctx.templates.get(absolute)
+      for (const finding of analysed.findings) {
+        if (finding.rule === 'template-missing') {
+          report('template-missing', path, `${finding.message}: ${display}`)
+        } else {
+          problems.push({file: display, line: finding.line, col: finding.col, rule: finding.rule, severity: ruleSeverity(finding.rule), message: finding.message})
+        }
+      }
+      for (const finding of checkReferences(analysed, declared)) {
+        problems.push({file: display, line: finding.line, col: finding.col, rule: finding.rule, severity: ruleSeverity(finding.rule), message: finding.message})
+      }
+    }
+  }
+  return dedupe(problems)
+}
+
+/** One template used by two roles is reported once. */
+export function dedupe(problems: Problem[]): Problem[] {
+  const seen = new Set<string>()
+  return problems.filter((p) => {
+    const key = `${p.file}:${p.line}:${p.col}:${p.rule}:${p.message}`
+    if (seen.has(key)) return false
+    seen.add(key)
+    return true
+  })
+}

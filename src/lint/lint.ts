@@ -1,0 +1,218 @@
+// `shoal lint` as a library: lint files, directories and stdin into one result object that formatters render.
+import {readdirSync, statSync} from 'node:fs'
+import {dirname, extname, join, normalize, resolve} from 'node:path'
+import type {HostsFile} from '../inventory/types.js'
+import {loadYaml, loadYamlFile, positionAt, type LoadedYaml} from '../spec/load.js'
+import {schemaProblems, validators as sharedValidators, type Validators} from '../spec/schema.js'
+import type {ClusterSpec} from '../spec/types.js'
+import {checkCluster, dedupe} from './cluster-checks.js'
+import {checkHosts} from './hosts-checks.js'
+import type {Problem, Severity} from './problem.js'
+import {didYouMean} from './suggest.js'
+import {TemplateCache} from './templates.js'
+
+export const STDIN_PATH = '-'
+export const STDIN_NAME = '<stdin>'
+const KINDS = ['Cluster', 'Hosts'] as const
+export type DocumentKind = (typeof KINDS)[number]
+
+export interface LintOptions {
+  /** Directory relative paths resolve against (default: process.cwd()). */
+  cwd?: string
+  /** Reads the document for the path `-` (default: all of process.stdin). */
+  readStdin?: () => Promise<Uint8Array | string>
+  /** Schema validators to use (default: the generated ones when built, else compiled once). */
+  validators?: Validators
+}
+
+export interface LintedFile {
+  /** The path as the user sees it (relative paths stay relative). */
+  file: string
+  kind?: DocumentKind
+  /** Why a file found in a directory was not linted (not a Cluster or Hosts document). */
+  skipped?: string
+  /** Problems of this file and of the templates it uses (their `file` is the template path). */
+  problems: Problem[]
+}
+
+export interface LintSummary {
+  files: number
+  skipped: number
+  errors: number
+  warnings: number
+  infos: number
+}
+
+export interface LintResult {
+  files: LintedFile[]
+  /** Every problem, sorted by file, line and column. */
+  problems: Problem[]
+  /** Text of every file that has a problem, for code frames. */
+  sources: Map<string, string>
+  summary: LintSummary
+}
+
+/** A path on the command line that does not exist: a usage error, not a lint problem. */
+export class LintPathError extends Error {
+  readonly code = 'path-not-found'
+  constructor(readonly paths: string[]) {
+    super(`no such file or directory: ${paths.join(', ')}`)
+    this.name = 'LintPathError'
+  }
+}
+
+/** True when the result should fail the run: any error, or any warning under `strict`. */
+export function lintFailed(result: LintResult, options: {strict?: boolean} = {}): boolean {
+  return result.summary.errors > 0 || (options.strict === true && result.summary.warnings > 0)
+}
+
+interface Target {
+  /** Absolute path, or `-`. */
+  path: string
+  display: string
+  /** Named on the command line (not found by walking a directory). */
+  explicit: boolean
+}
+
+export async function lintPaths(paths: readonly string[], options: LintOptions = {}): Promise<LintResult> {
+  const cwd = options.cwd ?? process.cwd()
+  const targets = collectTargets(paths.length > 0 ? paths : ['.'], cwd)
+  const session = new LintSession(options.validators ?? sharedValidators())
+  const linted: Array<{target: Target; result: LintedFile}> = []
+  for (const target of targets) {
+    if (target.path === STDIN_PATH) {
+      const input = await (options.readStdin ?? readAllStdin)()
+      linted.push({target, result: session.lint(loadYaml(input, STDIN_NAME), {explicit: true, specDir: cwd, displayDir: '.'})})
+    } else {
+      const loaded = loadYamlFile(target.path, target.display)
+      linted.push({target, result: session.lint(loaded, {explicit: target.explicit, specDir: dirname(target.path), displayDir: dirname(target.display)})})
+    }
+  }
+  // A template that happens to end in .yaml is part of a spec, not a document to lint on its own.
+  const files = linted.filter(({target}) => target.explicit || !session.templatePaths.has(target.path)).map(({result}) => result)
+  return session.result(files)
+}
+
+/** Lints documents one at a time, sharing validators and parsed templates across all of them. */
+export class LintSession {
+  readonly templates = new TemplateCache()
+  readonly templatePaths = new Set<string>()
+  private readonly sources = new Map<string, string>()
+
+  constructor(private readonly validators: Validators) {}
+
+  lint(loaded: LoadedYaml, where: {explicit: boolean; specDir: string; displayDir: string}): LintedFile {
+    const file: LintedFile = {file: loaded.file, problems: [...loaded.problems]}
+    const data = loaded.data
+    if (data !== undefined && !loaded.problems.some((p) => p.severity === 'error')) {
+      const kind = data.kind
+      if (kind === 'Cluster' || kind === 'Hosts') {
+        file.kind = kind
+        file.problems.push(...this.check(loaded, kind, data, where))
+      } else if (!where.explicit) {
+        file.skipped = typeof kind === 'string' ? `kind is "${kind}", not Cluster or Hosts` : 'no `kind`: not a Cluster or Hosts document'
+      } else {
+        const hint = typeof kind === 'string' ? didYouMean(kind, KINDS) : ''
+        const what = kind === undefined ? 'missing `kind`' : `kind ${JSON.stringify(kind)}`
+        file.problems.push({
+          file: loaded.file, ...positionAt(loaded, kind === undefined ? [] : ['kind']), rule: 'kind-unknown', severity: 'error',
+          message: `${what}: shoal lints documents of kind Cluster or Hosts${hint}`,
+        })
+      }
+    }
+    if (file.problems.some((p) => p.file === loaded.file)) this.sources.set(loaded.file, loaded.source)
+    return file
+  }
+
+  private check(loaded: LoadedYaml, kind: DocumentKind, data: Record<string, unknown>, where: {specDir: string; displayDir: string}): Problem[] {
+    const schema = schemaProblems(loaded, kind === 'Cluster' ? 'cluster' : 'hosts', data, kind === 'Cluster' ? this.validators.cluster : this.validators.hosts)
+    // Semantic checks assume the shape the schema guarantees: they run once the schema is satisfied.
+    if (schema.length > 0) return schema
+    if (kind === 'Hosts') return checkHosts(data as unknown as HostsFile, loaded)
+    const displayed = new Map<string, string>()
+    const problems = checkCluster(data as unknown as ClusterSpec, {
+      loaded, specDir: where.specDir, displayDir: where.displayDir, templates: this.templates,
+      onTemplate: (absolute, display) => {
+        this.templatePaths.add(absolute)
+        displayed.set(display, absolute)
+      },
+    })
+    for (const problem of problems) {
+      const absolute = displayed.get(problem.file)
+      if (absolute !== undefined && !this.sources.has(problem.file)) {
+        const source = this.templates.get(absolute).source
+        if (source !== undefined) this.sources.set(problem.file, source)
+      }
+    }
+    return problems
+  }
+
+  result(files: LintedFile[]): LintResult {
+    // A template shared by many specs is reported once, with the first spec that uses it.
+    const seen = new Set<string>()
+    for (const file of files) {
+      file.problems = dedupe(file.problems).filter((p) => {
+        if (p.file === file.file) return true
+        const key = `${p.file}:${p.line}:${p.col}:${p.rule}:${p.message}`
+        if (seen.has(key)) return false
+        seen.add(key)
+        return true
+      })
+      file.problems.sort(byPosition)
+    }
+    const problems = files.flatMap((f) => f.problems).sort(byPosition)
+    const count = (severity: Severity): number => problems.filter((p) => p.severity === severity).length
+    return {
+      files,
+      problems,
+      sources: this.sources,
+      summary: {files: files.length, skipped: files.filter((f) => f.skipped).length, errors: count('error'), warnings: count('warning'), infos: count('info')},
+    }
+  }
+}
+
+function byPosition(a: Problem, b: Problem): number {
+  return a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.col - b.col
+}
+
+function collectTargets(paths: readonly string[], cwd: string): Target[] {
+  const targets: Target[] = []
+  const missing: string[] = []
+  for (const given of paths) {
+    if (given === STDIN_PATH) {
+      targets.push({path: STDIN_PATH, display: STDIN_NAME, explicit: true})
+      continue
+    }
+    const absolute = resolve(cwd, given)
+    let isDirectory: boolean
+    try {
+      isDirectory = statSync(absolute).isDirectory()
+    } catch {
+      missing.push(given)
+      continue
+    }
+    if (!isDirectory) targets.push({path: absolute, display: normalize(given), explicit: true})
+    else for (const found of walkYaml(absolute)) targets.push({path: found, display: normalize(join(given, found.slice(absolute.length))), explicit: false})
+  }
+  if (missing.length > 0) throw new LintPathError(missing)
+  return targets
+}
+
+/** `*.yaml` and `*.yml` under a directory, sorted, skipping hidden directories and node_modules. */
+function walkYaml(directory: string): string[] {
+  const found: string[] = []
+  const entries = readdirSync(directory, {withFileTypes: true}).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  for (const entry of entries) {
+    if (entry.name.startsWith('.') || entry.name === 'node_modules') continue
+    const path = join(directory, entry.name)
+    if (entry.isDirectory()) found.push(...walkYaml(path))
+    else if (entry.isFile() && ['.yaml', '.yml'].includes(extname(entry.name))) found.push(path)
+  }
+  return found
+}
+
+async function readAllStdin(): Promise<Uint8Array> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
