@@ -43,9 +43,22 @@ export interface Lease {
   revoke(): Promise<void>
 }
 
+/** Work this client has sent to the store, for benchmarks and `--verbose` output. */
+export interface StoreCounters {
+  /** Transactions committed or attempted. */
+  txns: number
+  /** Put/delete operations inside those transactions. */
+  ops: number
+  /** Key + value bytes of those operations (keys as stored, including any prefix). */
+  bytes: number
+}
+
 export interface Store {
   /** Human description for messages, e.g. `etcd http://127.0.0.1:2379` or `embedded .shoal/`. */
   readonly description: string
+  /** Largest number of ops one `txn` accepts (etcd: 128 by default; embedded: unlimited). */
+  readonly maxOpsPerTxn: number
+  readonly counters: StoreCounters
   get(key: string): Promise<KeyValue | undefined>
   /** Every key under a prefix, read at one consistent revision (the latest unless `revision` is given). */
   range(prefix: string, options?: {revision?: number}): Promise<{kvs: KeyValue[]; revision: number}>
@@ -58,9 +71,22 @@ export interface Store {
   close(): Promise<void>
 }
 
+/**
+ * Codes: STORE_UNAVAILABLE (unreachable, timeout), STORE_LOCK_TIMEOUT (embedded state dir busy too long),
+ * COMPACTED (the revision asked for is no longer kept), UNSUPPORTED, LEASE_NOT_FOUND, INVALID_REQUEST, CLOSED.
+ */
+export type StoreErrorCode =
+  | 'STORE_UNAVAILABLE'
+  | 'STORE_LOCK_TIMEOUT'
+  | 'COMPACTED'
+  | 'UNSUPPORTED'
+  | 'LEASE_NOT_FOUND'
+  | 'INVALID_REQUEST'
+  | 'CLOSED'
+
 /** Raised for store-level failures (unreachable, timeout): a clear message, never a half-applied change. */
 export class StoreError extends Error {
-  constructor(message: string, readonly code: string = 'STORE_UNAVAILABLE') {
+  constructor(message: string, readonly code: StoreErrorCode = 'STORE_UNAVAILABLE') {
     super(message)
     this.name = 'StoreError'
   }
