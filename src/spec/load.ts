@@ -53,7 +53,8 @@ export function loadYamlFile(path: string, displayName = path): LoadedYaml {
 /** Load YAML from bytes (or already decoded text). Never throws. */
 export function loadYaml(input: Uint8Array | string, file: string): LoadedYaml {
   const lineCounter = new LineCounter()
-  const fail = (pos: Position, rule: string, message: string): LoadedYaml => ({file, source: '', lineCounter, problems: [problem(file, pos, rule, message)]})
+  // `source` is kept where it is text, so the problem can be shown in a code frame.
+  const fail = (pos: Position, rule: string, message: string, source = ''): LoadedYaml => ({file, source, lineCounter, problems: [problem(file, pos, rule, message)]})
 
   const byteLength = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength
   if (byteLength > LOAD_LIMITS.maxBytes) {
@@ -64,7 +65,10 @@ export function loadYaml(input: Uint8Array | string, file: string): LoadedYaml {
     source = input
   } else {
     const bad = firstInvalidUtf8(input)
-    if (bad !== undefined) return fail(bytePosition(input, bad), 'file-encoding', `invalid UTF-8 at byte ${bad}: save the file as UTF-8 text`)
+    if (bad !== undefined) {
+      const lossy = Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8')
+      return fail(bytePosition(input, bad), 'file-encoding', `invalid UTF-8 at byte ${bad}: save the file as UTF-8 text`, lossy)
+    }
     source = Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8')
   }
   if (source.charCodeAt(0) === 0xfeff) source = source.slice(1)
@@ -72,7 +76,7 @@ export function loadYaml(input: Uint8Array | string, file: string): LoadedYaml {
   const control = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.exec(source)
   if (control) {
     const what = control[0] === '\u0000' ? 'a NUL byte' : `control character U+${control[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}`
-    return fail(textPosition(source, control.index), 'file-encoding', `${what} found: this looks like binary data, not a YAML text file`)
+    return fail(textPosition(source, control.index), 'file-encoding', `${what} found: this looks like binary data, not a YAML text file`, source)
   }
   const deepAt = flowNestingOverflow(source, LOAD_LIMITS.maxFlowNesting)
   if (deepAt !== undefined) {

@@ -133,7 +133,7 @@ function describeError(loaded: LoadedYaml, kind: SchemaKind, data: unknown, erro
       const unit = UNIT_PATTERNS[pattern]
       if (unit) return make('unit-invalid', `${where}: ${JSON.stringify(value)} ${unit}`)
       const schema = schemaForInstance(kind, path)
-      return make('schema-pattern', `${where} ${JSON.stringify(value)} is not valid: ${lowerFirst(String(schema?.description ?? `must match ${pattern}`))}`)
+      return make('schema-pattern', `${where}: ${JSON.stringify(value)} is not valid; expected ${lowerFirst(String(schema?.description ?? `a match for ${pattern}`))}`)
     }
     case 'minimum':
     case 'maximum':
