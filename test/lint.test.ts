@@ -288,14 +288,14 @@ describe('formats', () => {
       expect(RULES.map((r) => r.id)).toContain(res.ruleId)
       expect(['error', 'warning', 'note']).toContain(res.level)
       expect(res.message.text.length).toBeGreaterThan(0)
-      const location = res.locations[0].physicalLocation
+      const location = res.locations[0]!.physicalLocation
       expect(location.artifactLocation.uri).not.toMatch(/^\/|\\/)
       expect(location.region.startLine).toBeGreaterThanOrEqual(1)
       expect(location.region.startColumn).toBeGreaterThanOrEqual(1)
     }
     const typo = run!.results.find((r) => r.ruleId === 'schema-unknown-key')!
-    expect(typo.locations[0].physicalLocation).toMatchObject({artifactLocation: {uri: 'role-key-typo.yaml'}, region: {startLine: 8, startColumn: 5}})
-    expect(run!.results.find((r) => r.ruleId === 'template-undeclared-env')!.locations[0].physicalLocation.artifactLocation.uri).toBe('templates/env-undeclared.liquid')
+    expect(typo.locations[0]!.physicalLocation).toMatchObject({artifactLocation: {uri: 'role-key-typo.yaml'}, region: {startLine: 8, startColumn: 5}})
+    expect(run!.results.find((r) => r.ruleId === 'template-undeclared-env')!.locations[0]!.physicalLocation.artifactLocation.uri).toBe('templates/env-undeclared.liquid')
   })
 
   it('junit: well-formed XML with one testcase per file, failures and skips', async () => {
