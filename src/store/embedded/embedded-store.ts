@@ -117,13 +117,12 @@ export class EmbeddedStore implements Store {
     let stopped = false
     let running: Promise<void> | undefined
     let again = false
-    let watcher: FSWatcher | undefined
-    let poll: NodeJS.Timeout | undefined
+    const wakeups: {watcher?: FSWatcher; poll?: NodeJS.Timeout} = {}
 
     const halt = (): void => {
       stopped = true
-      watcher?.close()
-      if (poll) clearInterval(poll)
+      wakeups.watcher?.close()
+      clearInterval(wakeups.poll)
       this.watches.delete(handle)
     }
     const deliver = async (): Promise<void> => {
@@ -176,12 +175,12 @@ export class EmbeddedStore implements Store {
     }
     this.watches.add(handle)
     try {
-      watcher = fsWatch(this.file.dir, {persistent: true}, () => check())
-      watcher.on('error', () => undefined) // the poll keeps the watch going
+      wakeups.watcher = fsWatch(this.file.dir, {persistent: true}, () => check())
+      wakeups.watcher.on('error', () => undefined) // the poll keeps the watch going
     } catch {
-      watcher = undefined
+      // fs.watch is unavailable here (some network file systems): the poll alone drives the watch
     }
-    poll = setInterval(check, this.watchPollMs)
+    wakeups.poll = setInterval(check, this.watchPollMs)
     check()
     return handle
   }
