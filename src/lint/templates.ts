@@ -56,10 +56,6 @@ export class TemplateCache {
   has(absolutePath: string): boolean {
     return this.entries.has(absolutePath)
   }
-
-  paths(): IterableIterator<string> {
-    return this.entries.keys()
-  }
 }
 
 /** `undefined` when the file exists and is readable text; otherwise why not. */
