@@ -1,0 +1,37 @@
+// Flags shared by every command that talks to the registry: the embedded state directory or etcd.
+import {Flags} from '@oclif/core'
+import type {Store} from '../store/store.js'
+
+export const storeFlags = {
+  state: Flags.string({description: 'Embedded registry state directory (used when no etcd endpoints are given)', default: '.shoal', helpGroup: 'REGISTRY'}),
+  etcd: Flags.string({description: 'Comma-separated etcd client URLs; the registry lives in etcd instead of --state', env: 'SHOAL_ETCD_ENDPOINTS', helpGroup: 'REGISTRY'}),
+  'etcd-prefix': Flags.string({description: 'Key prefix of the metadata tree in etcd', default: '/shoal/', env: 'SHOAL_ETCD_PREFIX', helpGroup: 'REGISTRY'}),
+  'etcd-ca': Flags.string({description: 'CA certificate file for etcd TLS', env: 'SHOAL_ETCD_CA', helpGroup: 'REGISTRY'}),
+  'etcd-cert': Flags.string({description: 'Client certificate file for etcd TLS', env: 'SHOAL_ETCD_CERT', helpGroup: 'REGISTRY'}),
+  'etcd-key': Flags.string({description: 'Client key file for etcd TLS', env: 'SHOAL_ETCD_KEY', helpGroup: 'REGISTRY'}),
+  'etcd-user': Flags.string({description: 'etcd user (with SHOAL_ETCD_PASSWORD)', env: 'SHOAL_ETCD_USER', helpGroup: 'REGISTRY'}),
+}
+
+export interface StoreFlagValues {
+  state: string
+  etcd?: string
+  'etcd-prefix': string
+  'etcd-ca'?: string
+  'etcd-cert'?: string
+  'etcd-key'?: string
+  'etcd-user'?: string
+}
+
+/** Open the store the flags name. The etcd password comes only from the environment, never from argv. */
+export async function openStoreFromFlags(flags: StoreFlagValues): Promise<Store> {
+  const {openStore} = await import('../store/open.js')
+  return openStore({
+    state: flags.state,
+    ...(flags.etcd !== undefined ? {etcd: flags.etcd} : {}),
+    prefix: flags['etcd-prefix'],
+    ...(flags['etcd-ca'] !== undefined ? {caFile: flags['etcd-ca']} : {}),
+    ...(flags['etcd-cert'] !== undefined ? {certFile: flags['etcd-cert']} : {}),
+    ...(flags['etcd-key'] !== undefined ? {keyFile: flags['etcd-key']} : {}),
+    ...(flags['etcd-user'] !== undefined ? {user: flags['etcd-user'], password: process.env.SHOAL_ETCD_PASSWORD ?? ''} : {}),
+  })
+}
