@@ -1,6 +1,7 @@
 // One contract, two stores: the embedded state directory and a real etcd behave the same through the Store interface.
-import {mkdtempSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {hostname, tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, afterEach, beforeAll, beforeEach, describe, expect, it} from 'vitest'
 import {EmbeddedStore} from '../src/store/embedded/embedded-store.js'
@@ -221,6 +222,15 @@ describe('embedded store specifics', () => {
     await watch.close()
     expect(errors[0]).toMatchObject({code: 'COMPACTED'})
     await expect(store.range('c/', {revision: start.revision})).rejects.toMatchObject({code: 'COMPACTED'})
+  })
+
+  it('breaks the lock file of a writer that died and commits', async () => {
+    const dead = spawnSync(process.execPath, ['-e', '0'])
+    writeFileSync(path.join(dir, 'lock'), JSON.stringify({pid: dead.pid, host: hostname(), time: new Date().toISOString()}))
+    writeFileSync(path.join(dir, 'state.json.999999.dead.tmp'), '{"torn')
+    expect((await store.txn([], [{type: 'put', key: 'after-crash', value: 'ok'}])).succeeded).toBe(true)
+    expect((await store.get('after-crash'))?.value).toBe('ok')
+    expect(readdirSync(dir).sort()).toEqual(['state.json'])
   })
 
   it('keeps the state readable by a second store on the same directory', async () => {

@@ -27,6 +27,8 @@ export interface EtcdCluster {
   /** SIGSTOP / SIGCONT: the member stays connected but stops answering. */
   pause(member: number): void
   resume(member: number): void
+  /** Wait until the running members have a leader again (after a kill, an election takes about a second). */
+  waitForLeader(): Promise<void>
   /** Kill every member and remove the data directories. */
   stop(): Promise<void>
 }
@@ -101,6 +103,10 @@ export async function startEtcd(options: {members?: number} = {}): Promise<EtcdC
     },
     resume(index) {
       memberAt(members, index).process?.kill('SIGCONT')
+    },
+    async waitForLeader() {
+      const live = members.filter(m => m.process && m.process.exitCode === null && m.process.signalCode === null)
+      await Promise.all(live.map(m => waitHealthy(m)))
     },
     async stop() {
       for (let i = 0; i < members.length; i++) await kill(i)

@@ -71,9 +71,11 @@ export class EtcdStore implements Store {
       defaultCallOptions: context => (context.isStream ? {} : {deadline: Date.now() + timeout}),
       faultHandling: {
         host: () => cockatiel.noop,
+        // UNAVAILABLE covers a dead member (connection refused) and an election in progress (no leader): both
+        // mean the request was not applied, and both pass within about a second, so retry ~2.5 s across members.
         global: cockatiel.retry(
           cockatiel.handleWhen(error => error instanceof GRPCUnavailableError),
-          {maxAttempts: options.endpoints.length, backoff: new cockatiel.ConstantBackoff(50)},
+          {maxAttempts: 6, backoff: new cockatiel.ExponentialBackoff({initialDelay: 50, maxDelay: 1000})},
         ),
       },
       grpcOptions: {'grpc.max_receive_message_length': 256 * 1024 * 1024},
