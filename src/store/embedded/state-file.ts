@@ -10,7 +10,7 @@
 //       leases: { "<id>": {ttl: seconds, expiresAt: epoch ms} },
 //       log:    [ {r: revision, changes: [{k, t: "put"|"delete", v, prev?: {v, c, m, l?}}]} ] }  // oldest first
 //   state.json.<pid>.<random>.tmp   a write in progress; garbage once its writer is gone (removed by the next writer)
-//   lock         O_EXCL lock file {pid, host, time} held while a writer reads-modifies-writes state.json
+//   lock         O_EXCL lock file {pid, host, time, nonce} held while a writer reads-modifies-writes state.json
 //   lock.break   O_EXCL guard so only one process at a time removes a stale lock
 //
 // Crash safety: a write goes to a temp file, is fsynced, renamed over state.json, and the directory is fsynced, so
@@ -124,18 +124,21 @@ export class StateFile {
 
   /** Run `fn` holding the directory's exclusive lock. */
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    await this.acquireLock()
+    const mine = await this.acquireLock()
     try {
       await this.removeAbandonedTempFiles()
       return await fn()
     } finally {
-      await fs.unlink(this.lockPath).catch(() => undefined)
+      // Only remove our own lock: if we stalled past LOCK_STALE_AGE_MS, another process may have broken it and taken its own.
+      const current = await fs.readFile(this.lockPath, 'utf8').catch(() => undefined)
+      if (current === mine) await fs.unlink(this.lockPath).catch(() => undefined)
     }
   }
 
-  private async acquireLock(): Promise<void> {
+  /** Take the lock; returns the content written, which identifies this holder. */
+  private async acquireLock(): Promise<string> {
     const deadline = Date.now() + LOCK_WAIT_MS
-    const mine = JSON.stringify({pid: process.pid, host: hostname(), time: new Date().toISOString()})
+    const mine = JSON.stringify({pid: process.pid, host: hostname(), time: new Date().toISOString(), nonce: randomBytes(6).toString('hex')})
     for (let attempt = 0; ; attempt++) {
       try {
         const handle = await fs.open(this.lockPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600)
@@ -144,7 +147,7 @@ export class StateFile {
         } finally {
           await handle.close()
         }
-        return
+        return mine
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
           throw new StoreError(`cannot create lock file ${this.lockPath}: ${(error as Error).message}`)
