@@ -1,0 +1,462 @@
+// The planner: spec + templates + inventory + registered state + operation → a Plan (pure: no I/O, clock or randomness).
+import type {ParsedTemplate} from '../render/engine.js'
+import type {ClusterView, HostView, LinkView} from '../render/view.js'
+import {DEFAULTS, type ClusterSpec, type EnvValue, type RoleSpec} from '../spec/types.js'
+import {parseSize} from '../util/units.js'
+import {canonicalJson, sha256} from './canonical.js'
+import {allocate, NO_IDS, release, sidBounds} from './ids.js'
+import type {HostUsage, Inventory} from './inventory.js'
+import {hostSlots, milliCpu, occupy, placeRole, type Demand, type HostSlot} from './placement.js'
+import {byRole, compileTemplates, renderNode, sharedView, type SharedView} from './render.js'
+import {buildSteps, type RoleGroups} from './steps.js'
+import {byRoleThenSid, diffEntries, treeEntries, TreeKeys, type TreeEntries} from './tree.js'
+import type {ClusterState, FileChange, NodeRecord, Operation, Plan, PlanError, PlannedNode, RenderedFile, RoleIds} from './types.js'
+
+export interface PlanInput {
+  /** A validated spec (for `destroy` and `scale` usually the registered one, `current.spec`). */
+  spec: ClusterSpec
+  /** Template path (as the spec names it) -> source. */
+  templates: ReadonlyMap<string, string>
+  inventory: Inventory
+  /** What the registry holds for this cluster; undefined when it is not registered. */
+  current?: ClusterState
+  operation: Operation
+  /** Host name -> resources used there by other clusters. */
+  otherUsage?: Record<string, HostUsage>
+  /** Registered state of every cluster this spec links to, by cluster name. */
+  linked?: Record<string, ClusterState>
+}
+
+/** Stop rendering after this many template errors: one broken template on 10,000 nodes is one problem, not 10,000. */
+const MAX_RENDER_ERRORS = 20
+
+interface RolePlan {
+  role: string
+  spec: RoleSpec | undefined
+  before: number
+  after: number
+  kept: NodeRecord[]
+  leaving: NodeRecord[]
+  joining: HostView[]
+  ids: RoleIds | undefined
+  removedByRequest: boolean
+}
+
+function failed(input: PlanInput, errors: PlanError[]): Plan {
+  const base = input.current?.revision ?? 0
+  return {cluster: input.spec.name, operation: input.operation, baseRevision: base, revision: base, specHash: '', nodes: [], desired: null, tree: [], changes: {puts: [], deletes: []}, steps: [], errors, secrets: []}
+}
+
+function isInt(n: unknown, min: number): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= min
+}
+
+/** The node count each role should have after the operation, or errors. */
+function targetCounts(spec: ClusterSpec, current: ClusterState | undefined, op: Operation, present: Map<string, NodeRecord[]>, errors: PlanError[]): {counts: Map<string, number>; remove: Set<string>} {
+  const counts = new Map<string, number>()
+  const remove = new Set<string>()
+  const currentCount = (role: string): number => present.get(role)?.length ?? 0
+  const checkBounds = (role: string, count: number): void => {
+    const scale = spec.roles[role]?.scale
+    if ((scale?.min !== undefined && count < scale.min) || (scale?.max !== undefined && count > scale.max)) {
+      errors.push({code: 'scale-bounds', role, message: `role ${role}: count ${count} is outside its scale bounds [${scale.min ?? 0}, ${scale.max ?? '∞'}] (roles.${role}.scale)`})
+    }
+  }
+  if (op.kind === 'destroy') {
+    for (const role of present.keys()) counts.set(role, 0)
+    return {counts, remove}
+  }
+  if (op.kind === 'create') {
+    for (const [role, roleSpec] of Object.entries(spec.roles)) {
+      counts.set(role, roleSpec.count)
+      checkBounds(role, roleSpec.count)
+    }
+    for (const role of present.keys()) if (!counts.has(role)) counts.set(role, 0)
+    return {counts, remove}
+  }
+  // scale: only the named role changes; every other role keeps its nodes.
+  for (const role of present.keys()) counts.set(role, currentCount(role))
+  if (!(op.role in spec.roles)) {
+    errors.push({code: 'unknown-role', role: op.role, message: `role ${op.role} is not in cluster ${spec.name}'s spec (roles: ${Object.keys(spec.roles).join(', ')})`})
+    return {counts, remove}
+  }
+  const given = [op.count !== undefined, op.add !== undefined, op.remove !== undefined].filter(Boolean).length
+  if (given !== 1) {
+    errors.push({code: 'scale-args', role: op.role, message: 'scale needs exactly one of: a target count, a number of nodes to add, or the node ids to remove'})
+    return {counts, remove}
+  }
+  const now = currentCount(op.role)
+  let target = now
+  if (op.count !== undefined) {
+    if (!isInt(op.count, 0)) errors.push({code: 'scale-args', role: op.role, message: `count must be a whole number ≥ 0, got ${op.count}`})
+    else target = op.count
+  } else if (op.add !== undefined) {
+    if (!isInt(op.add, 1)) errors.push({code: 'scale-args', role: op.role, message: `add must be a whole number ≥ 1, got ${op.add}`})
+    else target = now + op.add
+  } else {
+    const ids = new Set((present.get(op.role) ?? []).map((n) => n.node_id))
+    for (const id of op.remove!) {
+      if (!ids.has(id)) errors.push({code: 'unknown-node', role: op.role, node: id, message: `node ${id} is not a node of role ${op.role} in cluster ${spec.name}`})
+      else if (remove.has(id)) errors.push({code: 'scale-args', role: op.role, node: id, message: `node ${id} is named twice`})
+      else remove.add(id)
+    }
+    if (op.remove!.length === 0) errors.push({code: 'scale-args', role: op.role, message: 'name at least one node id to remove'})
+    target = now - remove.size
+  }
+  counts.set(op.role, target)
+  if (!errors.length) checkBounds(op.role, target)
+  return {counts, remove}
+}
+
+function roleDemand(role: string, spec: RoleSpec, errors: PlanError[]): Demand {
+  const size = (field: 'memory' | 'disk'): number => {
+    const bytes = parseSize(spec[field])
+    if (bytes === undefined) errors.push({code: 'invalid-value', role, message: `role ${role}: ${field} ${JSON.stringify(spec[field])} is not a size such as 1Gi`})
+    return bytes ?? 0
+  }
+  return {cpu: milliCpu(spec.cpu), memory: size('memory'), disk: size('disk')}
+}
+
+/** The spec as registered after the operation: each role's count is the number of nodes it will have. */
+function effectiveSpec(spec: ClusterSpec, counts: Map<string, number>): ClusterSpec {
+  const roles: ClusterSpec['roles'] = {}
+  for (const [role, roleSpec] of Object.entries(spec.roles)) roles[role] = {...roleSpec, count: counts.get(role) ?? 0}
+  return {...spec, roles}
+}
+
+function envOf(spec: ClusterSpec): {env: Record<string, EnvValue>; secretEnv: string[]} {
+  const env: Record<string, EnvValue> = {}
+  const secretEnv: string[] = []
+  for (const name of Object.keys(spec.env ?? {}).sort()) {
+    const param = spec.env![name]!
+    if (param.default === undefined) continue
+    env[name] = param.default
+    if (param.secret) secretEnv.push(name)
+  }
+  return {env, secretEnv}
+}
+
+function secretValues(state: Pick<ClusterState, 'env' | 'secretEnv'>): string[] {
+  return state.secretEnv.map((name) => state.env[name]).filter((v) => v !== undefined && String(v) !== '').map(String)
+}
+
+function rolesOf(state: ClusterState): string[] {
+  const declared = state.spec ? Object.keys(state.spec.roles) : []
+  const extra = [...new Set(state.nodes.map((n) => n.role))].filter((r) => !declared.includes(r)).sort()
+  return [...declared, ...extra]
+}
+
+function hostView(node: NodeRecord, bootstrap: boolean): HostView {
+  return {node_id: node.node_id, role: node.role, sid: node.sid, ip: node.ip, host: node.host, image: node.image, cpu: node.cpu, memory: node.memory, memory_bytes: node.memory_bytes, disk: node.disk, disk_bytes: node.disk_bytes, bootstrap, home: node.home}
+}
+
+function record(view: HostView, state: NodeRecord['state']): NodeRecord {
+  return {...view, state}
+}
+
+function sameFiles(a: readonly RenderedFile[], b: readonly RenderedFile[]): boolean {
+  return a.length === b.length && a.every((f, i) => f.dest === b[i]!.dest && f.hash === b[i]!.hash && f.mode === b[i]!.mode)
+}
+
+function differsFromRegistered(files: readonly RenderedFile[], registered: Record<string, string> | undefined): boolean {
+  if (!registered) return files.length > 0
+  if (Object.keys(registered).length !== files.length) return true
+  return files.some((f) => registered[f.dest] !== f.content)
+}
+
+function fileChanges(files: readonly RenderedFile[], registered: Record<string, string> = {}): FileChange[] {
+  const changes: FileChange[] = []
+  const dests = new Set<string>()
+  for (const f of files) {
+    dests.add(f.dest)
+    const before = registered[f.dest]
+    if (before === undefined) changes.push({dest: f.dest, action: 'create', after: f.content})
+    else if (before !== f.content) changes.push({dest: f.dest, action: 'update', before, after: f.content})
+  }
+  for (const dest of Object.keys(registered).sort()) if (!dests.has(dest)) changes.push({dest, action: 'delete', before: registered[dest]})
+  return changes
+}
+
+/** A template can read the revision only by naming it, or through a computed `[...]` lookup. */
+function mayReadRevision(templates: ReadonlyMap<string, string>, spec: ClusterSpec): boolean {
+  for (const roleSpec of Object.values(spec.roles)) {
+    for (const file of roleSpec.files ?? []) {
+      const source = templates.get(file.template) ?? ''
+      if (source.includes('revision') || source.includes('[')) return true
+    }
+  }
+  return false
+}
+
+export function planCluster(input: PlanInput): Plan {
+  const {spec, current, operation: op} = input
+  const errors: PlanError[] = []
+  const name = spec.name
+  if (current && current.name !== name) errors.push({code: 'cluster-mismatch', message: `the registered state is for cluster ${current.name}, the spec is for ${name}`})
+  if (!current && op.kind !== 'create') errors.push({code: 'not-registered', message: `cluster ${name} is not registered: nothing to ${op.kind}`})
+  if (current && (current.adding.length > 0 || current.deleting.length > 0 || current.nodes.some((n) => n.state !== 'active'))) {
+    errors.push({code: 'operation-in-flight', message: `cluster ${name} has an unfinished operation (nodes pending or leaving): resume or roll it back before planning another`})
+  }
+  if (errors.length) return failed(input, errors)
+
+  // Current nodes by role, in sid order.
+  const present = new Map<string, NodeRecord[]>()
+  for (const node of current?.nodes ?? []) {
+    const list = present.get(node.role)
+    if (list) list.push(node)
+    else present.set(node.role, [node])
+  }
+  for (const list of present.values()) list.sort((a, b) => a.sid - b.sid)
+
+  const {counts, remove} = targetCounts(spec, current, op, present, errors)
+  if (errors.length) return failed(input, errors)
+
+  const roleOrder = [...Object.keys(spec.roles), ...[...present.keys()].filter((r) => !(r in spec.roles)).sort()]
+  const finalSpec = effectiveSpec(spec, counts)
+  const specHash = sha256(canonicalJson(finalSpec))
+  const baseRevision = current?.revision ?? 0
+
+  // Which nodes stay, leave, and how many join; then identities for the joiners.
+  const roles: RolePlan[] = []
+  for (const role of roleOrder) {
+    const nodes = present.get(role) ?? []
+    const after = counts.get(role) ?? 0
+    let kept: NodeRecord[]
+    let leaving: NodeRecord[]
+    const byRequest = op.kind === 'scale' && op.role === role && remove.size > 0
+    if (byRequest) {
+      kept = nodes.filter((n) => !remove.has(n.node_id))
+      leaving = nodes.filter((n) => remove.has(n.node_id))
+    } else {
+      kept = nodes.slice(0, Math.min(after, nodes.length))
+      leaving = nodes.slice(kept.length)
+    }
+    roles.push({role, spec: spec.roles[role], before: nodes.length, after, kept, leaving, joining: [], ids: current?.ids[role], removedByRequest: byRequest})
+  }
+
+  const {slots, errors: inventoryErrors} = hostSlots(input.inventory, input.otherUsage)
+  errors.push(...inventoryErrors)
+  const slotByName = new Map<string, HostSlot>(slots.map((s) => [s.name, s]))
+  for (const node of current?.nodes ?? []) {
+    const slot = slotByName.get(node.host)
+    if (slot) occupy(slot, node.role, {cpu: milliCpu(node.cpu), memory: node.memory_bytes, disk: node.disk_bytes})
+  }
+
+  const allocated = new Map<string, {nodeId: string; sid: number}[]>()
+  for (const r of roles) {
+    const joining = r.after - r.kept.length
+    if (joining <= 0 || !r.spec) continue
+    const bounds = sidBounds(r.spec)
+    const inUse = new Set((present.get(r.role) ?? []).map((n) => n.sid))
+    const allocation = allocate(name, r.role, r.ids ?? NO_IDS, bounds, inUse, joining)
+    if (!allocation) {
+      errors.push({code: 'sid-exhausted', role: r.role, message: `role ${r.role}: no server id left for ${joining} new node${joining === 1 ? '' : 's'} in [${bounds.start}, ${bounds.upperBound}] (every sid is in use or held by a node still present); raise roles.${r.role}.server_id.upper_bound or remove nodes first`})
+      continue
+    }
+    r.ids = allocation.ids
+    allocated.set(r.role, allocation.nodes)
+  }
+  if (errors.length) return failed(input, errors)
+
+  for (const r of roles) {
+    const identities = allocated.get(r.role)
+    if (!identities || !r.spec) continue
+    const demand = roleDemand(r.role, r.spec, errors)
+    const placed = placeRole(slots, {role: r.role, count: identities.length, demand, labels: r.spec.placement?.labels ?? {}, maxPerHost: r.spec.placement?.max_per_host ?? DEFAULTS.maxPerHost})
+    if ('error' in placed) {
+      errors.push(placed.error)
+      continue
+    }
+    r.joining = identities.map(({nodeId, sid}, i) => ({
+      node_id: nodeId, role: r.role, sid, ip: placed.hosts[i]!.address, host: placed.hosts[i]!.name, image: r.spec!.image,
+      cpu: r.spec!.cpu, memory: r.spec!.memory, memory_bytes: demand.memory, disk: r.spec!.disk, disk_bytes: demand.disk,
+      bootstrap: false, home: `${DEFAULTS.nodeHomeRoot}/${name}/${nodeId}`,
+    }))
+  }
+  if (errors.length) return failed(input, errors)
+
+  // Host views: one object per node, shared by every list and view it appears in.
+  const views = new Map<string, HostView>()
+  for (const r of roles) {
+    const stayingSids = [...r.kept.map((n) => n.sid), ...r.joining.map((n) => n.sid)]
+    const bootSid = stayingSids.reduce<number | undefined>((low, sid) => (low === undefined || sid < low ? sid : low), undefined)
+    for (const n of r.kept) views.set(n.node_id, hostView(n, n.sid === bootSid))
+    for (const n of r.joining) {
+      n.bootstrap = n.sid === bootSid
+      views.set(n.node_id, n)
+    }
+    for (const n of r.leaving) views.set(n.node_id, hostView(n, false))
+  }
+  const viewsOf = (nodes: readonly {node_id: string}[]): HostView[] => nodes.map((n) => views.get(n.node_id)!)
+
+  const {env, secretEnv} = envOf(spec)
+  const secrets = new Set(secretValues({env, secretEnv}))
+  const links: Record<string, LinkView> = {}
+  for (const [linkName, other] of Object.entries(spec.links ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const state = input.linked?.[other]
+    if (!state) {
+      errors.push({code: 'link-missing', message: `link ${linkName}: cluster ${other} is not registered; create it first or fix links.${linkName}`})
+      continue
+    }
+    links[linkName] = {cluster: other, env: state.env, hosts: byRole(state.nodes.map((n) => hostView(n, n.bootstrap)), rolesOf(state))}
+    for (const s of secretValues(state)) secrets.add(s)
+  }
+
+  const destroying = op.kind === 'destroy'
+  let compiled = new Map<string, ParsedTemplate>()
+  if (!destroying) {
+    const result = compileTemplates(spec, input.templates)
+    compiled = result.compiled
+    errors.push(...result.errors)
+  }
+  if (errors.length) return failed(input, errors)
+
+  const staying = roles.flatMap((r) => [...r.kept, ...r.joining])
+  const leaving = roles.flatMap((r) => r.leaving)
+  const joiningIds = new Set(roles.flatMap((r) => r.joining.map((n) => n.node_id)))
+  const finalHosts = byRole(viewsOf(staying), roleOrder)
+  const emptyLists = byRole([], roleOrder)
+  const addingLists = current ? byRole(viewsOf(roles.flatMap((r) => r.joining)), roleOrder) : emptyLists
+  const deletingLists = byRole(viewsOf(leaving), roleOrder)
+  const inFlightDiffers = leaving.length > 0 || (current !== undefined && joiningIds.size > 0)
+  const interimHosts = leaving.length ? byRole(viewsOf([...staying, ...leaving]), roleOrder) : finalHosts
+
+  const templatesStored: Record<string, string> = {}
+  if (!destroying) {
+    for (const path of [...compiled.keys()].sort()) templatesStored[path] = input.templates.get(path)!
+  }
+
+  type Rendered = {final: Map<string, RenderedFile[]>; interim: Map<string, RenderedFile[]>}
+  const renderAll = (revision: number): Rendered => {
+    const cluster: ClusterView = {name, description: spec.description ?? '', spec_hash: specHash, revision}
+    const finalView: SharedView = sharedView(cluster, env, links, finalHosts, emptyLists, emptyLists)
+    const interimView: SharedView = inFlightDiffers ? sharedView(cluster, env, links, interimHosts, addingLists, deletingLists) : finalView
+    const out: Rendered = {final: new Map(), interim: new Map()}
+    for (const r of roles) {
+      if (!r.spec || destroying) continue
+      for (const node of [...r.kept, ...r.joining]) {
+        if (errors.length >= MAX_RENDER_ERRORS) return out
+        const self = views.get(node.node_id)!
+        const finalFiles = renderNode(r.spec, self, finalView, compiled, errors)
+        out.final.set(self.node_id, finalFiles)
+        out.interim.set(self.node_id, inFlightDiffers ? renderNode(r.spec, self, interimView, compiled, errors) : finalFiles)
+      }
+    }
+    return out
+  }
+
+  const buildStates = (revision: number, rendered: Rendered): {interim: ClusterState; final: ClusterState} => {
+    const ids: Record<string, RoleIds> = {...current?.ids}
+    const finalIds: Record<string, RoleIds> = {...current?.ids}
+    for (const r of roles) {
+      if (!r.ids) continue
+      ids[r.role] = r.ids
+      finalIds[r.role] = release(r.ids, r.leaving.map((n) => n.sid))
+    }
+    const common = {name, description: spec.description ?? '', specHash, revision, spec: finalSpec, templates: destroying ? (current?.templates ?? {}) : templatesStored, env, secretEnv, links: {...spec.links}}
+    const interimNodes: NodeRecord[] = [
+      ...roles.flatMap((r) => r.kept.map((n) => record(views.get(n.node_id)!, 'active'))),
+      ...roles.flatMap((r) => r.joining.map((n) => record(n, 'pending'))),
+      ...leaving.map((n) => record(views.get(n.node_id)!, 'leaving')),
+    ].sort(byRoleThenSid)
+    const interimFiles: Record<string, Record<string, string>> = {}
+    const finalFiles: Record<string, Record<string, string>> = {}
+    for (const node of leaving) if (current?.files[node.node_id]) interimFiles[node.node_id] = current.files[node.node_id]!
+    for (const [id, files] of rendered.interim) if (files.length) interimFiles[id] = Object.fromEntries(files.map((f) => [f.dest, f.content]))
+    for (const [id, files] of rendered.final) if (files.length) finalFiles[id] = Object.fromEntries(files.map((f) => [f.dest, f.content]))
+    return {
+      interim: {...common, nodes: interimNodes, adding: current ? [...joiningIds].sort() : [], deleting: leaving.map((n) => n.node_id).sort(), ids, files: interimFiles},
+      final: {...common, nodes: viewsOf(staying).map((v) => record(v, 'active')).sort(byRoleThenSid), adding: [], deleting: [], ids: finalIds, files: finalFiles},
+    }
+  }
+
+  const keys = new TreeKeys()
+  const before = current ? treeEntries(current, keys) : []
+  let revision = current ? baseRevision : 1
+  let rendered = renderAll(revision)
+  if (errors.length) return failed(input, errors)
+  let states = buildStates(revision, rendered)
+  let finalTree: TreeEntries = destroying ? [] : treeEntries(states.final, keys)
+  if (current && !destroying && joiningIds.size === 0 && leaving.length === 0) {
+    const unchanged = diffEntries(before, finalTree)
+    if (unchanged.puts.length === 0 && unchanged.deletes.length === 0) {
+      return {
+        cluster: name, operation: op, baseRevision, revision, specHash, nodes: plannedNodes(), desired: states.final, tree: finalTree,
+        changes: unchanged, steps: [], errors: [], secrets: sortedSecrets(secrets),
+      }
+    }
+  }
+  if (current) {
+    revision = baseRevision + 1
+    if (!destroying && mayReadRevision(input.templates, spec)) {
+      rendered = renderAll(revision)
+      if (errors.length) return failed(input, errors)
+    }
+    states = buildStates(revision, rendered)
+    finalTree = destroying ? [] : treeEntries(states.final, keys)
+  }
+  const interimTree = treeEntries(states.interim, keys)
+
+  function plannedNodes(): PlannedNode[] {
+    const out: PlannedNode[] = []
+    for (const r of roles) {
+      for (const n of r.kept) {
+        const view = views.get(n.node_id)!
+        const files = rendered.final.get(n.node_id) ?? []
+        const interim = rendered.interim.get(n.node_id) ?? files
+        const changes = fileChanges(files, current?.files[n.node_id])
+        const drift = r.spec && (n.image !== r.spec.image || n.cpu !== r.spec.cpu || n.memory !== r.spec.memory || n.disk !== r.spec.disk)
+        const reason = [changes.length ? `files change: ${changes.map((c) => c.dest).join(', ')}` : 'unchanged', ...(drift ? ['image or resources differ from the spec (not changed by this operation)'] : [])].join('; ')
+        out.push({...view, state: 'active', change: 'keep', reason, files, ...(sameFiles(interim, files) ? {} : {interim}), fileChanges: changes})
+      }
+      for (const n of r.joining) {
+        const files = rendered.final.get(n.node_id) ?? []
+        const interim = rendered.interim.get(n.node_id) ?? files
+        const reason = !current ? 'new cluster' : r.before === 0 ? `role ${r.role} added` : `scale out ${r.role} ${r.before} → ${r.after}`
+        out.push({...n, state: 'active', change: 'create', reason, files, ...(sameFiles(interim, files) ? {} : {interim}), fileChanges: fileChanges(files)})
+      }
+      for (const n of r.leaving) {
+        const reason = destroying ? 'cluster destroyed' : r.removedByRequest ? 'removal requested' : !r.spec ? `role ${r.role} is no longer in the spec` : `scale in ${r.role} ${r.before} → ${r.after} (highest sids leave first)`
+        out.push({...views.get(n.node_id)!, state: 'leaving', change: 'remove', reason, files: [], fileChanges: []})
+      }
+    }
+    return out
+  }
+
+  const groups: RoleGroups[] = roles.map((r) => {
+    const kept = viewsOf(r.kept)
+    const stayingViews = [...kept, ...r.joining].sort((a, b) => a.sid - b.sid)
+    return {
+      role: r.role,
+      spec: r.spec ?? current?.spec?.roles[r.role],
+      existing: kept,
+      joining: r.joining,
+      leaving: viewsOf(r.leaving),
+      bootstrap: stayingViews.find((v) => v.bootstrap),
+      installFresh: r.joining.filter((n) => (rendered.interim.get(n.node_id) ?? []).length > 0).map((n) => n.node_id),
+      installChanged: r.kept.filter((n) => differsFromRegistered(rendered.interim.get(n.node_id) ?? [], current?.files[n.node_id])).map((n) => n.node_id),
+      installFinal: stayingViews.filter((n) => !sameFiles(rendered.interim.get(n.node_id) ?? [], rendered.final.get(n.node_id) ?? [])).map((n) => n.node_id),
+    }
+  })
+
+  const steps = buildSteps({roles: groups, update: spec.update, register: diffEntries(before, interimTree), finalize: diffEntries(interimTree, finalTree)})
+  return {
+    cluster: name,
+    operation: op,
+    baseRevision,
+    revision,
+    specHash,
+    nodes: plannedNodes(),
+    desired: destroying ? null : states.final,
+    tree: finalTree,
+    changes: diffEntries(before, finalTree),
+    steps,
+    errors: [],
+    secrets: sortedSecrets(secrets),
+  }
+}
+
+/** Longest first, so a secret containing another is redacted whole. */
+function sortedSecrets(secrets: Set<string>): string[] {
+  return [...secrets].sort((a, b) => b.length - a.length || (a < b ? -1 : 1))
+}

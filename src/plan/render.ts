@@ -1,0 +1,92 @@
+// Rendering: parse each template once, build node views that share their host lists, render every node's files.
+import {parseTemplate, renderTemplate, type ParsedTemplate} from '../render/engine.js'
+import type {ClusterView, HostView, LinkView, NodeView} from '../render/view.js'
+import {DEFAULTS, type ClusterSpec, type EnvValue, type RoleSpec} from '../spec/types.js'
+import {sha256} from './canonical.js'
+import type {PlanError, RenderedFile} from './types.js'
+
+/** What every node of one phase of an operation sees alike; a node's view adds only `self`/`host`. */
+export type SharedView = Omit<NodeView, 'self' | 'host'>
+
+/** Host lists keyed by every given role (empty when none), each sorted by sid. */
+export function byRole(nodes: readonly HostView[], roles: readonly string[]): Record<string, HostView[]> {
+  const out: Record<string, HostView[]> = {}
+  for (const role of roles) out[role] = []
+  for (const node of nodes) (out[node.role] ??= []).push(node)
+  for (const list of Object.values(out)) list.sort((a, b) => a.sid - b.sid)
+  return out
+}
+
+export function sharedView(cluster: ClusterView, env: Record<string, EnvValue>, links: Record<string, LinkView>, hosts: Record<string, HostView[]>, adding: Record<string, HostView[]>, deleting: Record<string, HostView[]>): SharedView {
+  return {cluster, env, hosts, links, adding_hosts: adding, deleting_hosts: deleting}
+}
+
+function position(err: unknown): {line?: number; col?: number} {
+  const pos = (err as {token?: {getPosition?: () => [number, number]}}).token?.getPosition?.()
+  return pos ? {line: pos[0], col: pos[1]} : {}
+}
+
+/** liquidjs appends ", line:N, col:M" to messages; the position is reported separately. */
+function bareMessage(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).replace(/, line:\d+, col:\d+$/, '')
+}
+
+/** Parse every template the spec's roles reference (once each). */
+export function compileTemplates(spec: ClusterSpec, templates: ReadonlyMap<string, string>): {compiled: Map<string, ParsedTemplate>; errors: PlanError[]} {
+  const compiled = new Map<string, ParsedTemplate>()
+  const errors: PlanError[] = []
+  for (const [role, roleSpec] of Object.entries(spec.roles)) {
+    for (const file of roleSpec.files ?? []) {
+      if (compiled.has(file.template) || errors.some((e) => e.template === file.template)) continue
+      const source = templates.get(file.template)
+      if (source === undefined) {
+        errors.push({code: 'template-missing', role, template: file.template, message: `role ${role}: template ${file.template} was not provided`})
+        continue
+      }
+      try {
+        compiled.set(file.template, parseTemplate(source))
+      } catch (err) {
+        const at = position(err)
+        errors.push({code: 'template-parse', role, template: file.template, ...at, message: `${file.template}${at.line ? `:${at.line}:${at.col}` : ''}: ${bareMessage(err)}`})
+      }
+    }
+  }
+  return {compiled, errors}
+}
+
+export function filePath(home: string, dest: string): string {
+  return dest.startsWith('/') ? dest : `${home}/${dest}`
+}
+
+/** Render one node's files; a failing template becomes an error naming node, template and line:col. */
+export function renderNode(role: RoleSpec, self: HostView, shared: SharedView, compiled: ReadonlyMap<string, ParsedTemplate>, errors: PlanError[]): RenderedFile[] {
+  const view: NodeView = {self, host: self, ...shared}
+  const files: RenderedFile[] = []
+  for (const file of role.files ?? []) {
+    const parsed = compiled.get(file.template)
+    if (!parsed) continue
+    let content: string
+    try {
+      content = renderTemplate(parsed, view)
+    } catch (err) {
+      const at = position(err)
+      errors.push({
+        code: 'template-render', role: self.role, node: self.node_id, template: file.template, ...at,
+        message: `${file.template}${at.line ? `:${at.line}:${at.col}` : ''}: rendering for node ${self.node_id}: ${bareMessage(err)}`,
+      })
+      continue
+    }
+    files.push({
+      dest: file.dest,
+      path: filePath(self.home, file.dest),
+      template: file.template,
+      content,
+      mode: file.mode ?? DEFAULTS.fileMode,
+      ...(file.owner ? {owner: file.owner} : {}),
+      hash: sha256(content),
+      ...(file.check ? {check: file.check} : {}),
+      ...(file.reload ? {reload: file.reload} : {}),
+    })
+  }
+  return files
+}

@@ -1,0 +1,149 @@
+// The step model: an operation as an ordered list of plain-data steps an executor walks (and resumes) one by one.
+//
+// Step kinds and what an executor does for each:
+//   commit  apply `changes` (puts, deletes) to the registry in one transaction guarded by the planned revision.
+//   install place the nodes' rendered files (`files: 'interim'` = PlannedNode.interim ?? files, `'final'` = files):
+//           stage beside the destination, compare, `check`, atomic rename; when `reload`, run the reload command of
+//           each file that changed (the service already runs there). Nodes are listed only when a file changes.
+//   run     run the role's `service` script on `nodes`, in parallel (the batch is already sized by the update policy).
+//   health  wait until the role's health_check passes on `nodes`.
+//   remove  delete the nodes' placed files and their home directory.
+// Order (DESIGN.md lifecycle): commit register (new nodes pending, in adding-hosts; removed ones leaving, in
+// deleting-hosts) → install interim files → per role in declared order: init, then start + health in batches
+// (canaries first) → existing nodes scale_out → remaining nodes scale_in → per role in reverse declared order: the
+// leaving nodes stop, destroy, remove → commit finalize (nodes active, leaving ones and in-flight markers gone) →
+// install final files where they differ from the interim ones. Destroy is the same walk with every node leaving and
+// an empty final tree. Empty steps are left out; ids are `<nn>-<kind>[-<service>]-<role>[-b<batch>]`, stable for a plan.
+import type {HostView} from '../render/view.js'
+import {DEFAULTS, type CountOrPercent, type LifecycleService, type RoleSpec, type ServiceTarget, type UpdatePolicy} from '../spec/types.js'
+import {resolveCountOrPercent} from '../util/units.js'
+import type {TreeChanges} from './types.js'
+
+export type StepKind = 'commit' | 'install' | 'run' | 'health' | 'remove'
+
+export interface Step {
+  /** Stable within a plan, so an executor can record progress and resume. */
+  id: string
+  kind: StepKind
+  title: string
+  role?: string
+  /** Node ids, sid order. */
+  nodes: string[]
+  service?: LifecycleService
+  files?: 'interim' | 'final'
+  reload?: boolean
+  batch?: {index: number; of: number; canary: boolean}
+  changes?: TreeChanges
+}
+
+/** The nodes of one role, grouped by what the operation does to them (each list sorted by sid). */
+export interface RoleGroups {
+  role: string
+  /** Undefined for a role that left the spec (its nodes are all leaving). */
+  spec: RoleSpec | undefined
+  existing: HostView[]
+  joining: HostView[]
+  leaving: HostView[]
+  bootstrap: HostView | undefined
+  /** Nodes needing interim files: new ones (no reload) and existing ones whose files change (reload). */
+  installFresh: string[]
+  installChanged: string[]
+  /** Remaining nodes whose final files differ from the interim ones. */
+  installFinal: string[]
+}
+
+export interface StepInput {
+  /** Roles in declared order (roles that left the spec last). */
+  roles: RoleGroups[]
+  update: UpdatePolicy | undefined
+  register: TreeChanges
+  finalize: TreeChanges
+}
+
+type Batch = {nodes: HostView[]; canary: boolean}
+
+/** Canaries first (one batch), then batches of max_in_flight resolved against the target count; serial = one by one. */
+export function batches(nodes: HostView[], canaries: number, maxInFlight: CountOrPercent, serial: boolean): Batch[] {
+  if (nodes.length === 0) return []
+  const size = serial ? 1 : (resolveCountOrPercent(maxInFlight, nodes.length) ?? 1)
+  const out: Batch[] = []
+  const lead = Math.min(canaries, nodes.length)
+  if (lead > 0) out.push({nodes: nodes.slice(0, lead), canary: true})
+  for (let i = lead; i < nodes.length; i += size) out.push({nodes: nodes.slice(i, i + size), canary: false})
+  return out
+}
+
+type Subject = 'joining' | 'leaving' | 'present'
+
+const SUBJECT: Partial<Record<LifecycleService, Subject>> = {init: 'joining', start: 'joining', stop: 'leaving', destroy: 'leaving', scale_out: 'present', scale_in: 'present'}
+
+/** The nodes a service runs on: its `on` target within the nodes the service concerns. */
+export function serviceTargets(g: RoleGroups, service: LifecycleService, on: ServiceTarget): HostView[] {
+  const subject = SUBJECT[service] ?? 'present'
+  const present = [...g.existing, ...g.joining, ...g.leaving].sort((a, b) => a.sid - b.sid)
+  const inSubject = subject === 'joining' ? g.joining : subject === 'leaving' ? g.leaving : present
+  const chosen =
+    on === 'all' ? inSubject
+    : on === 'existing' ? g.existing
+    : on === 'joining' ? g.joining
+    : on === 'leaving' ? g.leaving
+    : g.bootstrap ? [g.bootstrap] : []
+  const allowed = new Set(inSubject.map((n) => n.node_id))
+  return chosen.filter((n) => allowed.has(n.node_id))
+}
+
+export function buildSteps(input: StepInput): Step[] {
+  const steps: Omit<Step, 'id'>[] = []
+  const ids = (nodes: HostView[]): string[] => nodes.map((n) => n.node_id)
+  const canaries = input.update?.canaries ?? DEFAULTS.canaries
+  const maxInFlight = input.update?.max_in_flight ?? DEFAULTS.maxInFlight
+
+  const pushBatches = (kind: 'run' | 'install', g: RoleGroups, nodes: HostView[], service: LifecycleService | undefined, withCanaries: boolean, extra: Partial<Step>, health: boolean): void => {
+    const serial = service !== undefined && g.spec?.services?.[service]?.order === 'serial'
+    const list = batches(nodes, withCanaries ? canaries : 0, maxInFlight, serial)
+    list.forEach((b, index) => {
+      const what = kind === 'run' ? `run ${service}` : 'install changed files and reload'
+      const batch = list.length > 1 ? {batch: {index: index + 1, of: list.length, canary: b.canary}} : {}
+      const label = list.length > 1 ? ` (${b.canary ? 'canary ' : ''}batch ${index + 1}/${list.length})` : ''
+      steps.push({kind, title: `${g.role}: ${what} on ${b.nodes.length} node${b.nodes.length === 1 ? '' : 's'}${label}`, role: g.role, nodes: ids(b.nodes), ...(service ? {service} : {}), ...extra, ...batch})
+      if (health) steps.push({kind: 'health', title: `${g.role}: wait for health on ${b.nodes.length} node${b.nodes.length === 1 ? '' : 's'}${label}`, role: g.role, nodes: ids(b.nodes), ...batch})
+    })
+  }
+  const runService = (g: RoleGroups, service: LifecycleService, withCanaries = false, health = false): void => {
+    const spec = g.spec?.services?.[service]
+    if (!spec) return
+    pushBatches('run', g, serviceTargets(g, service, spec.on ?? DEFAULTS.serviceOn), service, withCanaries, {}, health && g.spec?.health_check !== undefined)
+  }
+  const byId = (g: RoleGroups, list: string[]): HostView[] => {
+    const wanted = new Set(list)
+    return [...g.existing, ...g.joining].filter((n) => wanted.has(n.node_id))
+  }
+
+  if (input.register.puts.length + input.register.deletes.length > 0) {
+    steps.push({kind: 'commit', title: 'registry: register the operation (new nodes pending, removed nodes leaving)', nodes: [], changes: input.register})
+  }
+  for (const g of input.roles) {
+    if (g.installFresh.length > 0) steps.push({kind: 'install', title: `${g.role}: place files on ${g.installFresh.length} new node${g.installFresh.length === 1 ? '' : 's'}`, role: g.role, nodes: g.installFresh, files: 'interim', reload: false})
+    pushBatches('install', g, byId(g, g.installChanged), undefined, false, {files: 'interim', reload: true}, false)
+  }
+  for (const g of input.roles) {
+    if (g.joining.length === 0) continue
+    runService(g, 'init')
+    runService(g, 'start', true, true)
+  }
+  for (const g of input.roles) if (g.joining.length > 0 && g.existing.length > 0) runService(g, 'scale_out')
+  for (const g of input.roles) if (g.leaving.length > 0 && g.existing.length + g.joining.length > 0) runService(g, 'scale_in')
+  for (const g of [...input.roles].reverse()) {
+    if (g.leaving.length === 0) continue
+    runService(g, 'stop')
+    runService(g, 'destroy')
+    steps.push({kind: 'remove', title: `${g.role}: remove files and homes of ${g.leaving.length} leaving node${g.leaving.length === 1 ? '' : 's'}`, role: g.role, nodes: ids(g.leaving)})
+  }
+  if (input.finalize.puts.length + input.finalize.deletes.length > 0) {
+    steps.push({kind: 'commit', title: 'registry: finish the operation (nodes active, leaving nodes and in-flight markers gone)', nodes: [], changes: input.finalize})
+  }
+  for (const g of input.roles) pushBatches('install', g, byId(g, g.installFinal), undefined, false, {files: 'final', reload: true}, false)
+
+  const width = String(steps.length).length
+  return steps.map((s, i) => ({id: `${String(i + 1).padStart(width, '0')}-${s.kind}${s.service ? `-${s.service}` : ''}${s.role ? `-${s.role}` : ''}${s.batch ? `-b${s.batch.index}` : ''}`, ...s}))
+}

@@ -1,0 +1,155 @@
+// The planner's data: registered cluster state, operations, and the plan (plain JSON-serialisable values throughout).
+import type {HostView} from '../render/view.js'
+import type {ClusterSpec, EnvValue, LifecycleService} from '../spec/types.js'
+import type {Step} from './steps.js'
+
+/** Lifecycle state of a registered node. */
+export type NodeState = 'pending' | 'active' | 'leaving'
+
+/** A node as the registry holds it: its host view plus its lifecycle state. */
+export interface NodeRecord extends HostView {
+  state: NodeState
+}
+
+/** Per-role allocation records: they only grow, so ids are never handed out twice. */
+export interface RoleIds {
+  /** Highest sid ever handed out in the role (0 when none). */
+  sidHigh: number
+  /** Highest node sequence number ever handed out (node ids are `<cluster>-<role>-<seq>`). */
+  nodeSeq: number
+  /** Sids of fully removed nodes, ascending: reusable only once `sidHigh` reached the upper bound. */
+  released: number[]
+}
+
+/** What the registry holds for one cluster (decoded from its metadata tree by `stateFromTree`). */
+export interface ClusterState {
+  name: string
+  description: string
+  specHash: string
+  revision: number
+  /** The spec the cluster was last planned from (so it can be re-planned without the spec files). */
+  spec?: ClusterSpec
+  /** Template path -> source, for every template the spec references. */
+  templates: Record<string, string>
+  env: Record<string, EnvValue>
+  /** Names of env parameters whose values are secret (sorted). */
+  secretEnv: string[]
+  /** Link name -> linked cluster name. */
+  links: Record<string, string>
+  /** Every registered node, sorted by role then sid. */
+  nodes: NodeRecord[]
+  /** Node ids registered under `adding-hosts/` (an operation is in flight while non-empty). */
+  adding: string[]
+  /** Node ids registered under `deleting-hosts/`. */
+  deleting: string[]
+  ids: Record<string, RoleIds>
+  /** Node id -> file destination (as in the spec) -> rendered content. */
+  files: Record<string, Record<string, string>>
+}
+
+export type Operation =
+  | {kind: 'create'}
+  | {kind: 'scale'; role: string; count?: number; add?: number; remove?: string[]}
+  | {kind: 'destroy'}
+
+export type PlanErrorCode =
+  | 'cluster-mismatch'
+  | 'not-registered'
+  | 'operation-in-flight'
+  | 'unknown-role'
+  | 'unknown-node'
+  | 'scale-args'
+  | 'scale-bounds'
+  | 'sid-exhausted'
+  | 'placement-failed'
+  | 'link-missing'
+  | 'template-missing'
+  | 'template-parse'
+  | 'template-render'
+  | 'invalid-value'
+
+/** Why a plan could not be made: a code, a message a person can act on, and where it applies. */
+export interface PlanError {
+  code: PlanErrorCode
+  message: string
+  role?: string
+  node?: string
+  template?: string
+  line?: number
+  col?: number
+  /** Machine-readable numbers, e.g. for placement-failed: `short` and a host count per exhausted resource. */
+  details?: Record<string, number>
+}
+
+/** One file rendered for one node. */
+export interface RenderedFile {
+  /** Destination as written in the spec. */
+  dest: string
+  /** Absolute path on the host (relative destinations live under the node's home). */
+  path: string
+  template: string
+  content: string
+  mode: string
+  owner?: string
+  /** sha256 of the content, hex. */
+  hash: string
+  check?: string
+  reload?: string
+}
+
+export type FileAction = 'create' | 'update' | 'delete'
+
+/** A file whose content differs from what is registered for the node. */
+export interface FileChange {
+  dest: string
+  action: FileAction
+  /** Registered content (for update and delete). */
+  before?: string
+  /** New content (for create and update). */
+  after?: string
+}
+
+export type NodeChange = 'create' | 'keep' | 'remove'
+
+export interface PlannedNode extends HostView {
+  /** State once the operation completed (`leaving` for removed nodes, which are then gone). */
+  state: NodeState
+  change: NodeChange
+  reason: string
+  /** Files once the operation completed (empty for removed nodes). */
+  files: RenderedFile[]
+  /** Files placed while the operation is in flight, only when they differ from `files` (e.g. a template reads adding_hosts). */
+  interim?: RenderedFile[]
+  /** Files whose final content differs from what is registered. */
+  fileChanges: FileChange[]
+}
+
+export interface TreeChanges {
+  puts: [string, string][]
+  deletes: string[]
+}
+
+export interface Plan {
+  cluster: string
+  operation: Operation
+  /** Registry revision of the cluster this plan was made against (0 when not registered): applying against another is stale. */
+  baseRevision: number
+  /** Cluster revision once applied (equal to baseRevision when nothing changes). */
+  revision: number
+  specHash: string
+  /** Every node the operation touches or keeps, in declared role order then sid order. */
+  nodes: PlannedNode[]
+  /** The cluster's state once the operation completed (null after destroy, or when planning failed). */
+  desired: ClusterState | null
+  /** The metadata tree once the operation completed, as sorted [key, value] pairs (`treeOf(desired)` as a record). */
+  tree: [string, string][]
+  /** Registry writes from the registered tree to `tree`. */
+  changes: TreeChanges
+  steps: Step[]
+  /** Non-empty when no plan could be made; everything else is then empty. */
+  errors: PlanError[]
+  /** Secret values (own and linked env) to redact from any output; `redactPlan` clears it. */
+  secrets: string[]
+}
+
+export type {LifecycleService}
