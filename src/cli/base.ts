@@ -19,12 +19,19 @@ export class ShoalError extends Error {
   }
 }
 
+/** Library error classes whose messages are written for people. */
+const KNOWN_ERRORS = new Set(['RegistryError', 'StaleError', 'StoreError', 'TreeDecodeError'])
+
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
 
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}; code?: string}): Promise<unknown> {
     // Under --json oclif drops a custom exit code unless it is copied onto the error (see LIBRARY-NOTES).
     if (err.oclif?.exit !== undefined && err.exitCode === undefined) err.exitCode = err.oclif.exit
+    // Errors that are values (registry, store, input) are one line for a person, not a stack trace.
+    if (!(err instanceof ShoalError) && typeof err.code === 'string' && err.oclif === undefined && KNOWN_ERRORS.has(err.name)) {
+      return this.catch(new ShoalError(err.message, err.code.toLowerCase().replace(/_/g, '-'), EXIT.failure))
+    }
     if (err instanceof ShoalError) {
       if (this.jsonEnabled()) {
         this.logJson({error: {code: err.code, message: err.message}})

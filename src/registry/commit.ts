@@ -317,7 +317,10 @@ function validateChange(clusterKeyPrefix: string, guard: CommitGuard, puts: Reco
   const invalid = (message: string): RegistryError => new RegistryError(message, 'INVALID_CHANGE')
   if (!clusterKeyPrefix.endsWith('/')) throw invalid(`cluster key prefix "${clusterKeyPrefix}" must end with '/'`)
   if (!guard.revisionKey.startsWith(clusterKeyPrefix)) throw invalid(`revision key ${guard.revisionKey} is not under ${clusterKeyPrefix}`)
-  if (!(guard.revisionKey in puts)) throw invalid(`the change does not write ${guard.revisionKey}: every registry change must bump the cluster revision`)
+  // Deleting the revision key is how a cluster leaves the registry (destroy); any other change must write it.
+  if (!(guard.revisionKey in puts) && !deletes.includes(guard.revisionKey)) {
+    throw invalid(`the change does not write ${guard.revisionKey}: every registry change must bump the cluster revision`)
+  }
   const seen = new Set<string>()
   for (const key of deletes) {
     if (key in puts) throw invalid(`key ${key} is both written and deleted in one change`)

@@ -1,0 +1,56 @@
+// `shoal apply`: apply a saved plan, or plan a spec and apply it at once.
+import {readFileSync} from 'node:fs'
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
+import {lockWaitMs, operationFlags, requireRegistryOnly} from '../cli/operation-flags.js'
+import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+
+export default class Apply extends BaseCommand {
+  static override summary = 'Apply a saved plan, or a spec'
+  static override description = `With a plan file (from \`shoal plan --out\`), applies exactly that plan; it is refused as stale when the cluster changed since it was made. With a spec, plans it under the cluster lock and applies it (create, or converge counts, files and env of a registered cluster).
+Applying is idempotent: applying again changes nothing.`
+
+  static override examples = [
+    '<%= config.bin %> apply zk.plan --registry-only',
+    '<%= config.bin %> apply specs/zookeeper.yaml --hosts hosts.yaml --registry-only',
+  ]
+
+  static override args = {target: Args.string({description: 'A plan file or a cluster spec file', required: true})}
+
+  static override flags = {
+    hosts: Flags.string({description: 'Host inventory file (kind Hosts); required with a spec'}),
+    ...operationFlags,
+    ...storeFlags,
+  }
+
+  async run(): Promise<unknown> {
+    const {args, flags} = await this.parse(Apply)
+    requireRegistryOnly(flags['registry-only'])
+    const wait = lockWaitMs(flags['lock-wait'])
+    const [{planAndRegister, registerSavedPlan}, {readPlanFile}, {renderPlan}] = await Promise.all([
+      import('../lifecycle/apply.js'), import('../lifecycle/plan-file.js'), import('../plan/show.js'),
+    ])
+    const isPlanFile = readFileSync(args.target, 'utf8').trimStart().startsWith('{')
+    const store = await openStoreFromFlags(flags)
+    try {
+      let outcome
+      if (isPlanFile) {
+        outcome = await registerSavedPlan(store, readPlanFile(args.target), wait)
+      } else {
+        if (!flags.hosts) throw new ShoalError('applying a spec needs --hosts FILE (the host inventory)', 'usage', EXIT.usage)
+        const {readClusterInput, readInventory} = await import('../workspace/inputs.js')
+        const input = readClusterInput(args.target)
+        outcome = await planAndRegister(store, {
+          cluster: input.spec.name, spec: input.spec, templates: input.templates, inventory: readInventory(flags.hosts), operation: {kind: 'create'}, lockWaitMs: wait,
+        })
+      }
+      const {plan, changed, result} = outcome
+      if (this.jsonEnabled()) return {cluster: plan.cluster, changed, revision: plan.revision, commits: result?.commits ?? 0, transactions: result?.transactions ?? 0}
+      if (!isPlanFile) process.stdout.write(renderPlan(plan, {diffs: false}))
+      this.log(changed ? `\nRegistered ${plan.cluster} at revision ${plan.revision} in ${store.description} (${result!.transactions} transaction${result!.transactions === 1 ? '' : 's'}).` : `${plan.cluster}: nothing to apply.`)
+      return undefined
+    } finally {
+      await store.close()
+    }
+  }
+}

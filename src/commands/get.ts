@@ -1,0 +1,85 @@
+// `shoal get`: print registered clusters, or one cluster's metadata tree (or a subtree of it).
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
+import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+
+const REDACTED = '<redacted>'
+
+/** Values of env parameters marked secret, and every occurrence of them in other values, are replaced. */
+function redactTree(keys: Record<string, string>): Record<string, string> {
+  const secrets = Object.keys(keys)
+    .filter((k) => k.startsWith('env-secret/') && keys[k] === 'true')
+    .map((k) => keys[`env/${k.slice('env-secret/'.length)}`])
+    .filter((v): v is string => v !== undefined && v !== '')
+  if (secrets.length === 0) return keys
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(keys)) out[k] = secrets.reduce((text, s) => text.split(s).join(REDACTED), v)
+  return out
+}
+
+/** Nest `a/b/c = v` keys into objects for --json and --yaml. */
+function nest(keys: Record<string, string>): Record<string, unknown> {
+  const root: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(keys)) {
+    const parts = key.split('/')
+    let node = root
+    for (const part of parts.slice(0, -1)) {
+      const next = node[part]
+      node = (typeof next === 'object' && next !== null ? next : (node[part] = {})) as Record<string, unknown>
+    }
+    node[parts.at(-1)!] = value
+  }
+  return root
+}
+
+export default class Get extends BaseCommand {
+  static override summary = 'Print registered clusters or a cluster’s metadata tree'
+  static override description = 'Without arguments, lists the registered clusters. With CLUSTER, prints its metadata tree (every key relative to `clusters/<cluster>/`); PATH narrows it to a subtree such as `hosts/zk`. Secret env values are redacted.'
+
+  static override examples = ['<%= config.bin %> get', '<%= config.bin %> get zk-main', '<%= config.bin %> get zk-main hosts/zk --yaml']
+
+  static override args = {
+    cluster: Args.string({description: 'Cluster name'}),
+    path: Args.string({description: 'Subtree, e.g. hosts/zk or cluster/revision'}),
+  }
+
+  static override flags = {
+    yaml: Flags.boolean({description: 'Print the tree as YAML', default: false, exclusive: ['json']}),
+    ...storeFlags,
+  }
+
+  async run(): Promise<unknown> {
+    const {args, flags} = await this.parse(Get)
+    const {listClusters, readCluster} = await import('../registry/index.js')
+    const store = await openStoreFromFlags(flags)
+    try {
+      if (args.cluster === undefined) {
+        const clusters = await listClusters(store)
+        if (this.jsonEnabled()) return {clusters}
+        if (clusters.length === 0) this.log(`no clusters registered in ${store.description}`)
+        for (const name of clusters) this.log(name)
+        return undefined
+      }
+      const snapshot = await readCluster(store, args.cluster)
+      if (snapshot.revisionModRevision === 0) throw new ShoalError(`cluster ${args.cluster} is not registered in ${store.description}`, 'not-registered', EXIT.failure)
+      const path = (args.path ?? '').replace(/^\/+|\/+$/g, '')
+      const selected: Record<string, string> = {}
+      for (const [k, v] of Object.entries(redactTree(snapshot.keys))) {
+        if (path === '' || k === path || k.startsWith(`${path}/`)) selected[k] = v
+      }
+      if (Object.keys(selected).length === 0) throw new ShoalError(`no key ${path} in cluster ${args.cluster}`, 'not-found', EXIT.failure)
+      if (this.jsonEnabled()) return {cluster: args.cluster, revision: snapshot.revision, tree: nest(selected)}
+      if (flags.yaml) {
+        const {stringify} = await import('yaml')
+        process.stdout.write(stringify(nest(selected)))
+        return undefined
+      }
+      for (const [k, v] of Object.entries(selected).sort(([a], [b]) => (a < b ? -1 : 1))) {
+        this.log(v.includes('\n') ? `${k} =\n${v.replace(/^/gm, '    ')}` : `${k} = ${v}`)
+      }
+      return undefined
+    } finally {
+      await store.close()
+    }
+  }
+}

@@ -1,0 +1,77 @@
+// Registry-side execution of a plan: take the cluster lock, then commit the plan's registry steps, each one guarded
+// by the revision the previous one left (the first by the revision the plan was made against).
+import {nodeOfKey} from '../plan/tree.js'
+import type {Plan} from '../plan/types.js'
+import {acquireLock, clusterPrefix, clusterRevisionKey, commitChanges, RegistryError, type ClusterLock} from '../registry/index.js'
+import type {Store} from '../store/store.js'
+
+export interface LockOptions {
+  operation: string
+  /** Keep retrying a held lock for this long (ms, with jitter); 0 fails at once. */
+  waitMs: number
+}
+
+/** Take the cluster lock, waiting up to `waitMs` for another operation to finish. */
+export async function lockCluster(store: Store, cluster: string, options: LockOptions): Promise<ClusterLock> {
+  const deadline = Date.now() + options.waitMs
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await acquireLock(store, cluster, {operation: options.operation})
+    } catch (err) {
+      if (!(err instanceof RegistryError) || err.code !== 'LOCKED' || Date.now() >= deadline) throw err
+      const backoff = Math.min(1000, 50 * 2 ** Math.min(attempt, 5))
+      await new Promise((resolve) => setTimeout(resolve, Math.min(backoff / 2 + Math.random() * backoff, Math.max(0, deadline - Date.now()))))
+    }
+  }
+}
+
+/** Keys grouped by the node they belong to, so a node is never seen half-registered. */
+function nodeGroups(keys: readonly string[]): string[][] {
+  const groups = new Map<string, string[]>()
+  for (const key of keys) {
+    const node = nodeOfKey(key)
+    if (node === undefined) continue
+    const list = groups.get(node)
+    if (list) list.push(key)
+    else groups.set(node, [key])
+  }
+  return [...groups.values()]
+}
+
+export interface RegisterResult {
+  commits: number
+  transactions: number
+  /** Mod revision of the cluster revision key afterwards (0 after a destroy). */
+  modRevision: number
+}
+
+/**
+ * Commit every `commit` step of the plan, in order, while holding `lock`. `expectedModRevision` is the mod revision
+ * of the cluster revision key the plan was made against: a cluster changed since then is refused as stale.
+ */
+export async function commitPlan(store: Store, plan: Plan, expectedModRevision: number, lock: ClusterLock): Promise<RegisterResult> {
+  const revisionKey = clusterRevisionKey(plan.cluster)
+  let modRevision = expectedModRevision
+  let commits = 0
+  let transactions = 0
+  for (const step of plan.steps) {
+    if (step.kind !== 'commit' || !step.changes) continue
+    const puts = Object.fromEntries(step.changes.puts)
+    const deletes = step.changes.deletes
+    // Every commit moves the revision key, so each one is guarded by the one before it; a later commit of the same
+    // operation re-writes the planned revision.
+    if (!(revisionKey in puts) && !deletes.includes(revisionKey)) puts[revisionKey] = String(plan.revision)
+    const result = await commitChanges(
+      store,
+      clusterPrefix(plan.cluster),
+      {revisionKey, expectedModRevision: modRevision, lock: {key: lock.key, id: lock.info.id}},
+      puts,
+      deletes,
+      nodeGroups([...Object.keys(puts), ...deletes]),
+    )
+    commits++
+    transactions += result.transactions
+    modRevision = revisionKey in puts ? result.revision : 0
+  }
+  return {commits, transactions, modRevision}
+}
