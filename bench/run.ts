@@ -21,7 +21,7 @@ function median(values: number[]): number {
 /** Run the commands interleaved (so machine noise hits all alike) and return each one's median wall time in ms. */
 function interleaved(commands: Record<string, [string, string[]]>, rounds: number): Record<string, number> {
   const samples: Record<string, number[]> = Object.fromEntries(Object.keys(commands).map((k) => [k, []]))
-  for (const [name, [cmd, args]] of Object.entries(commands)) timeOnce(cmd, args) // warm the page cache
+  for (const [cmd, args] of Object.values(commands)) timeOnce(cmd, args) // warm the page cache
   for (let i = 0; i < rounds; i++) {
     for (const [name, [cmd, args]] of Object.entries(commands)) samples[name]!.push(timeOnce(cmd, args))
   }

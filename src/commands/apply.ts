@@ -47,7 +47,8 @@ Applying is idempotent: applying again changes nothing.`
       const {plan, changed, result} = outcome
       if (this.jsonEnabled()) return {cluster: plan.cluster, changed, revision: plan.revision, commits: result?.commits ?? 0, transactions: result?.transactions ?? 0}
       if (!isPlanFile) process.stdout.write(renderPlan(plan, {diffs: false}))
-      this.log(changed ? `\nRegistered ${plan.cluster} at revision ${plan.revision} in ${store.description} (${result!.transactions} transaction${result!.transactions === 1 ? '' : 's'}).` : `${plan.cluster}: nothing to apply.`)
+      const verb = plan.operation.kind === 'destroy' ? `Removed ${plan.cluster} from` : `Registered ${plan.cluster} at revision ${plan.revision} in`
+      this.log(changed ? `\n${verb} ${store.description} (${result!.transactions} transaction${result!.transactions === 1 ? '' : 's'}).` : `${plan.cluster}: nothing to apply.`)
       return undefined
     } finally {
       await store.close()
