@@ -150,9 +150,6 @@ function hostView(node: NodeRecord, bootstrap: boolean): HostView {
   return {node_id: node.node_id, role: node.role, sid: node.sid, ip: node.ip, host: node.host, image: node.image, cpu: node.cpu, memory: node.memory, memory_bytes: node.memory_bytes, disk: node.disk, disk_bytes: node.disk_bytes, bootstrap, home: node.home}
 }
 
-function record(view: HostView, state: NodeRecord['state']): NodeRecord {
-  return {...view, state}
-}
 
 function sameFiles(a: readonly RenderedFile[], b: readonly RenderedFile[]): boolean {
   return a.length === b.length && a.every((f, i) => f.dest === b[i]!.dest && f.hash === b[i]!.hash && f.mode === b[i]!.mode)
@@ -177,12 +174,12 @@ function fileChanges(files: readonly RenderedFile[], registered: Record<string, 
   return changes
 }
 
-/** A template can read the revision only by naming it, or through a computed `[...]` lookup. */
-function mayReadRevision(templates: ReadonlyMap<string, string>, spec: ClusterSpec): boolean {
+/** Whether any template may read one of `names`: only by naming it, or through a computed `[...]` lookup. */
+function templatesMayRead(templates: ReadonlyMap<string, string>, spec: ClusterSpec, names: readonly string[]): boolean {
   for (const roleSpec of Object.values(spec.roles)) {
     for (const file of roleSpec.files ?? []) {
       const source = templates.get(file.template) ?? ''
-      if (source.includes('revision') || source.includes('[')) return true
+      if (source.includes('[') || names.some((name) => source.includes(name))) return true
     }
   }
   return false
@@ -318,7 +315,8 @@ export function planCluster(input: PlanInput): Plan {
   const emptyLists = byRole([], roleOrder)
   const addingLists = current ? byRole(viewsOf(roles.flatMap((r) => r.joining)), roleOrder) : emptyLists
   const deletingLists = byRole(viewsOf(leaving), roleOrder)
-  const inFlightDiffers = leaving.length > 0 || (current !== undefined && joiningIds.size > 0)
+  // The in-flight view differs by the leaving nodes in hosts and by adding/deleting lists, which few templates read.
+  const inFlightDiffers = leaving.length > 0 || (current !== undefined && joiningIds.size > 0 && templatesMayRead(input.templates, spec, ['adding_hosts']))
   const interimHosts = leaving.length ? byRole(viewsOf([...staying, ...leaving]), roleOrder) : finalHosts
 
   const templatesStored: Record<string, string> = {}
@@ -343,6 +341,15 @@ export function planCluster(input: PlanInput): Plan {
       }
     }
     return out
+  }
+
+  // One record object per node and state, shared by the states of this plan (their tree entries are then built once).
+  const records = new Map<string, NodeRecord>()
+  const record = (view: HostView, state: NodeRecord['state']): NodeRecord => {
+    const key = `${state}:${view.node_id}`
+    let rec = records.get(key)
+    if (!rec) records.set(key, (rec = {...view, state}))
+    return rec
   }
 
   const buildStates = (revision: number, rendered: Rendered): {interim: ClusterState; final: ClusterState} => {
@@ -388,7 +395,7 @@ export function planCluster(input: PlanInput): Plan {
   }
   if (current) {
     revision = baseRevision + 1
-    if (!destroying && mayReadRevision(input.templates, spec)) {
+    if (!destroying && templatesMayRead(input.templates, spec, ['revision'])) {
       rendered = renderAll(revision)
       if (errors.length) return failed(input, errors)
     }

@@ -41,6 +41,16 @@ const MARKER_FIELDS = [...HOST_FIELDS].sort(byText)
 export class TreeKeys {
   private readonly nodeKeys = new Map<string, Map<string, string[]>>()
   private readonly fileKeys = new Map<string, Map<string, string>>()
+  /** Entries already built for a node record object, per section: states sharing records share entries. */
+  private readonly blocks = new WeakMap<object, Map<string, TreeEntries>>()
+
+  block(node: object, top: string, build: () => TreeEntries): TreeEntries {
+    let byTop = this.blocks.get(node)
+    if (!byTop) this.blocks.set(node, (byTop = new Map()))
+    let entries = byTop.get(top)
+    if (!entries) byTop.set(top, (entries = build()))
+    return entries
+  }
 
   /** Keys `<prefix()><field>` of one node in one section; `prefix` is only called the first time. */
   node(top: string, nodeId: string, prefix: () => string, fields: readonly string[]): string[] {
@@ -96,8 +106,11 @@ export function treeEntries(state: ClusterState, keys: TreeKeys = new TreeKeys()
     const out: TreeEntries = []
     for (const {node, sortKey} of ordered) {
       if (!include(node)) continue
-      const nodeKeys = keys.node(top, node.node_id, () => `${root}${top}/${sortKey}`, fields)
-      for (let i = 0; i < fields.length; i++) out.push([nodeKeys[i]!, fieldText(node[fields[i]!])])
+      const block = keys.block(node, top, () => {
+        const nodeKeys = keys.node(top, node.node_id, () => `${root}${top}/${sortKey}`, fields)
+        return fields.map((field, i) => [nodeKeys[i]!, fieldText(node[field])] as [string, string])
+      })
+      for (const entry of block) out.push(entry)
     }
     sections.set(top, out)
   }
@@ -137,7 +150,10 @@ export function diffEntries(before: TreeEntries, after: TreeEntries): TreeChange
   while (i < before.length && j < after.length) {
     const b = before[i]!
     const a = after[j]!
-    if (a[0] === b[0]) {
+    if (a === b) {
+      i++
+      j++
+    } else if (a[0] === b[0]) {
       if (a[1] !== b[1]) puts.push(a)
       i++
       j++
