@@ -24,3 +24,12 @@ describe('oclif manifest', () => {
     expect(manifest.version).toBe(pkg.version)
   })
 })
+
+describe('shoal --version', () => {
+  it('prints the same line as oclif would, from the fast path', async () => {
+    const {execFileSync} = await import('node:child_process')
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {version: string}
+    const out = execFileSync(process.execPath, ['bin/run.js', '--version'], {encoding: 'utf8'})
+    expect(out).toBe(`shoal/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`)
+  })
+})
