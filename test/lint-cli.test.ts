@@ -1,37 +1,19 @@
-// `shoal lint` as a real process: built like `npm run build` (tsc + generated validators) into a temporary package,
-// then run with bin/run.js to check exit codes, formats, --output, stdin and NO_COLOR.
+// `shoal lint` as a real process (the built CLI, see test/support/build.ts): exit codes, formats, --output, stdin and NO_COLOR.
 import {spawnSync, type SpawnSyncReturns} from 'node:child_process'
-import {cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, describe, expect, it} from 'vitest'
 
 const REPO = join(import.meta.dirname, '..')
 const FIXTURES = join(import.meta.dirname, 'fixtures')
 const BROKEN = join(FIXTURES, 'broken')
-let pkg: string
+const tmp = mkdtempSync(join(tmpdir(), 'shoal-lint-cli-'))
 
-beforeAll(() => {
-  pkg = mkdtempSync(join(tmpdir(), 'shoal-lint-cli-'))
-  // Other commands are built by other people and may be mid-change: this package carries only `lint`.
-  spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', join(pkg, 'dist')], {encoding: 'utf8'})
-  if (!existsSync(join(pkg, 'dist', 'commands', 'lint.js'))) throw new Error('tsc did not emit dist/commands/lint.js')
-  for (const name of readdirSync(join(pkg, 'dist', 'commands'))) if (name !== 'lint.js') rmSync(join(pkg, 'dist', 'commands', name), {recursive: true})
-  const built = spawnSync(process.execPath, [join(REPO, 'scripts', 'build-validators.js'), '--out', join(pkg, 'dist', 'generated', 'validators.cjs')], {encoding: 'utf8'})
-  if (built.status !== 0) throw new Error(built.stderr)
-  cpSync(join(REPO, 'package.json'), join(pkg, 'package.json'))
-  mkdirSync(join(pkg, 'bin'))
-  cpSync(join(REPO, 'bin', 'run.js'), join(pkg, 'bin', 'run.js'))
-  symlinkSync(join(REPO, 'schemas'), join(pkg, 'schemas'))
-  symlinkSync(join(REPO, 'node_modules'), join(pkg, 'node_modules'))
-})
-
-afterAll(() => {
-  if (pkg) rmSync(pkg, {recursive: true, force: true})
-})
+afterAll(() => rmSync(tmp, {recursive: true, force: true}))
 
 function shoal(args: string[], options: {cwd?: string; input?: string; env?: Record<string, string>} = {}): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [join(pkg, 'bin', 'run.js'), ...args], {
+  return spawnSync(process.execPath, [join(REPO, 'bin', 'run.js'), ...args], {
     cwd: options.cwd ?? BROKEN,
     input: options.input ?? '',
     encoding: 'utf8',
@@ -91,7 +73,7 @@ describe('shoal lint (process)', () => {
   })
 
   it('writes SARIF to --output', () => {
-    const out = join(pkg, 'report.sarif')
+    const out = join(tmp, 'report.sarif')
     const run = shoal(['lint', '--format', 'sarif', '--output', out, 'cpu-zero.yaml'])
     expect(run.status).toBe(1)
     expect(run.stdout).toBe('')
@@ -107,8 +89,8 @@ describe('shoal lint (process)', () => {
 
   it('uses the generated validators when built', () => {
     const run = spawnSync(process.execPath, ['--input-type=module', '-e', `
-      const {validators, GENERATED_VALIDATORS} = await import(${JSON.stringify(join(pkg, 'dist', 'spec', 'schema.js'))})
+      const {validators, GENERATED_VALIDATORS} = await import(${JSON.stringify(join(REPO, 'dist', 'spec', 'schema.js'))})
       console.log(JSON.stringify({file: GENERATED_VALIDATORS, standalone: !('schema' in validators().cluster)}))`], {encoding: 'utf8'})
-    expect(JSON.parse(run.stdout)).toEqual({file: join(pkg, 'dist', 'generated', 'validators.cjs'), standalone: true})
+    expect(JSON.parse(run.stdout)).toEqual({file: join(REPO, 'dist', 'generated', 'validators.cjs'), standalone: true})
   })
 })
