@@ -18,6 +18,11 @@ describe('oclif manifest', () => {
     expect(Object.keys(manifest.commands).sort()).toEqual(commandIds('src/commands').sort())
   })
 
+  it('points at the compiled commands, so the CLI works outside the repository too', () => {
+    const manifest = JSON.parse(readFileSync('oclif.manifest.json', 'utf8')) as {commands: Record<string, {relativePath: string[]}>}
+    for (const command of Object.values(manifest.commands)) expect(command.relativePath[0]).toBe('dist')
+  })
+
   it('records the package version', () => {
     const manifest = JSON.parse(readFileSync('oclif.manifest.json', 'utf8')) as {version: string}
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {version: string}
