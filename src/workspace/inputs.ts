@@ -1,6 +1,6 @@
 // Reads what a command compiles from disk — a cluster spec with its templates, a host inventory — and refuses
 // anything that does not lint clean, so the pure planner only ever sees valid input.
-import {readFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import type {HostsFile} from '../inventory/types.js'
 import {formatLint} from '../lint/format/index.js'
@@ -19,6 +19,7 @@ export interface ClusterInput {
 
 function lintOne(path: string, expected: 'Cluster' | 'Hosts'): {data: Record<string, unknown>; linted: LintedFile} {
   const absolute = resolve(path)
+  if (!existsSync(absolute)) throw new ShoalError(`no such file: ${path}`, 'path-not-found', EXIT.usage)
   const loaded = loadYamlFile(absolute, path)
   const session = new LintSession(validators())
   const linted = session.lint(loaded, {explicit: true, specDir: dirname(absolute), displayDir: dirname(path)})
