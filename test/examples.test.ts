@@ -1,0 +1,276 @@
+// The example specs in specs/: complete lifecycles, and templates that render the right config for every node
+// during create, scale out and scale in.
+import {execFileSync} from 'node:child_process'
+import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {afterAll, describe, expect, it} from 'vitest'
+import type {NodeView} from '../src/render/view.js'
+import type {ClusterSpec} from '../src/spec/types.js'
+import {linkViewOf, loadSpec, renderNodeFiles, sampleCluster, type SampleOptions} from './support/sample-view.js'
+
+const SPECS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../specs')
+const EXAMPLES = ['zookeeper', 'haproxy', 'redis-cluster', 'kafka'] as const
+const specFile = (name: string): string => join(SPECS_DIR, `${name}.yaml`)
+
+/** Every node's rendered files, by node id then destination. */
+function renderAll(name: string, options: SampleOptions = {}): Map<string, {view: NodeView; files: Map<string, string>}> {
+  const spec = loadSpec(specFile(name))
+  const links = name === 'kafka' ? {zk: linkViewOf(sampleCluster(loadSpec(specFile('zookeeper'))))} : undefined
+  const sample = sampleCluster(spec, {links, ...options, firstOctet: options.firstOctet ?? (name === 'kafka' ? 101 : 1)})
+  const out = new Map<string, {view: NodeView; files: Map<string, string>}>()
+  for (const [id, view] of sample.views) out.set(id, {view, files: renderNodeFiles(specFile(name), spec, view)})
+  return out
+}
+
+function fileOf(rendered: ReturnType<typeof renderAll>, nodeId: string, dest: string): string {
+  const text = rendered.get(nodeId)?.files.get(dest)
+  if (text === undefined) throw new Error(`no ${dest} rendered for ${nodeId}`)
+  return text
+}
+
+const linesStarting = (text: string, prefix: string): string[] => text.split('\n').filter((l) => l.startsWith(prefix))
+const property = (text: string, key: string): string | undefined => linesStarting(text, `${key}=`)[0]?.slice(key.length + 1)
+
+describe.each(EXAMPLES)('example spec %s', (name) => {
+  const spec: ClusterSpec = loadSpec(specFile(name))
+
+  it('points editors at the published schema on its first line', () => {
+    expect(readFileSync(specFile(name), 'utf8').split('\n')[0]).toBe('# yaml-language-server: $schema=../schemas/cluster.schema.json')
+  })
+
+  it('gives every role a full lifecycle, a health check and existing templates with string modes', () => {
+    expect(spec.apiVersion).toBe('shoal/v1')
+    expect(spec.kind).toBe('Cluster')
+    for (const [role, roleSpec] of Object.entries(spec.roles)) {
+      for (const service of ['init', 'start', 'stop', 'destroy'] as const) {
+        expect(roleSpec.services?.[service]?.cmd, `${role}.${service}`).toMatch(/\S/)
+      }
+      expect(roleSpec.health_check?.cmd, `${role}.health_check`).toMatch(/\S/)
+      for (const file of roleSpec.files ?? []) {
+        expect(existsSync(resolve(SPECS_DIR, file.template)), file.template).toBe(true)
+        expect(file.mode, file.dest).toMatch(/^0[0-7]{3}$/)
+        if (file.dest.startsWith('bin/') && file.dest !== 'bin/common.sh') expect(file.mode, file.dest).toBe('0755')
+      }
+    }
+  })
+
+  it('names only scripts it ships in its commands', () => {
+    for (const roleSpec of Object.values(spec.roles)) {
+      const shipped = new Set((roleSpec.files ?? []).map((f) => f.dest))
+      const commands = [...Object.values(roleSpec.services ?? {}), ...Object.values(roleSpec.actions ?? {}), roleSpec.health_check!]
+        .map((s) => s.cmd)
+        .concat((roleSpec.files ?? []).flatMap((f) => (f.reload ? [f.reload] : [])))
+      for (const cmd of commands) {
+        for (const script of cmd.match(/bin\/[\w.-]+/g) ?? []) expect(shipped.has(script), `${cmd} runs ${script}`).toBe(true)
+      }
+    }
+  })
+
+  const phases: Array<[string, SampleOptions]> = [
+    ['create', {}],
+    ['scale out', {adding: Object.fromEntries(Object.keys(spec.roles).map((r) => [r, 2]))}],
+    ['scale in', {deleting: Object.fromEntries(Object.keys(spec.roles).map((r) => [r, [spec.roles[r]!.server_id?.start ?? 1]]))}],
+  ]
+  describe.each(phases)('during %s', (_phase, options) => {
+    const rendered = renderAll(name, options)
+    const scratch = mkdtempSync(join(tmpdir(), 'shoal-examples-'))
+    afterAll(() => rmSync(scratch, {recursive: true, force: true}))
+
+    it('renders every template for every node', () => {
+      const roles = spec.roles
+      for (const {view, files} of rendered.values()) {
+        expect([...files.keys()]).toEqual((roles[view.self.role]!.files ?? []).map((f) => f.dest))
+        for (const text of files.values()) expect(text).not.toMatch(/\{\{|\{%/)
+      }
+    })
+
+    it('renders scripts that the shell parses, with set -eu', () => {
+      for (const [id, {files}] of rendered) {
+        for (const [dest, text] of files) {
+          const shell = /^#!\/bin\/(sh|bash)\n/.exec(text)?.[1]
+          if (!shell) continue
+          expect(text, `${id} ${dest}`).toMatch(/^set -eu$/m)
+          const path = join(scratch, `${id}-${dest.replace(/\//g, '_')}`)
+          writeFileSync(path, text)
+          expect(() => execFileSync(shell, ['-n', path], {stdio: 'pipe'}), `${id} ${dest}`).not.toThrow()
+        }
+      }
+    })
+  })
+})
+
+describe('zookeeper templates', () => {
+  const serverLines = (ips: string[]): string[] => ips.map((ip, i) => `server.${i + 1}=${ip}:2888:3888`)
+
+  it('list every member in zoo.cfg and point each member at its own address and data', () => {
+    const rendered = renderAll('zookeeper')
+    expect([...rendered.keys()]).toEqual(['zk-main-zk-1', 'zk-main-zk-2', 'zk-main-zk-3'])
+    for (const [id, {view}] of rendered) {
+      const cfg = fileOf(rendered, id, 'conf/zoo.cfg')
+      expect(linesStarting(cfg, 'server.')).toEqual(serverLines(['127.0.1.1', '127.0.1.2', '127.0.1.3']))
+      expect(property(cfg, 'clientPortAddress')).toBe(view.self.ip)
+      expect(property(cfg, 'clientPort')).toBe('2181')
+      expect(property(cfg, 'dataDir')).toBe(`/srv/shoal/zk-main/${id}/data`)
+      expect(property(cfg, 'admin.enableServer')).toBe('false')
+      expect(property(cfg, '4lw.commands.whitelist')).toBe('srvr,mntr,ruok,stat')
+      expect(property(cfg, 'tickTime')).toBe('2000')
+      expect(fileOf(rendered, id, 'data/myid')).toBe(`${view.self.sid}\n`)
+    }
+  })
+
+  it('myid follows server_id.start', () => {
+    const spec = loadSpec(specFile('zookeeper'))
+    spec.roles.zk!.server_id = {start: 7}
+    const view = sampleCluster(spec).views.get('zk-main-zk-8')!
+    expect(renderNodeFiles(specFile('zookeeper'), spec, view).get('data/myid')).toBe('8\n')
+  })
+
+  it('adds joining members to zoo.cfg on every member during a scale out', () => {
+    const rendered = renderAll('zookeeper', {adding: {zk: 2}})
+    expect(rendered.size).toBe(5)
+    for (const id of rendered.keys()) {
+      expect(linesStarting(fileOf(rendered, id, 'conf/zoo.cfg'), 'server.')).toEqual(serverLines(['127.0.1.1', '127.0.1.2', '127.0.1.3', '127.0.1.4', '127.0.1.5']))
+    }
+  })
+
+  it('keeps leaving members in zoo.cfg until they are gone (they stop before the others restart)', () => {
+    const leaving = renderAll('zookeeper', {counts: {zk: 4}, deleting: {zk: [4]}})
+    expect(linesStarting(fileOf(leaving, 'zk-main-zk-1', 'conf/zoo.cfg'), 'server.')).toHaveLength(4)
+    const after = renderAll('zookeeper', {counts: {zk: 3}})
+    expect(linesStarting(fileOf(after, 'zk-main-zk-1', 'conf/zoo.cfg'), 'server.')).toEqual(serverLines(['127.0.1.1', '127.0.1.2', '127.0.1.3']))
+  })
+
+  it('starts QuorumPeerMain from the Debian jars with the heap cap and the member config', () => {
+    const start = fileOf(renderAll('zookeeper'), 'zk-main-zk-2', 'bin/start.sh')
+    expect(start).toContain('java -Xmx256m')
+    expect(start).toContain('-cp "$CONF_DIR:/usr/share/java/zookeeper.jar:/usr/share/java/*"')
+    expect(start).toContain('org.apache.zookeeper.server.quorum.QuorumPeerMain "$CONF_DIR/zoo.cfg"')
+    expect(fileOf(renderAll('zookeeper'), 'zk-main-zk-2', 'bin/common.sh')).toMatch(/^HOME_DIR=\/srv\/shoal\/zk-main\/zk-main-zk-2$/m)
+  })
+
+  it('asks this member, on its own address and client port, for four-letter words', () => {
+    expect(fileOf(renderAll('zookeeper'), 'zk-main-zk-3', 'bin/zk4lw')).toContain('zk4lw 127.0.1.3 2181 "$word"')
+  })
+})
+
+describe('haproxy templates', () => {
+  const backend = (cfg: string): string[] => linesStarting(cfg, '    server ').map((l) => l.trim())
+
+  it('list exactly the web members in the lb backend and bind the lb address', () => {
+    const rendered = renderAll('haproxy')
+    const cfg = fileOf(rendered, 'web-lb-lb-1', 'conf/haproxy.cfg')
+    expect(backend(cfg)).toEqual(['server web-lb-web-1 127.0.1.1:8080 check', 'server web-lb-web-2 127.0.1.2:8080 check'])
+    expect(cfg).toContain('    bind 127.0.1.51:8000\n')
+    expect(cfg).toContain('    balance roundrobin\n')
+    expect(rendered.get('web-lb-web-1')!.files.has('conf/haproxy.cfg')).toBe(false)
+  })
+
+  it('add joining web nodes to the backend during a scale out', () => {
+    const cfg = fileOf(renderAll('haproxy', {adding: {web: 1}}), 'web-lb-lb-1', 'conf/haproxy.cfg')
+    expect(backend(cfg)).toEqual([
+      'server web-lb-web-1 127.0.1.1:8080 check', 'server web-lb-web-2 127.0.1.2:8080 check', 'server web-lb-web-3 127.0.1.3:8080 check',
+    ])
+  })
+
+  it('drop leaving web nodes from the backend before they stop', () => {
+    const cfg = fileOf(renderAll('haproxy', {counts: {web: 3}, deleting: {web: [1]}}), 'web-lb-lb-1', 'conf/haproxy.cfg')
+    expect(backend(cfg)).toEqual(['server web-lb-web-2 127.0.1.2:8080 check', 'server web-lb-web-3 127.0.1.3:8080 check'])
+  })
+
+  it('serve a page naming the web node', () => {
+    const rendered = renderAll('haproxy')
+    expect(fileOf(rendered, 'web-lb-web-2', 'www/index.html')).toContain('Served by web-lb-web-2 (sid 2) at 127.0.1.2 in cluster web-lb.')
+  })
+})
+
+describe('redis-cluster templates', () => {
+  const quotedList = (text: string, variable: string): string[] | undefined => {
+    const match = new RegExp(`^${variable}="([^"]*)"$`, 'm').exec(text)
+    return match ? match[1]!.split(' ').filter(Boolean) : undefined
+  }
+
+  it('bind each node to its own address with cluster mode and data under its home', () => {
+    const rendered = renderAll('redis-cluster')
+    for (const [id, {view}] of rendered) {
+      const conf = fileOf(rendered, id, 'conf/redis.conf')
+      expect(linesStarting(conf, 'bind ')).toEqual([`bind ${view.self.ip}`])
+      expect(linesStarting(conf, 'port ')).toEqual(['port 6379'])
+      expect(linesStarting(conf, 'dir ')).toEqual([`dir /srv/shoal/redis-main/${id}/data`])
+      expect(linesStarting(conf, 'cluster-enabled ')).toEqual(['cluster-enabled yes'])
+      expect(linesStarting(conf, 'cluster-announce-ip ')).toEqual([`cluster-announce-ip ${view.self.ip}`])
+    }
+  })
+
+  it('let only the highest-sid node create the cluster, from every member', () => {
+    const rendered = renderAll('redis-cluster')
+    const creators = [...rendered.keys()].filter((id) => fileOf(rendered, id, 'bin/form-cluster.sh').includes('rcli_cluster create'))
+    expect(creators).toEqual(['redis-main-redis-3'])
+    expect(quotedList(fileOf(rendered, 'redis-main-redis-3', 'bin/form-cluster.sh'), 'MEMBERS')).toEqual(['127.0.1.1', '127.0.1.2', '127.0.1.3'])
+  })
+
+  it('never create a cluster while nodes are joining, not even on the highest-sid joiner', () => {
+    const rendered = renderAll('redis-cluster', {adding: {redis: 2}})
+    for (const id of rendered.keys()) expect(fileOf(rendered, id, 'bin/form-cluster.sh')).not.toContain('rcli_cluster create')
+  })
+
+  it('add exactly the joining nodes on scale out, and none otherwise', () => {
+    expect(quotedList(fileOf(renderAll('redis-cluster', {adding: {redis: 2}}), 'redis-main-redis-1', 'bin/scale-out.sh'), 'JOINING')).toEqual(['127.0.1.4', '127.0.1.5'])
+    expect(quotedList(fileOf(renderAll('redis-cluster'), 'redis-main-redis-1', 'bin/scale-out.sh'), 'JOINING')).toEqual([])
+  })
+
+  it('drain the leaving nodes from the lowest-sid remaining node, even when the bootstrap node leaves', () => {
+    const rendered = renderAll('redis-cluster', {counts: {redis: 4}, deleting: {redis: [1, 3]}})
+    const actors = [...rendered.keys()].filter((id) => quotedList(fileOf(rendered, id, 'bin/scale-in.sh'), 'LEAVING') !== undefined)
+    expect(actors).toEqual(['redis-main-redis-2'])
+    expect(rendered.get('redis-main-redis-2')!.view.self.bootstrap).toBe(true)
+    const script = fileOf(rendered, 'redis-main-redis-2', 'bin/scale-in.sh')
+    expect(quotedList(script, 'LEAVING')).toEqual(['127.0.1.1', '127.0.1.3'])
+    expect(quotedList(script, 'REMAINING')).toEqual(['127.0.1.2', '127.0.1.4'])
+    expect(script).toContain('wait_known "$REMAINING" 2 120')
+    expect(fileOf(rendered, 'redis-main-redis-4', 'bin/scale-in.sh')).toContain('echo "scale-in: redis-main-redis-2 moves the slots"')
+  })
+})
+
+describe('kafka templates', () => {
+  it('give each broker its sid as broker.id and a listener on its own address', () => {
+    const rendered = renderAll('kafka')
+    expect([...rendered.keys()]).toEqual(['kafka-main-broker-1', 'kafka-main-broker-2', 'kafka-main-broker-3'])
+    for (const [id, {view}] of rendered) {
+      const props = fileOf(rendered, id, 'conf/server.properties')
+      expect(property(props, 'broker.id')).toBe(String(view.self.sid))
+      expect(property(props, 'listeners')).toBe(`PLAINTEXT://${view.self.ip}:9092`)
+      expect(property(props, 'advertised.listeners')).toBe(`PLAINTEXT://${view.self.ip}:9092`)
+      expect(property(props, 'log.dirs')).toBe(`/srv/shoal/kafka-main/${id}/data`)
+    }
+  })
+
+  it('build zookeeper.connect from the linked cluster members, its client port and the chroot', () => {
+    const props = fileOf(renderAll('kafka'), 'kafka-main-broker-1', 'conf/server.properties')
+    expect(property(props, 'zookeeper.connect')).toBe('127.0.1.1:2181,127.0.1.2:2181,127.0.1.3:2181/kafka')
+  })
+
+  it('follow the linked cluster when it grows and when its client port changes', () => {
+    const zk = sampleCluster(loadSpec(specFile('zookeeper')), {adding: {zk: 2}, env: {client_port: 2281}})
+    const spec = loadSpec(specFile('kafka'))
+    const view = sampleCluster(spec, {firstOctet: 101, links: {zk: linkViewOf(zk)}}).views.get('kafka-main-broker-1')!
+    const props = renderNodeFiles(specFile('kafka'), spec, view).get('conf/server.properties')!
+    expect(property(props, 'zookeeper.connect')).toBe('127.0.1.1:2281,127.0.1.2:2281,127.0.1.3:2281,127.0.1.4:2281,127.0.1.5:2281/kafka')
+  })
+
+  it('cap replication factors at the number of brokers', () => {
+    const single = fileOf(renderAll('kafka', {counts: {broker: 1}}), 'kafka-main-broker-1', 'conf/server.properties')
+    expect(property(single, 'default.replication.factor')).toBe('1')
+    expect(property(single, 'offsets.topic.replication.factor')).toBe('1')
+    expect(property(single, 'transaction.state.log.min.isr')).toBe('1')
+    const three = fileOf(renderAll('kafka'), 'kafka-main-broker-1', 'conf/server.properties')
+    expect(property(three, 'default.replication.factor')).toBe('3')
+    expect(property(three, 'transaction.state.log.min.isr')).toBe('2')
+  })
+
+  it('start the broker from env.kafka_home', () => {
+    const rendered = renderAll('kafka', {env: {kafka_home: '/opt/kafka_2.13-3.9.0'}})
+    expect(fileOf(rendered, 'kafka-main-broker-2', 'bin/common.sh')).toMatch(/^KAFKA_HOME=\/opt\/kafka_2\.13-3\.9\.0$/m)
+  })
+})
