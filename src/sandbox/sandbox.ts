@@ -1,0 +1,197 @@
+// The sandbox: N local hosts (own loopback address, own sshd, own /srv) with keys, known_hosts and a hosts.yaml for shoal.
+import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import path from 'node:path'
+import ssh2 from 'ssh2'
+import {stringify} from 'yaml'
+import {ShoalError} from '../cli/base.js'
+import type {HostsFile} from '../inventory/types.js'
+import {knownHostName} from '../transport/known-hosts.js'
+import {isOurSshd, mountNamespace, preflight, sshdConfig, startSshd, stopHost, waitReady, type SshdPaths} from './sshd.js'
+
+export const DEFAULT_SANDBOX_DIR = '.shoal/sandbox'
+export const MAX_SANDBOX_HOSTS = 254
+const STATE_FILE = 'sandbox.json'
+
+export interface SandboxHost {
+  name: string
+  address: string
+  port: number
+  /** The sshd process (also its process group). */
+  pid: number
+  /** Its private mount namespace, e.g. `mnt:[4026532301]`; `down` stops every process in it. */
+  mountNamespace?: string
+  /** Directory holding its sshd config, host key, log and `srv/` (its /srv). */
+  dir: string
+}
+
+export interface SandboxState {
+  version: 1
+  dir: string
+  port: number
+  /** The inventory to give shoal (`--hosts`). */
+  inventory: string
+  knownHosts: string
+  /** The user's private key (root login on every host). */
+  key: string
+  hosts: SandboxHost[]
+}
+
+export interface SandboxHostStatus extends SandboxHost {
+  running: boolean
+  /** The directory shown as /srv on the host. */
+  srv: string
+  log: string
+}
+
+export interface SandboxUpOptions {
+  dir: string
+  hosts: number
+  /** SSH port on every host; default 22. */
+  port?: number
+  readyTimeoutMs?: number
+}
+
+/** Start (or grow, or shrink) the sandbox to exactly `hosts` hosts; running hosts are kept. Needs root. */
+export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxState> {
+  const count = options.hosts
+  if (!Number.isInteger(count) || count < 1 || count > MAX_SANDBOX_HOSTS) {
+    throw new ShoalError(`--hosts must be a whole number from 1 to ${MAX_SANDBOX_HOSTS} (one loopback address 127.0.1.x each), got ${count}`, 'sandbox-bad-hosts', 2)
+  }
+  const port = options.port ?? 22
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ShoalError(`--port must be from 1 to 65535, got ${port}`, 'sandbox-bad-port', 2)
+  preflight()
+  const dir = path.resolve(options.dir)
+  const previous = readState(dir)
+  if (previous && previous.port !== port && previous.hosts.some((h) => isOurSshd(h.pid, hostPaths(dir, h.name, h.address, h.port).config))) {
+    throw new ShoalError(`the sandbox in ${dir} runs on port ${previous.port}; run \`shoal sandbox down\` first to change the port to ${port}`, 'sandbox-port-changed', 2)
+  }
+  mkdirSync(dir, {recursive: true, mode: 0o700})
+  const key = path.join(dir, 'id_ed25519')
+  if (!existsSync(key)) writeKeyPair(key, 'shoal-sandbox-user')
+  const authorizedKeys = path.join(dir, 'authorized_keys')
+  writeFileSync(authorizedKeys, readFileSync(`${key}.pub`), {mode: 0o600})
+
+  // Hosts beyond the new count go first, so their addresses are free if the sandbox grows again.
+  for (const host of previous?.hosts.slice(count) ?? []) {
+    await stopHost(host.pid, hostPaths(dir, host.name, host.address, host.port).config, host.mountNamespace)
+    rmSync(host.dir, {recursive: true, force: true})
+  }
+
+  const hosts: SandboxHost[] = []
+  const starting: Array<Promise<void>> = []
+  for (let i = 1; i <= count; i++) {
+    const name = `sandbox-${i}`
+    const address = `127.0.1.${i}`
+    const paths = hostPaths(dir, name, address, port)
+    mkdirSync(paths.srv, {recursive: true, mode: 0o755})
+    if (!existsSync(paths.hostKey)) writeKeyPair(paths.hostKey, `shoal-${name}`)
+    writeFileSync(paths.config, sshdConfig({...paths, authorizedKeys}), {mode: 0o600})
+    const known = previous?.hosts.find((h) => h.name === name)
+    const host: SandboxHost = known && isOurSshd(known.pid, paths.config) ? known : {name, address, port, pid: startSshd({...paths, authorizedKeys}), dir: path.dirname(paths.config)}
+    hosts.push(host)
+    starting.push(
+      waitReady({...paths, authorizedKeys}, host.pid, options.readyTimeoutMs).then(() => {
+        const ns = mountNamespace(host.pid)
+        if (ns !== undefined) host.mountNamespace = ns
+      }),
+    )
+  }
+  const state: SandboxState = {version: 1, dir, port, inventory: path.join(dir, 'hosts.yaml'), knownHosts: path.join(dir, 'known_hosts'), key, hosts}
+  // Recorded before waiting, so `down` can stop hosts that started but failed to become ready.
+  writeState(state)
+  const results = await Promise.allSettled(starting)
+  writeState(state)
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed) throw failed.reason
+
+  writeFileSync(state.knownHosts, hosts.map((h) => `${knownHostName(h.address, h.port)} ${publicKeyFields(path.join(h.dir, 'ssh_host_ed25519_key.pub'))}\n`).join(''), {mode: 0o600})
+  writeFileSync(state.inventory, inventoryYaml(state))
+  return state
+}
+
+/** Stop every host (all processes in their namespaces) and remove the sandbox directory. False when there was none. */
+export async function sandboxDown(options: {dir: string}): Promise<boolean> {
+  const dir = path.resolve(options.dir)
+  const state = readState(dir)
+  if (!state) return false
+  for (const host of state.hosts) await stopHost(host.pid, hostPaths(dir, host.name, host.address, host.port).config, host.mountNamespace)
+  rmSync(dir, {recursive: true, force: true})
+  return true
+}
+
+/** The recorded hosts and whether each sshd is still running; undefined when there is no sandbox in `dir`. */
+export function sandboxStatus(options: {dir: string}): (SandboxState & {hosts: SandboxHostStatus[]}) | undefined {
+  const dir = path.resolve(options.dir)
+  const state = readState(dir)
+  if (!state) return undefined
+  return {
+    ...state,
+    hosts: state.hosts.map((h) => {
+      const paths = hostPaths(dir, h.name, h.address, h.port)
+      return {...h, running: isOurSshd(h.pid, paths.config), srv: paths.srv, log: paths.log}
+    }),
+  }
+}
+
+function hostPaths(dir: string, name: string, address: string, port: number): Omit<SshdPaths, 'authorizedKeys'> {
+  const hostDir = path.join(dir, 'hosts', name)
+  return {
+    name,
+    address,
+    port,
+    config: path.join(hostDir, 'sshd_config'),
+    pidFile: path.join(hostDir, 'sshd.pid'),
+    hostKey: path.join(hostDir, 'ssh_host_ed25519_key'),
+    log: path.join(hostDir, 'sshd.log'),
+    srv: path.join(hostDir, 'srv'),
+  }
+}
+
+function readState(dir: string): SandboxState | undefined {
+  const file = path.join(dir, STATE_FILE)
+  if (!existsSync(file)) return undefined
+  try {
+    const state = JSON.parse(readFileSync(file, 'utf8')) as SandboxState
+    if (state.version !== 1 || !Array.isArray(state.hosts)) throw new Error('unknown format')
+    return state
+  } catch (error) {
+    throw new ShoalError(`${file} is not a sandbox state file (${(error as Error).message}); stop its sshd processes by hand and remove ${dir}`, 'sandbox-bad-state')
+  }
+}
+
+function writeState(state: SandboxState): void {
+  const file = path.join(state.dir, STATE_FILE)
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`)
+  renameSync(`${file}.tmp`, file) // a crash mid-write leaves the previous state whole
+}
+
+/** An ed25519 key pair in OpenSSH format: private key mode 0600, public key beside it as `.pub`. */
+function writeKeyPair(file: string, comment: string): void {
+  const pair = ssh2.utils.generateKeyPairSync('ed25519', {comment})
+  mkdirSync(path.dirname(file), {recursive: true, mode: 0o700})
+  writeFileSync(file, pair.private, {mode: 0o600})
+  chmodSync(file, 0o600)
+  writeFileSync(`${file}.pub`, `${pair.public}\n`, {mode: 0o644})
+}
+
+/** `type base64` of an OpenSSH public key file (the comment dropped). */
+function publicKeyFields(file: string): string {
+  const [type, base64] = readFileSync(file, 'utf8').trim().split(/\s+/)
+  if (!type || !base64) throw new ShoalError(`${file} is not an OpenSSH public key`, 'sandbox-bad-key')
+  return `${type} ${base64}`
+}
+
+function inventoryYaml(state: SandboxState): string {
+  const inventory: HostsFile = {
+    apiVersion: 'shoal/v1',
+    kind: 'Hosts',
+    hosts: state.hosts.map((h) => ({
+      name: h.name,
+      address: h.address,
+      ssh: {port: h.port, user: 'root', key: state.key, known_hosts: state.knownHosts},
+      capacity: {cpu: 4, memory: '8Gi', disk: '50Gi'},
+      labels: {sandbox: 'true'},
+    })),
+  }
+  return `# The sandbox hosts as a shoal inventory, written by \`shoal sandbox up\` (rewritten on every up).\n${stringify(inventory)}`
+}

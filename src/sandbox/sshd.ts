@@ -1,0 +1,197 @@
+// One sandbox host's sshd: its config, a detached start inside a private mount namespace, readiness, and a full stop.
+import {spawn} from 'node:child_process'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync} from 'node:fs'
+import {connect} from 'node:net'
+import {ShoalError} from '../cli/base.js'
+
+export const SSHD = '/usr/sbin/sshd'
+export const UNSHARE = '/usr/bin/unshare'
+
+export interface SshdPaths {
+  name: string
+  address: string
+  port: number
+  config: string
+  pidFile: string
+  hostKey: string
+  authorizedKeys: string
+  log: string
+  /** Bound onto /srv inside the host's mount namespace. */
+  srv: string
+}
+
+export function sshdConfig(host: SshdPaths): string {
+  const q = (file: string): string => {
+    if (/["\n]/.test(file)) throw new ShoalError(`the sandbox path ${JSON.stringify(file)} cannot be written into an sshd config`, 'sandbox-bad-dir')
+    return `"${file}"`
+  }
+  return [
+    `# sshd of sandbox host ${host.name}, written by \`shoal sandbox up\` (rewritten on every up).`,
+    `ListenAddress ${host.address}:${host.port}`,
+    `PidFile ${q(host.pidFile)}`,
+    `HostKey ${q(host.hostKey)}`,
+    `AuthorizedKeysFile ${q(host.authorizedKeys)}`,
+    '# The sandbox files live in a temp or project dir whose modes sshd would otherwise reject.',
+    'StrictModes no',
+    'UsePAM no',
+    'PermitRootLogin prohibit-password',
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PermitUserEnvironment no',
+    'UseDNS no',
+    'PrintMotd no',
+    'X11Forwarding no',
+    'Subsystem sftp internal-sftp',
+    '# shoal uses up to 8 channels per connection plus short side channels (kills after a timeout); a person can still ssh in beside it.',
+    'MaxSessions 20',
+    '# Operations and tests connect to every host at once; the default 10:30:100 starts dropping handshakes past 10.',
+    'MaxStartups 100:30:200',
+    'LogLevel INFO',
+    '',
+  ].join('\n')
+}
+
+/** Check what starting a host needs, with a fix for each missing piece. */
+export function preflight(): void {
+  if (process.getuid?.() !== 0) {
+    throw new ShoalError('the sandbox needs root (it binds sshd to loopback addresses and gives each host its own /srv mount): run it as root, e.g. with sudo', 'sandbox-needs-root')
+  }
+  if (!existsSync(SSHD)) throw new ShoalError(`${SSHD} not found: install OpenSSH's server with \`apt-get install openssh-server\``, 'sandbox-sshd-missing')
+  if (!existsSync(UNSHARE)) throw new ShoalError(`${UNSHARE} not found: install util-linux (\`apt-get install util-linux\`)`, 'sandbox-unshare-missing')
+  // sshd's privilege separation chroots into /run/sshd; /srv must exist to be a mount point.
+  mkdirSync('/run/sshd', {recursive: true, mode: 0o755})
+  mkdirSync('/srv', {recursive: true, mode: 0o755})
+}
+
+/** Start sshd detached (own process group, output to its log) in a private mount namespace where `srv` is /srv. */
+export function startSshd(host: SshdPaths): number {
+  const log = openSync(host.log, 'a')
+  try {
+    const child = spawn(
+      UNSHARE,
+      ['-m', '--propagation', 'private', '/bin/sh', '-c', `mount --bind "$1" /srv && exec ${SSHD} -D -e -f "$2"`, 'shoal-sandbox', host.srv, host.config],
+      {detached: true, stdio: ['ignore', log, log]},
+    )
+    child.on('error', () => undefined) // a failed start shows up as a dead pid and the log, checked by waitReady
+    child.unref()
+    if (child.pid === undefined) throw new ShoalError(`could not start ${UNSHARE} for ${host.name}`, 'sandbox-unshare-failed')
+    return child.pid
+  } finally {
+    closeSync(log)
+  }
+}
+
+/** Whether `pid` is a live (not zombie) process started for this host's config. */
+export function isOurSshd(pid: number | undefined, config: string): boolean {
+  if (pid === undefined || !Number.isInteger(pid) || pid <= 0) return false
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    if (/\) Z /.test(stat)) return false
+    // sshd rewrites its title ("sshd: /usr/sbin/sshd -D -e -f CFG [listener] ..."), so match words, not argv entries.
+    const words = ` ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ')} `
+    return words.includes(` ${config} `)
+  } catch {
+    return false
+  }
+}
+
+/** Wait until the host answers with an SSH banner; a dead process fails at once with its log. */
+export async function waitReady(host: SshdPaths, pid: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last = 'no answer'
+  while (Date.now() < deadline) {
+    if (!isOurSshd(pid, host.config)) throw startFailure(host)
+    try {
+      const banner = await readBanner(host.address, host.port, 1000)
+      if (banner.startsWith('SSH-2.0-')) return
+      last = `unexpected banner ${JSON.stringify(banner)}`
+    } catch (error) {
+      last = (error as Error).message
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new ShoalError(`sandbox host ${host.name} (${host.address}:${host.port}) did not answer SSH within ${timeoutMs / 1000} s (${last}); see ${host.log}`, 'sandbox-not-ready')
+}
+
+function startFailure(host: SshdPaths): ShoalError {
+  const tail = existsSync(host.log) ? readFileSync(host.log, 'utf8').trim().split('\n').slice(-5).join(' | ') : ''
+  if (/unshare|mount/.test(tail) && !/sshd/.test(tail)) {
+    return new ShoalError(`sandbox host ${host.name}: could not create its private mount namespace (unshare -m / mount --bind): ${tail}. It needs root and a kernel that allows mount namespaces (in a container: CAP_SYS_ADMIN).`, 'sandbox-unshare-failed')
+  }
+  return new ShoalError(`sandbox host ${host.name}: sshd exited during start: ${tail || 'no output'} (log: ${host.log})`, 'sandbox-sshd-failed')
+}
+
+function readBanner(address: string, port: number, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({host: address, port})
+    let data = ''
+    const done = (error?: Error): void => {
+      socket.destroy()
+      if (error) reject(error)
+      else resolve(data.split('\n')[0]!.trim())
+    }
+    socket.setTimeout(timeoutMs, () => done(new Error('timed out waiting for the SSH banner')))
+    socket.on('data', (chunk: Buffer) => {
+      data += chunk.toString('latin1')
+      if (data.includes('\n')) done()
+    })
+    socket.on('error', (error) => done(error))
+    socket.on('end', () => done(new Error('closed before the SSH banner')))
+  })
+}
+
+/** The mount namespace of a process, e.g. `mnt:[4026532301]`. */
+export function mountNamespace(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/mnt`)
+  } catch {
+    return undefined
+  }
+}
+
+/** Every process in mount namespace `ns`: the host's sshd, its sessions, and whatever they started. */
+function processesIn(ns: string): number[] {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    if (mountNamespace(Number(entry)) === ns) pids.push(Number(entry))
+  }
+  return pids.filter((pid) => pid !== process.pid)
+}
+
+/**
+ * Stop a host: SIGTERM then SIGKILL to every process in its private mount namespace (sshd, sessions, services the
+ * host's scripts started), with a bounded wait. A namespace equal to our own is never swept: only `pid` is stopped then.
+ */
+export async function stopHost(pid: number | undefined, config: string, ns: string | undefined, graceMs = 5000): Promise<void> {
+  const ownNs = mountNamespace(process.pid)
+  const targets = (): number[] => {
+    const pids = ns !== undefined && ns !== ownNs ? processesIn(ns) : []
+    if (pid !== undefined && isOurSshd(pid, config) && !pids.includes(pid)) pids.push(pid)
+    return pids.filter((p) => isAlive(p))
+  }
+  for (const [signal, waitMs] of [['SIGTERM', graceMs], ['SIGKILL', 2000]] as const) {
+    const pids = targets()
+    if (pids.length === 0) return
+    for (const p of pids) {
+      try {
+        process.kill(p, signal)
+      } catch {
+        // already gone
+      }
+    }
+    const deadline = Date.now() + waitMs
+    while (Date.now() < deadline && pids.some((p) => isAlive(p))) await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  const left = targets()
+  if (left.length > 0) throw new ShoalError(`sandbox processes ${left.join(', ')} did not stop after SIGKILL`, 'sandbox-stop-failed')
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return false
+  }
+}

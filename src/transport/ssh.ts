@@ -1,0 +1,406 @@
+// The SSH Transport (ssh2): one connection per host reused by every call, bounded channels and handshakes, remote kill on timeout.
+import {readFileSync} from 'node:fs'
+import ssh2 from 'ssh2'
+import type {Client, ClientChannel, ConnectConfig} from 'ssh2'
+import {envPrefix, shellQuote} from '../util/shell.js'
+import {appendKnownHost, knownHostName, readKnownHosts, verifyHostKey} from './known-hosts.js'
+import {Limiter} from './limiter.js'
+import {LineSplitter} from './lines.js'
+import {
+  MAX_COLLECTED_BYTES,
+  TransportError,
+  commandFailed,
+  octalMode,
+  type ExecOptions,
+  type ExecResult,
+  type PutFileOptions,
+  type Transport,
+  type TransportHost,
+} from './transport.js'
+
+export interface SshTransportOptions {
+  /** Concurrent channels per connection; more calls queue. Default 8 (OpenSSH's MaxSessions default is 10). */
+  channelsPerHost?: number
+  /** Concurrent SSH handshakes across all hosts. Default 8 (OpenSSH's MaxStartups starts dropping at 10). */
+  maxHandshakes?: number
+  /** Connection attempts per host before giving up. Default 4. */
+  connectAttempts?: number
+  /** First retry delay; doubles per attempt, with ±50 % jitter. Default 250 ms. */
+  retryDelayMs?: number
+  /** Deadline of one TCP connect + SSH handshake. Default 15 s. */
+  handshakeTimeoutMs?: number
+  /** Record keys of hosts missing from known_hosts instead of refusing them. Changed keys are refused regardless. */
+  acceptNewHostKeys?: boolean
+  /** After a timeout: wait this long after SIGTERM before SIGKILL, and again before abandoning the channel. Default 2 s. */
+  killGraceMs?: number
+}
+
+/** First stderr line of every command: the remote process group id, so a timed-out command can be killed whole. */
+const PGID_MARKER = '__shoal_pgid='
+/** After a command exits, how long to wait for its output streams to close (a background child may hold them open). */
+const DRAIN_AFTER_EXIT_MS = 2000
+
+/**
+ * The command line sent to sshd. sshd runs it with the user's login shell as a new session (setsid), so `$$` is the
+ * process group of everything the command starts; it is reported first on stderr. The command itself runs under
+ * /bin/sh with the env as a quoted prefix.
+ */
+export function wrapCommand(command: string, env: ExecOptions['env'] = {}, cwd?: string): string {
+  const script = cwd === undefined ? command : `cd ${shellQuote(cwd)} || exit 1\n${command}`
+  return `printf '${PGID_MARKER}%s\\n' "$$" >&2; ${envPrefix(env)}exec /bin/sh -c ${shellQuote(script)}`
+}
+
+interface Connection {
+  client: Client
+  channels: Limiter
+  closed: boolean
+}
+
+export class SshTransport implements Transport {
+  private readonly pool = new Map<string, Promise<Connection>>()
+  private readonly handshakes: Limiter
+  private readonly options: Required<SshTransportOptions>
+  private closing = false
+
+  constructor(options: SshTransportOptions = {}) {
+    this.options = {
+      channelsPerHost: 8,
+      maxHandshakes: 8,
+      connectAttempts: 4,
+      retryDelayMs: 250,
+      handshakeTimeoutMs: 15_000,
+      acceptNewHostKeys: false,
+      killGraceMs: 2000,
+      ...options,
+    }
+    this.handshakes = new Limiter(this.options.maxHandshakes)
+  }
+
+  async exec(host: TransportHost, command: string, options: ExecOptions): Promise<ExecResult> {
+    const wrapped = wrapCommand(command, options.env, options.cwd)
+    const raw = await this.run(host, wrapped, options)
+    const collect = options.collect ?? true
+    return {
+      exitCode: raw.exitCode,
+      signal: raw.signal,
+      ...(collect ? {stdout: raw.stdout.toString('utf8'), stderr: raw.stderr} : {}),
+      timedOut: raw.timedOut,
+    }
+  }
+
+  async putFile(host: TransportHost, file: string, content: Buffer | string, options: PutFileOptions = {}): Promise<void> {
+    const mode = octalMode(options.mode)
+    const q = shellQuote(file)
+    const lines = [
+      'set -e',
+      ...(options.mkdirs === false ? [] : [`mkdir -p -- "$(dirname -- ${q})"`]),
+      // Written under umask 077 so a secret is never readable by others, even before the chmod.
+      `(umask 077 && cat > ${q})`,
+      ...(options.owner !== undefined ? [`chown ${shellQuote(options.owner)} -- ${q}`] : []),
+      `chmod ${mode} -- ${q}`,
+    ]
+    const result = await this.exec(host, lines.join('\n'), {timeoutMs: options.timeoutMs ?? 60_000, stdin: content})
+    if (result.exitCode !== 0) throw commandFailed(host, `writing ${file}`, result)
+  }
+
+  async readFile(host: TransportHost, file: string, options: {timeoutMs?: number} = {}): Promise<Buffer | undefined> {
+    const q = shellQuote(file)
+    const command = wrapCommand(`test -e ${q} || exit 100\nexec cat -- ${q}`)
+    const raw = await this.run(host, command, {timeoutMs: options.timeoutMs ?? 60_000})
+    if (raw.exitCode === 100) return undefined
+    if (raw.exitCode !== 0) throw commandFailed(host, `reading ${file}`, raw)
+    return raw.stdout
+  }
+
+  async close(): Promise<void> {
+    this.closing = true
+    const connections = await Promise.allSettled([...this.pool.values()])
+    this.pool.clear()
+    await Promise.all(
+      connections.map(async (settled) => {
+        if (settled.status !== 'fulfilled' || settled.value.closed) return
+        const {client} = settled.value
+        await new Promise<void>((resolve) => {
+          client.once('close', () => resolve())
+          client.end()
+        })
+      }),
+    )
+  }
+
+  /** Run an already wrapped command on a pooled connection; a connection found dead before the channel opened is replaced once. */
+  private async run(host: TransportHost, command: string, options: ExecOptions): Promise<RawResult> {
+    for (let attempt = 0; ; attempt++) {
+      const connection = await this.connection(host)
+      try {
+        return await connection.channels.run(() => this.runOnChannel(connection, host, command, options))
+      } catch (error) {
+        if (error instanceof ChannelNotOpened && connection.closed && attempt === 0) continue
+        if (error instanceof ChannelNotOpened) throw new TransportError(`${host.name}: cannot open an SSH channel: ${error.message}`, 'ssh-channel-failed', host.name)
+        throw error
+      }
+    }
+  }
+
+  private connection(host: TransportHost): Promise<Connection> {
+    if (this.closing) throw new Error('transport is closed')
+    const key = `${host.user}@${host.address}:${host.port}`
+    const pooled = this.pool.get(key)
+    if (pooled) {
+      return pooled.then((connection) => {
+        if (!connection.closed) return connection
+        if (this.pool.get(key) === pooled) this.pool.delete(key)
+        return this.connection(host)
+      })
+    }
+    const connecting = this.connectWithRetries(host).then((client) => {
+      const connection: Connection = {client, channels: new Limiter(this.options.channelsPerHost), closed: false}
+      const drop = (): void => {
+        connection.closed = true
+        if (this.pool.get(key) === connecting) this.pool.delete(key)
+      }
+      client.on('close', drop)
+      client.on('end', drop)
+      // Errors after the handshake surface on the channels in use; without a listener they would crash the process.
+      client.on('error', drop)
+      return connection
+    })
+    this.pool.set(key, connecting)
+    connecting.catch(() => {
+      if (this.pool.get(key) === connecting) this.pool.delete(key)
+    })
+    return connecting
+  }
+
+  private async connectWithRetries(host: TransportHost): Promise<Client> {
+    const attempts = Math.max(1, this.options.connectAttempts)
+    let last: Error = new Error('no attempt made')
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        return await this.handshakes.run(() => this.connectOnce(host))
+      } catch (error) {
+        if (error instanceof TransportError) throw error // host key and authentication problems do not heal by retrying
+        last = error as Error
+      }
+      if (attempt < attempts) {
+        const delay = this.options.retryDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random())
+        await new Promise((resolve) => setTimeout(resolve, delay))
+      }
+    }
+    throw new TransportError(
+      `cannot connect to ${host.name} (${host.user}@${host.address} port ${host.port}) after ${attempts} attempts: ${last.message}. Is sshd running there?`,
+      'ssh-connect-failed',
+      host.name,
+    )
+  }
+
+  private connectOnce(host: TransportHost): Promise<Client> {
+    const client = new ssh2.Client()
+    let refusal: TransportError | undefined
+    const config: ConnectConfig = {
+      host: host.address,
+      port: host.port,
+      username: host.user,
+      readyTimeout: this.options.handshakeTimeoutMs,
+      keepaliveInterval: 15_000,
+      keepaliveCountMax: 4,
+      hostVerifier: (key: Buffer): boolean => {
+        refusal = this.checkHostKey(host, key)
+        return refusal === undefined
+      },
+    }
+    if (host.keyFile !== undefined) {
+      try {
+        config.privateKey = readFileSync(host.keyFile)
+      } catch (error) {
+        throw new TransportError(`${host.name}: cannot read the SSH key ${host.keyFile}: ${(error as Error).message}`, 'ssh-key-unreadable', host.name)
+      }
+    } else if (process.env.SSH_AUTH_SOCK) {
+      config.agent = process.env.SSH_AUTH_SOCK
+    } else {
+      throw new TransportError(`${host.name}: no SSH key configured (ssh.key in the inventory) and no SSH agent ($SSH_AUTH_SOCK)`, 'ssh-key-unreadable', host.name)
+    }
+    return new Promise<Client>((resolve, reject) => {
+      client.once('ready', () => {
+        client.removeAllListeners('error')
+        resolve(client)
+      })
+      client.once('error', (error: Error & {level?: string}) => {
+        client.end()
+        if (refusal) reject(refusal)
+        else if (error.level === 'client-authentication') {
+          reject(new TransportError(`${host.name}: ${host.user}@${host.address} refused our key (${host.keyFile ?? 'SSH agent'}): check its authorized_keys`, 'ssh-auth-failed', host.name))
+        } else reject(error)
+      })
+      client.connect(config)
+    })
+  }
+
+  /** undefined = trusted; otherwise why the key is refused. */
+  private checkHostKey(host: TransportHost, key: Buffer): TransportError | undefined {
+    const file = readKnownHosts(host.knownHosts)
+    const verdict = verifyHostKey(file, host.address, host.port, key)
+    const name = knownHostName(host.address, host.port)
+    switch (verdict.status) {
+      case 'trusted':
+        return undefined
+      case 'unknown':
+        if (this.options.acceptNewHostKeys) {
+          appendKnownHost(host.knownHosts, host.address, host.port, key)
+          return undefined
+        }
+        return new TransportError(
+          `${host.name}: the host key of ${name} is not in ${host.knownHosts}. Verify the host, then run again with --accept-new-host-keys to record it (or add it with ssh-keyscan).`,
+          'ssh-host-key-unknown',
+          host.name,
+        )
+      case 'revoked':
+        return new TransportError(`${host.name}: the host key of ${name} is marked @revoked in ${host.knownHosts} line ${verdict.entry.line}; refusing to connect.`, 'ssh-host-key-revoked', host.name)
+      case 'changed':
+        return new TransportError(
+          `${host.name}: WARNING: THE HOST KEY OF ${name} HAS CHANGED. It no longer matches ${host.knownHosts} line ${verdict.entry.line} (${verdict.entry.keyType}). ` +
+            'Someone could be intercepting the connection, or the host was reinstalled. Refusing to connect; if the change is expected, remove that line and record the new key.',
+          'ssh-host-key-changed',
+          host.name,
+        )
+      case 'other-type':
+        return new TransportError(
+          `${host.name}: ${name} offered a key type not recorded in ${host.knownHosts} (known there as ${verdict.entries.map((e) => `${e.keyType} at line ${e.line}`).join(', ')}). ` +
+            'Refusing to connect; record the new key only after verifying it.',
+          'ssh-host-key-changed',
+          host.name,
+        )
+    }
+  }
+
+  private runOnChannel(connection: Connection, host: TransportHost, command: string, options: ExecOptions): Promise<RawResult> {
+    const collect = options.collect ?? true
+    return new Promise<RawResult>((resolve, reject) => {
+      if (connection.closed) {
+        reject(new ChannelNotOpened('the connection was closed'))
+        return
+      }
+      connection.client.exec(command, (error, channel) => {
+        if (error) {
+          reject(new ChannelNotOpened(error.message))
+          return
+        }
+        const stdoutChunks: Buffer[] = []
+        let stdoutBytes = 0
+        let stderr = ''
+        let pgid: number | undefined
+        let markerSeen = false
+        let exitCode: number | null = null
+        let signal: string | null = null
+        let timedOut = false
+        const timers: NodeJS.Timeout[] = []
+        const stdoutLines = new LineSplitter((line) => options.onStdoutLine?.(line))
+        const stderrLines = new LineSplitter((line) => {
+          if (!markerSeen) {
+            markerSeen = true
+            const match = line.startsWith(PGID_MARKER) ? /^\d+$/.exec(line.slice(PGID_MARKER.length)) : null
+            if (match) {
+              pgid = Number(match[0])
+              return
+            }
+          }
+          if (collect && stderr.length < MAX_COLLECTED_BYTES) stderr += `${line}\n`
+          options.onStderrLine?.(line)
+        })
+
+        channel.on('data', (chunk: Buffer) => {
+          if (collect && stdoutBytes < MAX_COLLECTED_BYTES) {
+            stdoutChunks.push(chunk)
+            stdoutBytes += chunk.length
+          }
+          if (options.onStdoutLine) stdoutLines.push(chunk)
+        })
+        channel.stderr.on('data', (chunk: Buffer) => stderrLines.push(chunk))
+        channel.on('exit', (code: number | null, signalName?: string) => {
+          exitCode = code
+          signal = signalName ? (signalName.startsWith('SIG') ? signalName : `SIG${signalName}`) : null
+          timers.push(setTimeout(() => channel.close(), DRAIN_AFTER_EXIT_MS))
+        })
+        channel.once('close', () => {
+          for (const timer of timers) clearTimeout(timer)
+          stdoutLines.end()
+          stderrLines.end()
+          resolve({exitCode, signal, stdout: Buffer.concat(stdoutChunks), stderr, timedOut})
+        })
+
+        timers.push(
+          setTimeout(() => {
+            timedOut = true
+            void this.killTimedOut(connection, channel, () => pgid, timers)
+          }, options.timeoutMs),
+        )
+        if (options.stdin !== undefined) channel.end(options.stdin)
+        else channel.end()
+      })
+    })
+  }
+
+  /**
+   * A command ran past its deadline: TERM its process group, then KILL, then give up on the channel. The signal goes
+   * two ways: an SSH signal request (OpenSSH delivers it with killpg to the session) and, as the channel request can be
+   * refused, a `kill` of the recorded process group over a second channel.
+   */
+  private async killTimedOut(connection: Connection, channel: ClientChannel, pgid: () => number | undefined, timers: NodeJS.Timeout[]): Promise<void> {
+    let closed = false
+    channel.once('close', () => (closed = true))
+    const grace = (): Promise<void> =>
+      new Promise((resolve) => {
+        if (closed) return resolve()
+        const timer = setTimeout(resolve, this.options.killGraceMs)
+        timers.push(timer)
+        channel.once('close', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    for (const signal of ['TERM', 'KILL']) {
+      if (closed) return
+      try {
+        channel.signal(signal)
+      } catch {
+        // the channel may already be closing
+      }
+      const group = pgid()
+      if (group !== undefined) await this.sideExec(connection, `kill -${signal} -- -${group} 2>/dev/null`)
+      await grace()
+    }
+    if (!closed) channel.close()
+  }
+
+  /** A short command on its own channel outside the per-host queue (the queue may be full of the commands being killed). */
+  private sideExec(connection: Connection, command: string): Promise<void> {
+    return new Promise((resolve) => {
+      if (connection.closed) return resolve()
+      const timer = setTimeout(resolve, this.options.killGraceMs)
+      connection.client.exec(command, (error, channel) => {
+        if (error) {
+          clearTimeout(timer)
+          return resolve()
+        }
+        channel.on('data', () => undefined)
+        channel.stderr.on('data', () => undefined)
+        channel.once('close', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+        channel.end()
+      })
+    })
+  }
+}
+
+interface RawResult {
+  exitCode: number | null
+  signal: string | null
+  stdout: Buffer
+  stderr: string
+  timedOut: boolean
+}
+
+/** The SSH channel could not be opened: the command never started, so it is safe to try again. */
+class ChannelNotOpened extends Error {}
