@@ -1,0 +1,234 @@
+// The SSH transport against real sandbox hosts: exec results, lines, quoting, timeouts that kill, pooling, host keys, files.
+import {mkdtempSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {installFile, restoreFile} from '../src/transport/install.js'
+import {SshTransport} from '../src/transport/ssh.js'
+import type {Transport, TransportHost} from '../src/transport/transport.js'
+import {shellQuote} from '../src/util/shell.js'
+import {startSandbox, type TestSandbox} from './support/sandbox.js'
+
+let sandbox: TestSandbox
+let transport: Transport
+let host1: TransportHost
+let host2: TransportHost
+
+beforeAll(async () => {
+  sandbox = await startSandbox(2)
+  ;[host1, host2] = sandbox.hosts as [TransportHost, TransportHost]
+  transport = new SshTransport()
+})
+
+afterAll(async () => {
+  await transport?.close()
+  await sandbox?.stop()
+})
+
+const run = (command: string, host = host1) => transport.exec(host, command, {timeoutMs: 20_000})
+
+/** `gone` when no process `pid` exists or it is only a zombie (this machine's PID 1 may not reap orphans). */
+const processState = async (pid: string): Promise<string> =>
+  (await run(`s=$(ps -o stat= -p ${shellQuote(pid)} 2>/dev/null); case "$s" in ''|Z*) echo gone;; *) echo alive;; esac`)).stdout!.trim()
+
+describe('exec', () => {
+  it('reports the exit code, stdout and stderr', async () => {
+    const result = await run('echo out; echo err >&2; exit 3')
+    expect(result).toEqual({exitCode: 3, signal: null, stdout: 'out\n', stderr: 'err\n', timedOut: false})
+  })
+
+  it('reports a command killed by a signal', async () => {
+    const result = await run('kill -KILL $$')
+    expect(result.exitCode).toBeNull()
+    expect(result.signal).toBe('SIGKILL')
+  })
+
+  it('delivers stdout and stderr line by line, \\r\\n and a last partial line included', async () => {
+    const out: string[] = []
+    const err: string[] = []
+    const long = 'x'.repeat(100_000)
+    const result = await transport.exec(host1, `printf 'a\\r\\nb\\n'; head -c 100000 /dev/zero | tr '\\0' x; printf '\\nlast'; printf 'e1\\ne2\\n' >&2`, {
+      timeoutMs: 20_000,
+      onStdoutLine: (line) => out.push(line),
+      onStderrLine: (line) => err.push(line),
+    })
+    expect(result.exitCode).toBe(0)
+    expect(out).toEqual(['a', 'b', long, 'last'])
+    expect(err).toEqual(['e1', 'e2'])
+  })
+
+  it('passes stdin and runs in cwd', async () => {
+    const result = await transport.exec(host1, 'pwd; cat', {timeoutMs: 20_000, cwd: '/tmp', stdin: 'from stdin\n'})
+    expect(result.stdout).toBe('/tmp\nfrom stdin\n')
+  })
+
+  it('passes env values full of shell metacharacters intact, executing nothing', async () => {
+    await run('rm -rf /srv/quoting && mkdir -p /srv/quoting && touch /srv/quoting/glob-a /srv/quoting/glob-b')
+    const values = {
+      SINGLE: `it's '; touch /srv/quoting/pwned1; echo '`,
+      DOUBLE: `"; touch /srv/quoting/pwned2; echo "`,
+      SUBST: '$(touch /srv/quoting/pwned3)',
+      BACKTICK: '`touch /srv/quoting/pwned4`',
+      SEMI: 'a; touch /srv/quoting/pwned5 && b',
+      NEWLINES: 'line1\ntouch /srv/quoting/pwned6\nline3',
+      GLOB: '/srv/quoting/glob-*',
+      DOLLAR: '$HOME ${PATH} $((1+1))',
+      BACKSLASH: 'a\\b\\\\c\\',
+      EMPTY: '',
+    }
+    const names = Object.keys(values)
+    const command = `cd /srv/quoting && ${names.map((n) => `printf '%s' "$${n}" | base64 -w0; echo`).join('; ')}`
+    const result = await transport.exec(host1, command, {timeoutMs: 20_000, env: values})
+    expect(result.exitCode).toBe(0)
+    const decoded = result.stdout!.replace(/\n$/, '').split('\n').map((line) => Buffer.from(line, 'base64').toString('utf8'))
+    expect(decoded).toEqual(Object.values(values))
+    expect((await run('ls /srv/quoting')).stdout).toBe('glob-a\nglob-b\n')
+  })
+
+  it('kills a command past its timeout: reports timedOut, and its processes are gone', async () => {
+    await run('mkdir -p /srv/timeout')
+    // Control: the check does see a live process.
+    const control = (await run('setsid sleep 60 >/dev/null 2>&1 </dev/null & echo $!')).stdout!.trim()
+    expect(await processState(control)).toBe('alive')
+    await run(`kill -KILL ${control}`)
+    const result = await transport.exec(host1, 'sleep 300 & echo $! > /srv/timeout/child.pid; echo $$ > /srv/timeout/shell.pid; wait', {timeoutMs: 500})
+    expect(result.timedOut).toBe(true)
+    expect(result.exitCode).toBeNull()
+    for (const file of ['child.pid', 'shell.pid']) {
+      const pid = (await run(`cat /srv/timeout/${file}`)).stdout!.trim()
+      expect(pid).toMatch(/^\d+$/)
+      expect(await processState(pid)).toBe('gone')
+    }
+  })
+
+  it('escalates to SIGKILL when the command ignores SIGTERM', async () => {
+    await run('mkdir -p /srv/stubborn')
+    const transportWithShortGrace = new SshTransport({killGraceMs: 300})
+    try {
+      const result = await transportWithShortGrace.exec(host1, `trap '' TERM; sleep 300 & echo $! > /srv/stubborn/child.pid; wait`, {timeoutMs: 300})
+      expect(result.timedOut).toBe(true)
+      expect(result.signal).toBe('SIGKILL')
+    } finally {
+      await transportWithShortGrace.close()
+    }
+    const pid = (await run('cat /srv/stubborn/child.pid')).stdout!.trim()
+    expect(await processState(pid)).toBe('gone')
+  })
+
+  it('serves 30 parallel commands on one host over one connection', async () => {
+    const results = await Promise.all(Array.from({length: 30}, (_, i) => run(`sleep 0.2; echo ${i} "$SSH_CLIENT"`)))
+    expect(results.map((r) => r.exitCode)).toEqual(Array(30).fill(0))
+    expect(results.map((r) => Number(r.stdout!.split(' ')[0]))).toEqual(Array.from({length: 30}, (_, i) => i))
+    // SSH_CLIENT is "client-ip client-port server-port": one client port = one TCP connection.
+    const clientPorts = new Set(results.map((r) => r.stdout!.trim().split(' ')[2]))
+    expect(clientPorts.size).toBe(1)
+  })
+})
+
+describe('files', () => {
+  it('puts and reads binary content with the given mode', async () => {
+    const content = Buffer.from([0, 1, 2, 10, 13, 255, 0, 10])
+    await transport.putFile(host1, '/srv/files/deep/bin.dat', content, {mode: '0640'})
+    expect((await transport.readFile(host1, '/srv/files/deep/bin.dat'))!.equals(content)).toBe(true)
+    expect((await run('stat -c %a /srv/files/deep/bin.dat')).stdout).toBe('640\n')
+  })
+
+  it('reads a missing file as undefined', async () => {
+    expect(await transport.readFile(host1, '/srv/files/missing')).toBeUndefined()
+  })
+
+  it('installs atomically, reports changes, keeps one backup and restores it', async () => {
+    const dest = '/srv/install/app.conf'
+    const first = await installFile(transport, host1, {path: dest, content: 'v1\n', mode: '0600'})
+    expect(first).toEqual({path: dest, changed: true})
+    expect(await installFile(transport, host1, {path: dest, content: 'v1\n', mode: '0600'})).toEqual({path: dest, changed: false})
+
+    const second = await installFile(transport, host1, {path: dest, content: 'v2\n', mode: '0600'})
+    expect(second).toEqual({path: dest, changed: true, backup: `${dest}.shoal-bak`})
+    expect((await transport.readFile(host1, dest))!.toString()).toBe('v2\n')
+    expect((await transport.readFile(host1, `${dest}.shoal-bak`))!.toString()).toBe('v1\n')
+    expect((await run(`stat -c %a ${dest}`)).stdout).toBe('600\n')
+
+    await restoreFile(transport, host1, second)
+    expect((await transport.readFile(host1, dest))!.toString()).toBe('v1\n')
+  })
+
+  it('refuses content its check rejects, leaving the destination as it was', async () => {
+    const dest = '/srv/install/checked.conf'
+    await installFile(transport, host1, {path: dest, content: 'good\n'})
+    const attempt = installFile(transport, host1, {path: dest, content: 'bad\n', check: (staged) => `grep -q good ${shellQuote(staged)} || { echo "no good in $0" >&2; exit 1; }`})
+    await expect(attempt).rejects.toMatchObject({code: 'file-check-failed'})
+    expect((await transport.readFile(host1, dest))!.toString()).toBe('good\n')
+    expect(await transport.readFile(host1, `${dest}.shoal-new`)).toBeUndefined()
+  })
+
+  it('restoring a file that did not exist before removes it', async () => {
+    const created = await installFile(transport, host1, {path: '/srv/install/new.conf', content: 'x'})
+    await restoreFile(transport, host1, created)
+    expect(await transport.readFile(host1, '/srv/install/new.conf')).toBeUndefined()
+  })
+})
+
+describe('host keys and connection failures', () => {
+  const scratch = mkdtempSync(path.join(tmpdir(), 'shoal-known-hosts-'))
+
+  it('refuses a host missing from known_hosts and says how to opt in', async () => {
+    const knownHosts = path.join(scratch, 'empty')
+    writeFileSync(knownHosts, '')
+    const fresh = new SshTransport()
+    try {
+      await expect(fresh.exec({...host1, knownHosts}, 'true', {timeoutMs: 10_000})).rejects.toMatchObject({
+        code: 'ssh-host-key-unknown',
+        message: expect.stringContaining('--accept-new-host-keys'),
+      })
+    } finally {
+      await fresh.close()
+    }
+  })
+
+  it('records a new host key with acceptNewHostKeys, and trusts it afterwards', async () => {
+    const knownHosts = path.join(scratch, 'accept-new')
+    const accepting = new SshTransport({acceptNewHostKeys: true})
+    try {
+      expect((await accepting.exec({...host1, knownHosts}, 'echo hi', {timeoutMs: 10_000})).stdout).toBe('hi\n')
+    } finally {
+      await accepting.close()
+    }
+    const recorded = readFileSync(sandbox.state.knownHosts, 'utf8').split('\n').find((line) => line.startsWith(`[${host1.address}]:`))
+    expect(readFileSync(knownHosts, 'utf8')).toBe(`${recorded}\n`)
+    expect(statSync(knownHosts).mode & 0o777).toBe(0o600)
+    const strict = new SshTransport()
+    try {
+      expect((await strict.exec({...host1, knownHosts}, 'echo again', {timeoutMs: 10_000})).stdout).toBe('again\n')
+    } finally {
+      await strict.close()
+    }
+  })
+
+  it('refuses a changed host key even with acceptNewHostKeys, naming the file and line', async () => {
+    const knownHosts = path.join(scratch, 'changed')
+    const host2Key = readFileSync(sandbox.state.knownHosts, 'utf8').split('\n').find((line) => line.startsWith(`[${host2.address}]:`))!.split(' ').slice(1).join(' ')
+    writeFileSync(knownHosts, `# host 1 recorded with host 2's key\n[${host1.address}]:${host1.port} ${host2Key}\n`)
+    const accepting = new SshTransport({acceptNewHostKeys: true})
+    try {
+      const attempt = accepting.exec({...host1, knownHosts}, 'true', {timeoutMs: 10_000})
+      await expect(attempt).rejects.toMatchObject({code: 'ssh-host-key-changed', message: expect.stringContaining(`${knownHosts} line 2`)})
+    } finally {
+      await accepting.close()
+    }
+    expect(readFileSync(knownHosts, 'utf8').split('\n').filter(Boolean)).toHaveLength(2)
+  })
+
+  it('gives a clear error after bounded retries when no sshd answers', async () => {
+    const fresh = new SshTransport({connectAttempts: 3, retryDelayMs: 20})
+    try {
+      const nobody: TransportHost = {...host1, name: 'sandbox-gone', address: '127.0.1.250'}
+      await expect(fresh.exec(nobody, 'true', {timeoutMs: 10_000})).rejects.toMatchObject({
+        code: 'ssh-connect-failed',
+        message: expect.stringMatching(/sandbox-gone .*after 3 attempts.*ECONNREFUSED/),
+      })
+    } finally {
+      await fresh.close()
+    }
+  })
+})
