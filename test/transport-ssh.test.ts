@@ -115,6 +115,15 @@ describe('exec', () => {
     expect(await processState(pid)).toBe('gone')
   })
 
+  it('returns when the command exits even if a background child keeps its output open', async () => {
+    const result = await transport.exec(host1, 'sleep 120 & echo started', {timeoutMs: 20_000})
+    expect(result).toMatchObject({exitCode: 0, stdout: 'started\n', timedOut: false})
+  })
+
+  it('refuses a timeout that setTimeout cannot honour', async () => {
+    await expect(transport.exec(host1, 'true', {timeoutMs: Infinity})).rejects.toThrow(/timeoutMs must be/)
+  })
+
   it('serves 30 parallel commands on one host over one connection', async () => {
     const results = await Promise.all(Array.from({length: 30}, (_, i) => run(`sleep 0.2; echo ${i} "$SSH_CLIENT"`)))
     expect(results.map((r) => r.exitCode)).toEqual(Array(30).fill(0))

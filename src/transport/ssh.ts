@@ -37,6 +37,8 @@ export interface SshTransportOptions {
 
 /** First stderr line of every command: the remote process group id, so a timed-out command can be killed whole. */
 const PGID_MARKER = '__shoal_pgid='
+/** The longest delay setTimeout honours (about 24 days). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
 /** After a command exits, how long to wait for its output streams to close (a background child may hold them open). */
 const DRAIN_AFTER_EXIT_MS = 2000
 
@@ -77,6 +79,10 @@ export class SshTransport implements Transport {
   }
 
   async exec(host: TransportHost, command: string, options: ExecOptions): Promise<ExecResult> {
+    // setTimeout fires at once for a non-finite or over-large delay: a typo must not turn into "no deadline" or "instant kill".
+    if (!(options.timeoutMs > 0 && options.timeoutMs <= MAX_TIMEOUT_MS)) {
+      throw new Error(`timeoutMs must be from 1 to ${MAX_TIMEOUT_MS} ms, got ${options.timeoutMs}`)
+    }
     const wrapped = wrapCommand(command, options.env, options.cwd)
     const raw = await this.run(host, wrapped, options)
     const collect = options.collect ?? true
@@ -143,7 +149,7 @@ export class SshTransport implements Transport {
   }
 
   private connection(host: TransportHost): Promise<Connection> {
-    if (this.closing) throw new Error('transport is closed')
+    if (this.closing) return Promise.reject(new Error('the transport is closed'))
     const key = `${host.user}@${host.address}:${host.port}`
     const pooled = this.pool.get(key)
     if (pooled) {
