@@ -1,12 +1,12 @@
 // The sandbox: N local hosts (own loopback address, own sshd, own /srv) with keys, known_hosts and a hosts.yaml for shoal.
+import {spawnSync} from 'node:child_process'
 import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
-import ssh2 from 'ssh2'
 import {stringify} from 'yaml'
 import {ShoalError} from '../cli/base.js'
 import type {HostsFile} from '../inventory/types.js'
 import {knownHostName} from '../transport/known-hosts.js'
-import {isOurSshd, mountNamespace, preflight, sshdConfig, startSshd, stopHost, waitReady, type SshdPaths} from './sshd.js'
+import {SSH_KEYGEN, isOurSshd, mountNamespace, preflight, sshdConfig, startSshd, stopHost, waitReady, type SshdPaths} from './sshd.js'
 
 export const DEFAULT_SANDBOX_DIR = '.shoal/sandbox'
 export const MAX_SANDBOX_HOSTS = 254
@@ -165,13 +165,20 @@ function writeState(state: SandboxState): void {
   renameSync(`${file}.tmp`, file) // a crash mid-write leaves the previous state whole
 }
 
-/** An ed25519 key pair in OpenSSH format: private key mode 0600, public key beside it as `.pub`. */
+/**
+ * An ed25519 key pair from ssh-keygen (private key mode 0600, `.pub` beside it). Not ssh2's generateKeyPairSync: about
+ * one key in 256 comes out with its public part's leading zero byte dropped, and sshd then refuses it ("error in libcrypto").
+ */
 function writeKeyPair(file: string, comment: string): void {
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', {comment})
   mkdirSync(path.dirname(file), {recursive: true, mode: 0o700})
-  writeFileSync(file, pair.private, {mode: 0o600})
+  rmSync(file, {force: true})
+  rmSync(`${file}.pub`, {force: true})
+  const result = spawnSync(SSH_KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+  if (result.error || result.status !== 0) {
+    const why = result.error?.message ?? result.stderr.trim()
+    throw new ShoalError(`could not generate an SSH key with ${SSH_KEYGEN} (${why}); it comes with openssh-client: \`apt-get install openssh-server\``, 'sandbox-keygen-failed')
+  }
   chmodSync(file, 0o600)
-  writeFileSync(`${file}.pub`, `${pair.public}\n`, {mode: 0o644})
 }
 
 /** `type base64` of an OpenSSH public key file (the comment dropped). */

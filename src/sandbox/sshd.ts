@@ -6,6 +6,7 @@ import {ShoalError} from '../cli/base.js'
 
 export const SSHD = '/usr/sbin/sshd'
 export const UNSHARE = '/usr/bin/unshare'
+export const SSH_KEYGEN = '/usr/bin/ssh-keygen'
 
 export interface SshdPaths {
   name: string
@@ -58,6 +59,7 @@ export function preflight(): void {
     throw new ShoalError('the sandbox needs root (it binds sshd to loopback addresses and gives each host its own /srv mount): run it as root, e.g. with sudo', 'sandbox-needs-root')
   }
   if (!existsSync(SSHD)) throw new ShoalError(`${SSHD} not found: install OpenSSH's server with \`apt-get install openssh-server\``, 'sandbox-sshd-missing')
+  if (!existsSync(SSH_KEYGEN)) throw new ShoalError(`${SSH_KEYGEN} not found: install OpenSSH with \`apt-get install openssh-server\``, 'sandbox-sshd-missing')
   if (!existsSync(UNSHARE)) throw new ShoalError(`${UNSHARE} not found: install util-linux (\`apt-get install util-linux\`)`, 'sandbox-unshare-missing')
   // sshd's privilege separation chroots into /run/sshd; /srv must exist to be a mount point.
   mkdirSync('/run/sshd', {recursive: true, mode: 0o755})
