@@ -142,6 +142,12 @@ describe('files', () => {
     expect((await run('stat -c %a /srv/files/deep/bin.dat')).stdout).toBe('640\n')
   })
 
+  it('moves a file larger than the collected-output cap whole', async () => {
+    const content = Buffer.alloc(6 * 2 ** 20, 'shoal\n')
+    await transport.putFile(host1, '/srv/files/large.txt', content)
+    expect((await transport.readFile(host1, '/srv/files/large.txt'))!.equals(content)).toBe(true)
+  })
+
   it('reads a missing file as undefined', async () => {
     expect(await transport.readFile(host1, '/srv/files/missing')).toBeUndefined()
   })

@@ -37,9 +37,14 @@ export interface SshTransportOptions {
 
 /** First stderr line of every command: the remote process group id, so a timed-out command can be killed whole. */
 const PGID_MARKER = '__shoal_pgid='
+/** readFile refuses files larger than this rather than return part of them. */
+const MAX_READ_BYTES = 256 * 2 ** 20
 /** The longest delay setTimeout honours (about 24 days). */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1
-/** After a command exits, how long to wait for its output streams to close (a background child may hold them open). */
+/**
+ * After a command exits, how long its output may stay silent before the channel is closed: a background child may hold
+ * the streams open forever, while output sshd still buffers (exit-status can overtake it) keeps arriving.
+ */
 const DRAIN_AFTER_EXIT_MS = 2000
 
 /**
@@ -112,8 +117,9 @@ export class SshTransport implements Transport {
   async readFile(host: TransportHost, file: string, options: {timeoutMs?: number} = {}): Promise<Buffer | undefined> {
     const q = shellQuote(file)
     const command = wrapCommand(`test -e ${q} || exit 100\nexec cat -- ${q}`)
-    const raw = await this.run(host, command, {timeoutMs: options.timeoutMs ?? 60_000})
+    const raw = await this.run(host, command, {timeoutMs: options.timeoutMs ?? 60_000}, MAX_READ_BYTES)
     if (raw.exitCode === 100) return undefined
+    if (raw.truncated) throw new TransportError(`${host.name}: ${file} is larger than ${MAX_READ_BYTES / 2 ** 20} MiB; not read`, 'ssh-command-failed', host.name)
     if (raw.exitCode !== 0) throw commandFailed(host, `reading ${file}`, raw)
     return raw.stdout
   }
@@ -135,11 +141,11 @@ export class SshTransport implements Transport {
   }
 
   /** Run an already wrapped command on a pooled connection; a connection found dead before the channel opened is replaced once. */
-  private async run(host: TransportHost, command: string, options: ExecOptions): Promise<RawResult> {
+  private async run(host: TransportHost, command: string, options: ExecOptions, maxBytes = MAX_COLLECTED_BYTES): Promise<RawResult> {
     for (let attempt = 0; ; attempt++) {
       const connection = await this.connection(host)
       try {
-        return await connection.channels.run(() => this.runOnChannel(connection, host, command, options))
+        return await connection.channels.run(() => this.runOnChannel(connection, command, options, maxBytes))
       } catch (error) {
         if (error instanceof ChannelNotOpened && connection.closed && attempt === 0) continue
         if (error instanceof ChannelNotOpened) throw new TransportError(`${host.name}: cannot open an SSH channel: ${error.message}`, 'ssh-channel-failed', host.name)
@@ -279,7 +285,7 @@ export class SshTransport implements Transport {
     }
   }
 
-  private runOnChannel(connection: Connection, host: TransportHost, command: string, options: ExecOptions): Promise<RawResult> {
+  private runOnChannel(connection: Connection, command: string, options: ExecOptions, maxBytes: number): Promise<RawResult> {
     const collect = options.collect ?? true
     return new Promise<RawResult>((resolve, reject) => {
       if (connection.closed) {
@@ -299,6 +305,7 @@ export class SshTransport implements Transport {
         let exitCode: number | null = null
         let signal: string | null = null
         let timedOut = false
+        let truncated = false
         const timers: NodeJS.Timeout[] = []
         const stdoutLines = new LineSplitter((line) => options.onStdoutLine?.(line))
         const stderrLines = new LineSplitter((line) => {
@@ -310,28 +317,41 @@ export class SshTransport implements Transport {
               return
             }
           }
-          if (collect && stderr.length < MAX_COLLECTED_BYTES) stderr += `${line}\n`
+          if (collect && stderr.length < maxBytes) stderr += `${line}\n`
           options.onStderrLine?.(line)
         })
 
+        let exited = false
+        let drainTimer: NodeJS.Timeout | undefined
+        const drainLater = (): void => {
+          if (!exited) return
+          clearTimeout(drainTimer)
+          drainTimer = setTimeout(() => channel.close(), DRAIN_AFTER_EXIT_MS)
+        }
         channel.on('data', (chunk: Buffer) => {
-          if (collect && stdoutBytes < MAX_COLLECTED_BYTES) {
+          drainLater()
+          if (collect && stdoutBytes + chunk.length <= maxBytes) {
             stdoutChunks.push(chunk)
             stdoutBytes += chunk.length
-          }
+          } else if (collect) truncated = true
           if (options.onStdoutLine) stdoutLines.push(chunk)
         })
-        channel.stderr.on('data', (chunk: Buffer) => stderrLines.push(chunk))
+        channel.stderr.on('data', (chunk: Buffer) => {
+          drainLater()
+          stderrLines.push(chunk)
+        })
         channel.on('exit', (code: number | null, signalName?: string) => {
           exitCode = code
           signal = signalName ? (signalName.startsWith('SIG') ? signalName : `SIG${signalName}`) : null
-          timers.push(setTimeout(() => channel.close(), DRAIN_AFTER_EXIT_MS))
+          exited = true
+          drainLater()
         })
         channel.once('close', () => {
           for (const timer of timers) clearTimeout(timer)
+          clearTimeout(drainTimer)
           stdoutLines.end()
           stderrLines.end()
-          resolve({exitCode, signal, stdout: Buffer.concat(stdoutChunks), stderr, timedOut})
+          resolve({exitCode, signal, stdout: Buffer.concat(stdoutChunks), stderr, timedOut, truncated})
         })
 
         timers.push(
@@ -406,6 +426,8 @@ interface RawResult {
   stdout: Buffer
   stderr: string
   timedOut: boolean
+  /** stdout went past the byte limit; what was kept is its beginning. */
+  truncated: boolean
 }
 
 /** The SSH channel could not be opened: the command never started, so it is safe to try again. */
