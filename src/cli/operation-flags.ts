@@ -1,11 +1,22 @@
-// Flags shared by commands that change a cluster: registry-only mode and how long to wait for the cluster lock.
+// Flags shared by commands that change a cluster: registry-only mode, the lock wait, SSH host keys; and their outcome.
 import {Flags} from '@oclif/core'
+import type {HostSpec} from '../inventory/types.js'
+import type {OperationOptions, OperationOutcome} from '../lifecycle/operation.js'
 import {parseDuration} from '../util/units.js'
 import {EXIT, ShoalError} from './base.js'
 
+export const lockFlags = {
+  'lock-wait': Flags.string({description: 'How long to wait for another operation on the cluster to finish, or for the lock of a crashed one to expire (a duration, e.g. 30s; 0 = fail at once)', default: '0s'}),
+}
+
+export const sshFlags = {
+  'accept-new-host-keys': Flags.boolean({description: 'Record the SSH host keys of hosts missing from their known_hosts file instead of refusing them (changed keys are always refused)', default: false}),
+}
+
 export const operationFlags = {
-  'registry-only': Flags.boolean({description: 'Only register the change in the registry; run no scripts on hosts', default: false}),
-  'lock-wait': Flags.string({description: 'How long to wait for another operation on the cluster to finish (a duration, e.g. 30s; 0 = fail at once)', default: '0s'}),
+  'registry-only': Flags.boolean({description: 'Only register the change in the registry; run no scripts and place no files on hosts', default: false}),
+  ...lockFlags,
+  ...sshFlags,
 }
 
 export function lockWaitMs(value: string): number {
@@ -14,9 +25,34 @@ export function lockWaitMs(value: string): number {
   return ms
 }
 
-/** The SSH executor is not built yet: say so instead of pretending a registry-only apply ran the scripts. */
-export function requireRegistryOnly(registryOnly: boolean): void {
-  if (!registryOnly) {
-    throw new ShoalError('running lifecycle scripts on hosts is not available in this version; pass --registry-only to register the change without running scripts', 'executor-unavailable', EXIT.usage)
+/** Lock wait, host key policy and a progress reporter (on stderr under --json, so stdout stays one JSON document). */
+export async function operationOptions(flags: {'lock-wait': string; 'accept-new-host-keys': boolean}, json: boolean): Promise<OperationOptions> {
+  const {terminalReporter} = await import('./progress.js')
+  return {lockWaitMs: lockWaitMs(flags['lock-wait']), acceptNewHostKeys: flags['accept-new-host-keys'], reporter: terminalReporter(json ? process.stderr : process.stdout)}
+}
+
+/** The inventory file's hosts with key and known_hosts paths made absolute (they are recorded with the cluster). */
+export async function inventoryHosts(file: string | undefined): Promise<HostSpec[] | undefined> {
+  if (file === undefined) return undefined
+  const [{readInventory}, {absoluteHosts}, path] = await Promise.all([import('../workspace/inputs.js'), import('../lifecycle/hosts.js'), import('node:path')])
+  return absoluteHosts(readInventory(file).hosts, path.dirname(path.resolve(file)))
+}
+
+export function outcomeJson(outcome: OperationOutcome): Record<string, unknown> {
+  return {
+    cluster: outcome.cluster,
+    changed: outcome.changed,
+    resumed: outcome.resumed,
+    ...(outcome.operation ? {operation: {id: outcome.operation.id, kind: outcome.operation.kind, title: outcome.operation.title}} : {}),
+    ...(outcome.plan ? {revision: outcome.plan.revision} : {}),
+    steps: {ran: outcome.ran, skipped: outcome.skipped},
+    ...(outcome.last ? {last: outcome.last} : {}),
   }
+}
+
+export function outcomeText(outcome: OperationOutcome): string {
+  if (!outcome.changed) return `${outcome.cluster}: nothing to do.`
+  const title = outcome.operation?.title ?? 'operation'
+  const earlier = outcome.skipped > 0 ? `, ${outcome.skipped} done earlier` : ''
+  return `${title} of ${outcome.cluster} finished${outcome.resumed ? ' (resumed)' : ''}: ${outcome.ran} step${outcome.ran === 1 ? '' : 's'} run${earlier}.`
 }

@@ -1,17 +1,19 @@
-// `shoal apply`: apply a saved plan, or plan a spec and apply it at once.
+// `shoal apply`: apply a saved plan, or plan a spec and apply it at once (scripts and files on hosts, or --registry-only).
 import {readFileSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
-import {lockWaitMs, operationFlags, requireRegistryOnly} from '../cli/operation-flags.js'
+import {inventoryHosts, lockWaitMs, operationFlags, operationOptions, outcomeJson, outcomeText} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 export default class Apply extends BaseCommand {
   static override summary = 'Apply a saved plan, or a spec'
   static override description = `With a plan file (from \`shoal plan --out\`), applies exactly that plan; it is refused as stale when the cluster changed since it was made. With a spec, plans it under the cluster lock and applies it (create, or converge counts, files and env of a registered cluster).
-Applying is idempotent: applying again changes nothing.`
+Applying runs every step of the plan: registry commits, files placed on the nodes (reloaded where they changed), lifecycle scripts, health checks. With --registry-only only the registry commits run.
+Applying is idempotent: applying again changes nothing. When an earlier run of the same command stopped (a failure, or the process died), running it again resumes that operation, like \`shoal resume\`.`
 
   static override examples = [
-    '<%= config.bin %> apply zk.plan --registry-only',
+    '<%= config.bin %> apply specs/zookeeper.yaml --hosts hosts.yaml',
+    '<%= config.bin %> apply zk.plan',
     '<%= config.bin %> apply specs/zookeeper.yaml --hosts hosts.yaml --registry-only',
   ]
 
@@ -25,25 +27,39 @@ Applying is idempotent: applying again changes nothing.`
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Apply)
-    requireRegistryOnly(flags['registry-only'])
     const wait = lockWaitMs(flags['lock-wait'])
     const [{planAndRegister, registerSavedPlan}, {readPlanFile}, {renderPlan}] = await Promise.all([
       import('../lifecycle/apply.js'), import('../lifecycle/plan-file.js'), import('../plan/show.js'),
     ])
     const isPlanFile = readFileSync(args.target, 'utf8').trimStart().startsWith('{')
+    if (!isPlanFile && !flags.hosts) throw new ShoalError('applying a spec needs --hosts FILE (the host inventory)', 'usage', EXIT.usage)
+    const {readClusterInput, readInventory} = await import('../workspace/inputs.js')
+    const saved = isPlanFile ? readPlanFile(args.target) : undefined
+    const input = isPlanFile ? undefined : readClusterInput(args.target)
     const store = await openStoreFromFlags(flags)
     try {
-      let outcome
-      if (isPlanFile) {
-        outcome = await registerSavedPlan(store, readPlanFile(args.target), wait)
-      } else {
-        if (!flags.hosts) throw new ShoalError('applying a spec needs --hosts FILE (the host inventory)', 'usage', EXIT.usage)
-        const {readClusterInput, readInventory} = await import('../workspace/inputs.js')
-        const input = readClusterInput(args.target)
-        outcome = await planAndRegister(store, {
-          cluster: input.spec.name, spec: input.spec, templates: input.templates, inventory: readInventory(flags.hosts), operation: {kind: 'create'}, lockWaitMs: wait,
-        })
+      if (!flags['registry-only']) {
+        const [{runOperation}, {requestDigest}, {compile}, {savedPlanned}] = await Promise.all([
+          import('../lifecycle/operation.js'), import('../lifecycle/operation-record.js'), import('../lifecycle/compile.js'), import('../lifecycle/apply.js'),
+        ])
+        const hosts = await inventoryHosts(flags.hosts)
+        const operation = saved ? saved.plan.operation : {kind: 'create' as const}
+        const outcome = await runOperation(store, {
+          cluster: saved ? saved.plan.cluster : input!.spec.name,
+          operation,
+          requestDigest: saved ? requestDigest({operation, plan: saved.plan}) : requestDigest({operation, spec: input!.spec, templates: input!.templates}),
+          ...(hosts ? {inventory: hosts} : {}),
+          plan: saved
+            ? () => savedPlanned(store, saved)
+            : () => compile(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: {hosts: hosts ?? []}, operation}),
+        }, await operationOptions(flags, this.jsonEnabled()))
+        if (this.jsonEnabled()) return outcomeJson(outcome)
+        this.log(outcomeText(outcome))
+        return undefined
       }
+      const outcome = saved
+        ? await registerSavedPlan(store, saved, wait)
+        : await planAndRegister(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: readInventory(flags.hosts!), operation: {kind: 'create'}, lockWaitMs: wait})
       const {plan, changed, result} = outcome
       if (this.jsonEnabled()) return {cluster: plan.cluster, changed, revision: plan.revision, commits: result?.commits ?? 0, transactions: result?.transactions ?? 0}
       if (!isPlanFile) process.stdout.write(renderPlan(plan, {diffs: false}))

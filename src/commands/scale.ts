@@ -1,16 +1,17 @@
 // `shoal scale`: grow or shrink one role of a registered cluster.
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
-import {lockWaitMs, operationFlags, requireRegistryOnly} from '../cli/operation-flags.js'
+import {inventoryHosts, lockWaitMs, operationFlags, operationOptions, outcomeJson, outcomeText} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 export default class Scale extends BaseCommand {
   static override summary = 'Scale one role of a registered cluster out or in'
   static override description = `Exactly one of --count, --add or --remove. Scaling in without --remove takes the highest sids first. The role's scale bounds from the spec are enforced. New nodes take the lowest never-used sids.
-Plans and commits under the cluster lock; concurrent scales of one cluster never both proceed (use --lock-wait to queue behind another operation).`
+Plans under the cluster lock and runs the plan: registry commits, files re-rendered and reloaded, the new nodes' init and start, scale_out / scale_in on the members that stay, stop and destroy of the leaving nodes. --registry-only commits the registry changes only. Concurrent scales of one cluster never both proceed (use --lock-wait to queue behind another operation).
+Without --hosts, the inventory recorded with the cluster is used to place new nodes and reach hosts.`
 
   static override examples = [
-    '<%= config.bin %> scale zk-main --role zk --add 2 --hosts hosts.yaml --registry-only',
+    '<%= config.bin %> scale zk-main --role zk --add 2 --hosts hosts.yaml',
     '<%= config.bin %> scale zk-main --role zk --count 3 --hosts hosts.yaml --registry-only',
     '<%= config.bin %> scale zk-main --role zk --remove zk-main-zk-5 --registry-only --dry-run',
   ]
@@ -22,7 +23,7 @@ Plans and commits under the cluster lock; concurrent scales of one cluster never
     count: Flags.integer({description: 'Target number of nodes', min: 0, exactlyOne: ['count', 'add', 'remove']}),
     add: Flags.integer({description: 'Number of nodes to add', min: 1}),
     remove: Flags.string({description: 'Node id to remove (repeatable)', multiple: true}),
-    hosts: Flags.string({description: 'Host inventory file (kind Hosts); needed to place new nodes'}),
+    hosts: Flags.string({description: 'Host inventory file (kind Hosts); default: the one recorded with the cluster'}),
     'dry-run': Flags.boolean({description: 'Print the plan only', default: false}),
     ...operationFlags,
     ...storeFlags,
@@ -30,14 +31,10 @@ Plans and commits under the cluster lock; concurrent scales of one cluster never
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Scale)
-    if (!flags['dry-run']) requireRegistryOnly(flags['registry-only'])
     const wait = lockWaitMs(flags['lock-wait'])
-    const [{planAndRegister}, {renderPlan, redactPlan}, {readInventory}] = await Promise.all([
-      import('../lifecycle/apply.js'), import('../plan/show.js'), import('../workspace/inputs.js'),
+    const [{planAndRegister}, {renderPlan, redactPlan}, {readStoredInventory, requestDigest}] = await Promise.all([
+      import('../lifecycle/apply.js'), import('../plan/show.js'), import('../lifecycle/operation-record.js'),
     ])
-    const growing = flags.add !== undefined || flags.count !== undefined
-    if (growing && !flags.hosts) throw new ShoalError('scaling with --add or --count needs --hosts FILE to place new nodes', 'usage', EXIT.usage)
-    const inventory = flags.hosts ? readInventory(flags.hosts) : {hosts: []}
     const operation = {
       kind: 'scale' as const,
       role: flags.role,
@@ -45,8 +42,23 @@ Plans and commits under the cluster lock; concurrent scales of one cluster never
       ...(flags.add !== undefined ? {add: flags.add} : {}),
       ...(flags.remove !== undefined ? {remove: flags.remove} : {}),
     }
+    const given = await inventoryHosts(flags.hosts)
     const store = await openStoreFromFlags(flags)
     try {
+      const hosts = given ?? (await readStoredInventory(store, args.cluster))
+      const growing = flags.add !== undefined || flags.count !== undefined
+      if (growing && !hosts) throw new ShoalError('scaling with --add or --count needs --hosts FILE to place new nodes (no inventory is recorded with the cluster)', 'usage', EXIT.usage)
+      const inventory = {hosts: hosts ?? []}
+      if (!flags['dry-run'] && !flags['registry-only']) {
+        const [{runOperation}, {compile}] = await Promise.all([import('../lifecycle/operation.js'), import('../lifecycle/compile.js')])
+        const outcome = await runOperation(store, {
+          cluster: args.cluster, operation, requestDigest: requestDigest({operation}), ...(given ? {inventory: given} : {}),
+          plan: () => compile(store, {cluster: args.cluster, inventory, operation}),
+        }, await operationOptions(flags, this.jsonEnabled()))
+        if (this.jsonEnabled()) return outcomeJson(outcome)
+        this.log(outcomeText(outcome))
+        return undefined
+      }
       const {plan, changed, result} = await planAndRegister(store, {cluster: args.cluster, inventory, operation, lockWaitMs: wait, dryRun: flags['dry-run']})
       if (this.jsonEnabled()) return {cluster: plan.cluster, changed, dryRun: flags['dry-run'], revision: plan.revision, plan: redactPlan(plan), commits: result?.commits ?? 0}
       process.stdout.write(renderPlan(plan, {diffs: flags['dry-run']}))

@@ -1,5 +1,5 @@
-// Apply = lock → (plan) → registry commits. The SSH executor that runs a plan's install/run/health steps on hosts is
-// the next layer; until then only the registry part of a plan can be applied (`--registry-only`).
+// Registry-only apply (`--registry-only`): lock → (plan) → the plan's registry commits, no scripts on hosts. The full
+// operation (scripts, files, progress records, resume) is lifecycle/operation.ts.
 import type {Inventory} from '../plan/inventory.js'
 import type {Operation, Plan} from '../plan/types.js'
 import {hasChanges} from '../plan/show.js'
@@ -7,8 +7,12 @@ import type {ClusterSpec} from '../spec/types.js'
 import type {Store} from '../store/store.js'
 import {EXIT, ShoalError} from '../cli/base.js'
 import {compile} from './compile.js'
+import {assertNoUnfinished} from './operation-record.js'
 import {commitPlan, lockCluster, type RegisterResult} from './register.js'
 import type {SavedPlan} from './plan-file.js'
+import type {Planned} from './operation.js'
+import {readRegistered} from './registered.js'
+import {StaleError} from '../registry/index.js'
 
 export interface ApplyOutcome {
   plan: Plan
@@ -27,12 +31,15 @@ export async function planAndRegister(
   }
   const lock = await lockCluster(store, input.cluster, {operation: describeOperation(input.operation), waitMs: input.lockWaitMs})
   try {
+    await assertNoUnfinished(store, input.cluster)
     const {plan, expectedModRevision} = await compile(store, input)
     const changed = hasChanges(plan)
     if (!changed) return {plan, changed}
     return {plan, changed, result: await commitPlan(store, plan, expectedModRevision, lock)}
   } finally {
-    await lock.release()
+    // Best effort: when the registry just failed (etcd down) a release error would hide the real one, and an
+    // unreleased lock expires with its lease anyway.
+    await lock.release().catch(() => undefined)
   }
 }
 
@@ -45,13 +52,31 @@ export async function registerSavedPlan(store: Store, saved: SavedPlan, lockWait
   if (!changed) return {plan: saved.plan, changed}
   const lock = await lockCluster(store, saved.plan.cluster, {operation: describeOperation(saved.plan.operation), waitMs: lockWaitMs})
   try {
+    await assertNoUnfinished(store, saved.plan.cluster)
     return {plan: saved.plan, changed, result: await commitPlan(store, saved.plan, saved.expectedModRevision, lock)}
   } finally {
-    await lock.release()
+    await lock.release().catch(() => undefined)
   }
 }
 
+/** A saved plan as a new operation's plan: refused when made against another registry or a since-changed cluster. */
+export async function savedPlanned(store: Store, saved: SavedPlan): Promise<Planned> {
+  if (saved.registry !== store.description) {
+    throw new ShoalError(`the plan was made against ${saved.registry}, not ${store.description}; plan again against this registry`, 'plan-registry-mismatch', EXIT.failure)
+  }
+  const {snapshot, state} = await readRegistered(store, saved.plan.cluster)
+  if (snapshot.revisionModRevision !== saved.expectedModRevision) {
+    throw new StaleError(
+      `the plan is stale: cluster ${saved.plan.cluster} changed since the plan was made (mod revision ${saved.expectedModRevision}, now ${snapshot.revisionModRevision}); plan again`,
+      saved.expectedModRevision,
+      snapshot.revisionModRevision,
+    )
+  }
+  return {plan: saved.plan, expectedModRevision: saved.expectedModRevision, ...(state ? {current: state} : {})}
+}
+
 export function describeOperation(op: Operation): string {
+  if (op.kind === 'run') return `run ${op.action}${op.role ? ` --role ${op.role}` : ''}${op.node ? ` --node ${op.node}` : ''}`
   if (op.kind !== 'scale') return op.kind
   const how = op.remove ? `remove ${op.remove.join(',')}` : op.add !== undefined ? `add ${op.add}` : `count ${op.count}`
   return `scale ${op.role} (${how})`

@@ -1,6 +1,7 @@
 // Registry-side execution of a plan: take the cluster lock, then commit the plan's registry steps, each one guarded
 // by the revision the previous one left (the first by the revision the plan was made against).
 import {nodeOfKey} from '../plan/tree.js'
+import type {Step} from '../plan/steps.js'
 import type {Plan} from '../plan/types.js'
 import {acquireLock, clusterPrefix, clusterRevisionKey, commitChanges, RegistryError, type ClusterLock} from '../registry/index.js'
 import type {Store} from '../store/store.js'
@@ -46,32 +47,47 @@ export interface RegisterResult {
 }
 
 /**
- * Commit every `commit` step of the plan, in order, while holding `lock`. `expectedModRevision` is the mod revision
- * of the cluster revision key the plan was made against: a cluster changed since then is refused as stale.
+ * Commit one `commit` step while holding `lock`, guarded by `expectedModRevision` (the mod revision of the cluster
+ * revision key the step was planned against: a cluster changed since then is refused as stale). `extraPuts` ride in the
+ * same change, e.g. the executor's progress record of the step, so the step can never be applied but unrecorded.
  */
-export async function commitPlan(store: Store, plan: Plan, expectedModRevision: number, lock: ClusterLock): Promise<RegisterResult> {
+export async function commitStep(
+  store: Store,
+  plan: Plan,
+  step: Step,
+  expectedModRevision: number,
+  lock: ClusterLock,
+  extraPuts: Record<string, string> = {},
+): Promise<{modRevision: number; transactions: number}> {
   const revisionKey = clusterRevisionKey(plan.cluster)
+  const puts = Object.fromEntries(step.changes?.puts ?? [])
+  const deletes = step.changes?.deletes ?? []
+  // Every commit moves the revision key, so each one is guarded by the one before it; a later commit of the same
+  // operation re-writes the planned revision.
+  if (!(revisionKey in puts) && !deletes.includes(revisionKey)) puts[revisionKey] = String(plan.revision)
+  Object.assign(puts, extraPuts)
+  const result = await commitChanges(
+    store,
+    clusterPrefix(plan.cluster),
+    {revisionKey, expectedModRevision, lock: {key: lock.key, id: lock.info.id}},
+    puts,
+    deletes,
+    nodeGroups([...Object.keys(puts), ...deletes]),
+  )
+  return {modRevision: revisionKey in puts ? result.revision : 0, transactions: result.transactions}
+}
+
+/** Commit every `commit` step of the plan, in order, while holding `lock` (registry-only apply: no scripts run). */
+export async function commitPlan(store: Store, plan: Plan, expectedModRevision: number, lock: ClusterLock): Promise<RegisterResult> {
   let modRevision = expectedModRevision
   let commits = 0
   let transactions = 0
   for (const step of plan.steps) {
     if (step.kind !== 'commit' || !step.changes) continue
-    const puts = Object.fromEntries(step.changes.puts)
-    const deletes = step.changes.deletes
-    // Every commit moves the revision key, so each one is guarded by the one before it; a later commit of the same
-    // operation re-writes the planned revision.
-    if (!(revisionKey in puts) && !deletes.includes(revisionKey)) puts[revisionKey] = String(plan.revision)
-    const result = await commitChanges(
-      store,
-      clusterPrefix(plan.cluster),
-      {revisionKey, expectedModRevision: modRevision, lock: {key: lock.key, id: lock.info.id}},
-      puts,
-      deletes,
-      nodeGroups([...Object.keys(puts), ...deletes]),
-    )
+    const result = await commitStep(store, plan, step, modRevision, lock)
     commits++
     transactions += result.transactions
-    modRevision = revisionKey in puts ? result.revision : 0
+    modRevision = result.modRevision
   }
   return {commits, transactions, modRevision}
 }

@@ -74,6 +74,10 @@ function targetCounts(spec: ClusterSpec, current: ClusterState | undefined, op: 
     for (const role of present.keys()) if (!counts.has(role)) counts.set(role, 0)
     return {counts, remove}
   }
+  if (op.kind === 'run') {
+    errors.push({code: 'invalid-value', message: `\`run ${op.action}\` changes no membership and is not planned from a spec (see lifecycle/action.ts)`})
+    return {counts, remove}
+  }
   // scale: only the named role changes; every other role keeps its nodes.
   for (const role of present.keys()) counts.set(role, currentCount(role))
   if (!(op.role in spec.roles)) {

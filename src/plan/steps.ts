@@ -30,6 +30,8 @@ export interface Step {
   /** Node ids, sid order. */
   nodes: string[]
   service?: LifecycleService
+  /** A custom action of the role (`actions.<name>`), for operations `shoal run` builds; runs like `service`. */
+  action?: string
   files?: 'interim' | 'final'
   reload?: boolean
   batch?: {index: number; of: number; canary: boolean}

@@ -51,6 +51,8 @@ export type Operation =
   | {kind: 'create'}
   | {kind: 'scale'; role: string; count?: number; add?: number; remove?: string[]}
   | {kind: 'destroy'}
+  /** A custom action or restart on registered nodes (`shoal run`): no registry change, built by lifecycle/action.ts. */
+  | {kind: 'run'; action: string; role?: string; node?: string}
 
 export type PlanErrorCode =
   | 'cluster-mismatch'

@@ -1,0 +1,55 @@
+// `shoal create`: register a new cluster and bring it up on its hosts.
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
+import {inventoryHosts, lockFlags, operationOptions, outcomeJson, outcomeText, sshFlags} from '../cli/operation-flags.js'
+import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+
+export default class Create extends BaseCommand {
+  static override summary = 'Create a cluster from a spec: register it, place its files, run init and start'
+  static override description = `Under the cluster lock: plan, register the nodes (pending), place every node's files, then role by role in declared order run init and start (canaries first, batches of update.max_in_flight), wait for health, and mark the nodes active.
+Refused when the cluster is already registered (change it with \`shoal apply\`). When a create stopped (a failure, or the process died), running the same command again resumes it, like \`shoal resume\`.
+The inventory is recorded with the cluster, so later commands (destroy, run, status, resume, scale) reach the hosts without --hosts.`
+
+  static override examples = ['<%= config.bin %> create specs/zookeeper.yaml --hosts hosts.yaml', '<%= config.bin %> create specs/zookeeper.yaml --hosts .shoal/sandbox/hosts.yaml --json']
+
+  static override args = {spec: Args.string({description: 'Cluster spec file', required: true})}
+
+  static override flags = {
+    hosts: Flags.string({description: 'Host inventory file (kind Hosts)', required: true}),
+    ...lockFlags,
+    ...sshFlags,
+    ...storeFlags,
+  }
+
+  async run(): Promise<unknown> {
+    const {args, flags} = await this.parse(Create)
+    const [{readClusterInput}, {compile}, {runOperation}, {requestDigest}] = await Promise.all([
+      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/operation.js'), import('../lifecycle/operation-record.js'),
+    ])
+    const input = readClusterInput(args.spec)
+    const hosts = (await inventoryHosts(flags.hosts))!
+    const operation = {kind: 'create' as const}
+    const cluster = input.spec.name
+    const store = await openStoreFromFlags(flags)
+    try {
+      const outcome = await runOperation(store, {
+        cluster,
+        operation,
+        requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates}),
+        inventory: hosts,
+        plan: async () => {
+          const compiled = await compile(store, {cluster, spec: input.spec, templates: input.templates, inventory: {hosts}, operation})
+          if (compiled.current) {
+            throw new ShoalError(`cluster ${cluster} is already registered in ${store.description}; change it with: shoal apply ${args.spec} --hosts ${flags.hosts}`, 'already-registered', EXIT.failure)
+          }
+          return compiled
+        },
+      }, await operationOptions(flags, this.jsonEnabled()))
+      if (this.jsonEnabled()) return outcomeJson(outcome)
+      this.log(outcomeText(outcome))
+      return undefined
+    } finally {
+      await store.close()
+    }
+  }
+}

@@ -1,0 +1,279 @@
+// The executor: walks a recorded plan's steps in order (commit, install, run, health, remove) and records progress in
+// the registry, so an interrupted operation continues where it stopped and finished work is never done twice.
+import {posix} from 'node:path'
+import type {Step} from '../plan/steps.js'
+import type {PlannedNode, RenderedFile} from '../plan/types.js'
+import {clusterRevisionKey, type ClusterLock} from '../registry/index.js'
+import {DEFAULTS, type RoleSpec, type ServiceSpec} from '../spec/types.js'
+import type {Store} from '../store/store.js'
+import {installFile, restoreFile, type InstallResult} from '../transport/install.js'
+import {Limiter} from '../transport/limiter.js'
+import type {ExecResult, Transport, TransportHost} from '../transport/transport.js'
+import {shellQuote} from '../util/shell.js'
+import {parseDuration} from '../util/units.js'
+import {EXIT, ShoalError} from '../cli/base.js'
+import {describeProbe, healthTiming, waitHealthy} from './health.js'
+import type {HostLookup} from './hosts.js'
+import {MEMBERSHIP_FILE, membershipOf, scriptEnv} from './membership.js'
+import {markNode, markStep, readProgress, stepKey, stepRecordValue, type CurrentOperation, type FailureRecord, type NodeMark, type OperationData} from './operation-record.js'
+import {redact, type Reporter} from './progress.js'
+import {commitStep} from './register.js'
+
+export interface ExecuteContext {
+  store: Store
+  transport: Transport
+  hosts: HostLookup
+  /** The cluster lock, held for the whole run. */
+  lock: ClusterLock
+  current: CurrentOperation
+  data: OperationData
+  reporter: Reporter
+  /** Nodes of one step worked on at once (a batch is already sized by the update policy). Default 32. */
+  parallel?: number
+}
+
+export interface ExecuteResult {
+  /** Steps run now (not counting those finished in an earlier run). */
+  ran: number
+  skipped: number
+}
+
+/** A step failed: the operation stops there; the record says where and why. */
+export class StepFailed extends ShoalError {
+  constructor(readonly failure: FailureRecord) {
+    super(failure.message, 'step-failed', EXIT.failure)
+    this.name = 'StepFailed'
+  }
+}
+
+const INSTALL_TIMEOUT_MS = 60_000
+const NODE_HOME_ROOT = DEFAULTS.nodeHomeRoot
+
+export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
+  const {plan} = ctx.data
+  const progress = await readProgress(ctx.store, plan.cluster)
+  const runner = new StepRunner(ctx)
+  let modRevision = await guardRevision(ctx, progress.steps)
+  let ran = 0
+  let skipped = 0
+  for (const [index, step] of plan.steps.entries()) {
+    if (progress.steps.has(step.id)) {
+      ctx.reporter.skipped(step, index, plan.steps.length)
+      skipped++
+      continue
+    }
+    const marks = progress.nodes.get(step.id) ?? new Map<string, NodeMark>()
+    ctx.reporter.step(step, index, plan.steps.length, marks.size > 0)
+    try {
+      if (step.kind === 'commit') {
+        // The step's progress record is part of the commit itself: applied and recorded, or neither.
+        const result = await commitStep(ctx.store, plan, step, modRevision, ctx.lock, {[stepKey(plan.cluster, step.id)]: stepRecordValue()})
+        modRevision = result.modRevision
+      } else {
+        await runner.run(step, marks)
+        await markStep(ctx.store, plan.cluster, step.id)
+      }
+    } catch (error) {
+      if (error instanceof StepFailed) throw error
+      throw new StepFailed({step: step.id, title: step.title, message: `step ${step.id} (${step.title}) failed: ${(error as Error).message}`, at: new Date().toISOString()})
+    }
+    ran++
+  }
+  return {ran, skipped}
+}
+
+/**
+ * The mod revision the next commit is guarded by: the plan's base until a commit of this operation landed; after
+ * that, the revision key must still hold the value this operation wrote (otherwise someone changed the cluster).
+ */
+async function guardRevision(ctx: ExecuteContext, done: Set<string>): Promise<number> {
+  const {plan} = ctx.data
+  const commits = plan.steps.filter((s) => s.kind === 'commit')
+  const lastDone = [...commits].reverse().find((s) => done.has(s.id))
+  if (!lastDone) return ctx.current.baseModRevision
+  const revisionKey = clusterRevisionKey(plan.cluster)
+  const kv = await ctx.store.get(revisionKey)
+  if (!kv && lastDone.changes?.deletes.includes(revisionKey)) return 0
+  if (kv && kv.value === String(plan.revision)) return kv.modRevision
+  throw new ShoalError(
+    `cluster ${plan.cluster} changed since operation ${ctx.current.id} committed step ${lastDone.id} (${revisionKey} is ${kv ? `revision ${kv.value}` : 'gone'}, expected revision ${plan.revision}); ` +
+      `the operation cannot continue safely: inspect it with shoal status ${plan.cluster}`,
+    'operation-stale',
+    EXIT.failure,
+  )
+}
+
+/** Runs the non-registry steps on the nodes' hosts. */
+class StepRunner {
+  private readonly nodes: Map<string, PlannedNode>
+  private readonly membership: string
+  private readonly prepared = new Set<string>()
+  private readonly limiter: Limiter
+
+  constructor(private readonly ctx: ExecuteContext) {
+    this.nodes = new Map(ctx.data.plan.nodes.map((n) => [n.node_id, n]))
+    this.membership = `${JSON.stringify(membershipOf(ctx.data.plan), null, 2)}\n`
+    this.limiter = new Limiter(ctx.parallel ?? 32)
+  }
+
+  async run(step: Step, marks: Map<string, NodeMark>): Promise<void> {
+    const work = {install: this.install, run: this.script, health: this.health, remove: this.remove}[step.kind as 'install' | 'run' | 'health' | 'remove']
+    const results = await Promise.allSettled(step.nodes.map((id) => this.limiter.run(() => work.call(this, step, this.node(id), marks.get(id)))))
+    // Every node of the step has finished (none is abandoned mid-script); the first failure in node order is reported.
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) throw failed.reason
+  }
+
+  private node(id: string): PlannedNode {
+    const node = this.nodes.get(id)
+    if (!node) throw new ShoalError(`the plan lists node ${id} in a step but not among its nodes; the recorded plan is inconsistent`, 'operation-record-invalid')
+    return node
+  }
+
+  private role(name: string | undefined): RoleSpec {
+    const role = name === undefined ? undefined : (this.ctx.data.specAfter?.roles[name] ?? this.ctx.data.specBefore?.roles[name])
+    if (!role) throw new ShoalError(`the recorded operation has no spec for role ${String(name)}`, 'operation-record-invalid')
+    return role
+  }
+
+  private env(node: PlannedNode): Record<string, string> {
+    return scriptEnv(this.ctx.data.plan, this.ctx.data.env, node)
+  }
+
+  private output(node: PlannedNode): {onStdoutLine: (line: string) => void; onStderrLine: (line: string) => void} {
+    const secrets = this.ctx.data.plan.secrets
+    return {
+      onStdoutLine: (line) => this.ctx.reporter.output(node.node_id, 'stdout', redact(line, secrets)),
+      onStderrLine: (line) => this.ctx.reporter.output(node.node_id, 'stderr', redact(line, secrets)),
+    }
+  }
+
+  /** The node home exists and holds this operation's membership file (once per node and run). */
+  private async prepare(node: PlannedNode, host: TransportHost): Promise<void> {
+    if (this.prepared.has(node.node_id)) return
+    assertHome(this.ctx.data.plan.cluster, node)
+    await this.ctx.transport.putFile(host, `${node.home}/${MEMBERSHIP_FILE}`, this.membership, {mode: '0644', timeoutMs: INSTALL_TIMEOUT_MS})
+    this.prepared.add(node.node_id)
+  }
+
+  private fail(step: Step, node: PlannedNode, host: TransportHost, what: string, result?: ExecResult): StepFailed {
+    const secrets = this.ctx.data.plan.secrets
+    const stderr = result ? redact((result.stderr ?? '').trim().split('\n').slice(-10).join('\n'), secrets) : undefined
+    const how = result ? (result.timedOut ? 'timed out (the remote process group was killed)' : result.signal ? `was killed by ${result.signal}` : `exited ${String(result.exitCode)}`) : ''
+    const tail = stderr ? `; last stderr lines:\n${stderr.split('\n').map((l) => `    ${l}`).join('\n')}` : ''
+    return new StepFailed({
+      step: step.id,
+      title: step.title,
+      node: node.node_id,
+      host: host.name,
+      ...(result ? {exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut} : {}),
+      ...(stderr ? {stderr} : {}),
+      message: `step ${step.id} (${step.title}) failed on ${node.node_id} (host ${host.name}): ${what}${how ? ` ${how}` : ''}${tail}`,
+      at: new Date().toISOString(),
+    })
+  }
+
+  private async install(step: Step, node: PlannedNode, mark: NodeMark | undefined): Promise<void> {
+    if (mark === 'done') return
+    const {transport, store, data} = this.ctx
+    const host = this.ctx.hosts(node)
+    // A node interrupted mid-install may have new files whose reload never ran: reload them all on the retry.
+    const retry = mark === 'started'
+    if (step.reload) await markNode(store, data.plan.cluster, step.id, node.node_id, 'started')
+    await this.prepare(node, host)
+    const files = step.files === 'final' ? node.files : (node.interim ?? node.files)
+    const installed: Array<{file: RenderedFile; result: InstallResult}> = []
+    for (const file of files) {
+      try {
+        const result = await installFile(transport, host, {
+          path: file.path,
+          content: file.content,
+          mode: file.mode,
+          ...(file.owner !== undefined ? {owner: file.owner} : {}),
+          ...(file.check !== undefined ? {check: (staged: string) => file.check!.replace(/\{\{\s*src\s*\}\}/g, shellQuote(staged))} : {}),
+          timeoutMs: INSTALL_TIMEOUT_MS,
+        })
+        installed.push({file, result})
+      } catch (error) {
+        throw this.fail(step, node, host, `installing ${file.path}: ${(error as Error).message}`)
+      }
+    }
+    if (step.reload) {
+      const reloads = new Map<string, Array<{file: RenderedFile; result: InstallResult}>>()
+      for (const entry of installed) {
+        if (entry.file.reload === undefined || !(entry.result.changed || retry)) continue
+        reloads.set(entry.file.reload, [...(reloads.get(entry.file.reload) ?? []), entry])
+      }
+      for (const [command, entries] of reloads) {
+        const result = await transport.exec(host, command, {timeoutMs: serviceTimeoutMs(undefined), env: this.env(node), cwd: node.home, ...this.output(node)})
+        if (result.exitCode !== 0) {
+          for (const entry of entries) await restoreFile(transport, host, entry.result, INSTALL_TIMEOUT_MS)
+          throw this.fail(step, node, host, `the reload \`${command}\` of ${entries.map((e) => e.file.dest).join(', ')} (restored to the previous content)`, result)
+        }
+      }
+    }
+    await markNode(store, data.plan.cluster, step.id, node.node_id, 'done')
+  }
+
+  private async script(step: Step, node: PlannedNode, mark: NodeMark | undefined): Promise<void> {
+    const name = step.action ?? step.service
+    if (mark === 'done') {
+      this.ctx.reporter.note(`${node.node_id}: ${String(name)} already ran (recorded), not running it again`)
+      return
+    }
+    const role = this.role(step.role)
+    const spec: ServiceSpec | undefined = step.action !== undefined ? role.actions?.[step.action] : step.service !== undefined ? role.services?.[step.service] : undefined
+    if (!spec) throw new ShoalError(`role ${String(step.role)} has no ${String(name)} script, yet the plan runs it`, 'operation-record-invalid')
+    const host = this.ctx.hosts(node)
+    await this.prepare(node, host)
+    const result = await this.ctx.transport.exec(host, spec.cmd, {timeoutMs: serviceTimeoutMs(spec), env: this.env(node), cwd: node.home, ...this.output(node)})
+    if (result.exitCode !== 0) throw this.fail(step, node, host, `${String(name)} (\`${spec.cmd}\`)`, result)
+    await markNode(this.ctx.store, this.ctx.data.plan.cluster, step.id, node.node_id, 'done')
+  }
+
+  private async health(step: Step, node: PlannedNode, mark: NodeMark | undefined): Promise<void> {
+    if (mark === 'done') return
+    const check = this.role(step.role).health_check
+    if (!check) return
+    const host = this.ctx.hosts(node)
+    await this.prepare(node, host)
+    const timing = healthTiming(check)
+    const outcome = await waitHealthy((timeoutMs) => this.ctx.transport.exec(host, check.cmd, {timeoutMs, env: this.env(node), cwd: node.home}), timing)
+    if (!outcome.healthy) {
+      throw this.fail(step, node, host, `not healthy within start_period ${check.start_period ?? DEFAULTS.healthStartPeriod} (${outcome.tries} tries of \`${check.cmd}\`; last: ${redact(describeProbe(outcome.last), this.ctx.data.plan.secrets)})`)
+    }
+    await markNode(this.ctx.store, this.ctx.data.plan.cluster, step.id, node.node_id, 'done')
+  }
+
+  private async remove(step: Step, node: PlannedNode, mark: NodeMark | undefined): Promise<void> {
+    if (mark === 'done') return
+    const host = this.ctx.hosts(node)
+    const home = assertHome(this.ctx.data.plan.cluster, node)
+    const absolute = node.fileChanges.filter((c) => c.action === 'delete' && c.dest.startsWith('/')).map((c) => c.dest)
+    const files = absolute.flatMap((p) => [p, `${p}.shoal-new`, `${p}.shoal-bak`]).map(shellQuote)
+    const clusterDir = posix.dirname(home)
+    const command = [
+      'set -e',
+      `rm -rf -- ${shellQuote(home)}`,
+      ...(files.length ? [`rm -f -- ${files.join(' ')}`] : []),
+      // The cluster's directory goes with its last node (rmdir only removes an empty one).
+      `rmdir -- ${shellQuote(clusterDir)} 2>/dev/null || true`,
+    ].join('\n')
+    const result = await this.ctx.transport.exec(host, command, {timeoutMs: INSTALL_TIMEOUT_MS})
+    if (result.exitCode !== 0) throw this.fail(step, node, host, `removing ${home}`, result)
+    await markNode(this.ctx.store, this.ctx.data.plan.cluster, step.id, node.node_id, 'done')
+  }
+}
+
+/** A node's home must be exactly `/srv/shoal/<cluster>/<node-id>`: it is removed with `rm -rf`. */
+export function assertHome(cluster: string, node: {node_id: string; home: string}): string {
+  const expected = `${NODE_HOME_ROOT}/${cluster}/${node.node_id}`
+  if (node.home !== expected || posix.normalize(node.home) !== expected || node.node_id.includes('/') || node.node_id.startsWith('.')) {
+    throw new ShoalError(`node ${node.node_id} has home ${JSON.stringify(node.home)}, not ${expected}; refusing to touch it`, 'unsafe-home', EXIT.failure)
+  }
+  return expected
+}
+
+export function serviceTimeoutMs(spec: ServiceSpec | undefined): number {
+  return parseDuration(spec?.timeout ?? DEFAULTS.serviceTimeout) ?? 600_000
+}

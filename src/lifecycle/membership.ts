@@ -1,0 +1,63 @@
+// What a lifecycle script is told about the operation: the before/after membership (a JSON file) and SHOAL_* env values.
+import {HOST_FIELDS, type HostView} from '../render/view.js'
+import type {Plan} from '../plan/types.js'
+import type {EnvValue} from '../spec/types.js'
+
+/** Role -> nodes (sid order), as the membership file holds them. */
+export type RoleMembers = Record<string, HostView[]>
+
+export interface Membership {
+  before: RoleMembers
+  after: RoleMembers
+  joining: RoleMembers
+  leaving: RoleMembers
+}
+
+/** Relative to the node home. */
+export const MEMBERSHIP_FILE = '.shoal/membership.json'
+
+function hostView(node: HostView): HostView {
+  const out: Record<string, unknown> = {}
+  for (const field of HOST_FIELDS) out[field] = node[field]
+  return out as unknown as HostView
+}
+
+function group(nodes: readonly HostView[]): RoleMembers {
+  const out: RoleMembers = {}
+  for (const node of [...nodes].sort((a, b) => a.sid - b.sid)) (out[node.role] ??= []).push(hostView(node))
+  return out
+}
+
+export function membershipOf(plan: Plan): Membership {
+  const nodes = plan.nodes
+  return {
+    before: group(nodes.filter((n) => n.change !== 'create')),
+    after: group(nodes.filter((n) => n.change !== 'remove')),
+    joining: group(nodes.filter((n) => n.change === 'create')),
+    leaving: group(nodes.filter((n) => n.change === 'remove')),
+  }
+}
+
+/** `tick_time` -> `SHOAL_ENV_TICK_TIME`. */
+export function envVarName(param: string): string {
+  return `SHOAL_ENV_${param.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`
+}
+
+/** The environment of a script on `node` (the transport shell-quotes every value). */
+export function scriptEnv(plan: Pick<Plan, 'cluster' | 'nodes'>, env: Record<string, EnvValue>, node: HostView): Record<string, string> {
+  const ids = (change: 'create' | 'remove'): string => plan.nodes.filter((n) => n.change === change).map((n) => n.node_id).join(' ')
+  const out: Record<string, string> = {
+    SHOAL_CLUSTER: plan.cluster,
+    SHOAL_NODE_ID: node.node_id,
+    SHOAL_ROLE: node.role,
+    SHOAL_SID: String(node.sid),
+    SHOAL_IP: node.ip,
+    SHOAL_BOOTSTRAP: node.bootstrap ? 'true' : 'false',
+    SHOAL_HOME: node.home,
+    SHOAL_MEMBERSHIP: `${node.home}/${MEMBERSHIP_FILE}`,
+    SHOAL_JOINING: ids('create'),
+    SHOAL_LEAVING: ids('remove'),
+  }
+  for (const [name, value] of Object.entries(env)) out[envVarName(name)] = String(value)
+  return out
+}

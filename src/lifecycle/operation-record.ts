@@ -1,0 +1,274 @@
+// The operation record in the registry, outside the cluster tree, so an interrupted operation can be resumed:
+//
+//   operations/<cluster>/current            {id, kind, started, holder, planDigest, planParts, requestDigest, baseModRevision}
+//   operations/<cluster>/plan/<nnnn>        the recorded plan + what scripts need (JSON, split: etcd caps a request at 1.5 MiB)
+//   operations/<cluster>/steps/<step>       a finished step (commit steps write it in their own registry transaction)
+//   operations/<cluster>/steps/<step>/<node> a node finished (`done`) or was touched (`started`) by a step
+//   operations/<cluster>/failure            why the operation stopped (step, node, exit code/signal/timeout, stderr tail)
+//   operations/<cluster>/last               summary of the last operation {kind, result, step, finished}
+//   operations/<cluster>/inventory          the inventory hosts (paths absolute), so later commands reach the hosts
+//
+// `current` is written last when an operation begins (its plan parts are complete before) and deleted when it ends.
+import {canonicalJson, sha256} from '../plan/canonical.js'
+import type {HostSpec} from '../inventory/types.js'
+import type {Operation, Plan} from '../plan/types.js'
+import {defaultHolder} from '../registry/index.js'
+import type {ClusterSpec, EnvValue} from '../spec/types.js'
+import type {Op, Store} from '../store/store.js'
+import {EXIT, ShoalError} from '../cli/base.js'
+
+/** Each plan part stays far below etcd's 1.5 MiB request limit. */
+const PLAN_PART_CHARS = 512 * 1024
+
+export function operationsPrefix(cluster: string): string {
+  return `operations/${cluster}/`
+}
+const key = (cluster: string, rest: string): string => `${operationsPrefix(cluster)}${rest}`
+export const currentKey = (cluster: string): string => key(cluster, 'current')
+export const stepsPrefix = (cluster: string): string => key(cluster, 'steps/')
+export const stepKey = (cluster: string, step: string): string => key(cluster, `steps/${step}`)
+export const nodeStepKey = (cluster: string, step: string, node: string): string => key(cluster, `steps/${step}/${node}`)
+export const failureKey = (cluster: string): string => key(cluster, 'failure')
+export const lastKey = (cluster: string): string => key(cluster, 'last')
+export const inventoryKey = (cluster: string): string => key(cluster, 'inventory')
+const planPrefix = (cluster: string): string => key(cluster, 'plan/')
+
+/** What executing a plan needs besides the plan: the specs (role scripts) and the env values scripts receive. */
+export interface OperationData {
+  plan: Plan
+  /** The spec after the operation (undefined after destroy). */
+  specAfter?: ClusterSpec
+  /** The spec the cluster was registered with before (undefined at create): scripts of roles that left the spec. */
+  specBefore?: ClusterSpec
+  env: Record<string, EnvValue>
+}
+
+export interface CurrentOperation {
+  id: string
+  kind: Operation['kind']
+  /** `describeOperation`, e.g. `scale zk (add 2)`. */
+  title: string
+  started: string
+  holder: string
+  planDigest: string
+  planParts: number
+  /** Digest of the request (operation + spec + templates): the same command run again resumes instead of refusing. */
+  requestDigest: string
+  /** Mod revision of the cluster revision key the plan was made against. */
+  baseModRevision: number
+}
+
+export interface FailureRecord {
+  step: string
+  title: string
+  node?: string
+  host?: string
+  exitCode?: number | null
+  signal?: string | null
+  timedOut?: boolean
+  /** Last stderr lines (secrets redacted). */
+  stderr?: string
+  message: string
+  at: string
+}
+
+export interface LastOperation {
+  id: string
+  kind: Operation['kind']
+  title: string
+  result: 'ok' | 'failed'
+  /** The step that failed. */
+  step?: string
+  message?: string
+  started: string
+  finished: string
+}
+
+export type NodeMark = 'started' | 'done'
+
+/** Progress of an operation as recorded: finished steps, and per-step node marks. */
+export interface Progress {
+  steps: Set<string>
+  nodes: Map<string, Map<string, NodeMark>>
+}
+
+/** Identifies what a command asked for (operation, spec, templates, or a saved plan): the same request resumes its operation. */
+export function requestDigest(request: {operation: Operation; spec?: ClusterSpec; templates?: ReadonlyMap<string, string>; plan?: Plan}): string {
+  return sha256(canonicalJson({
+    operation: request.operation,
+    spec: request.spec ?? null,
+    templates: request.templates ? Object.fromEntries(request.templates) : null,
+    plan: request.plan ?? null,
+  }))
+}
+
+function parse<T>(value: string, what: string): T {
+  try {
+    return JSON.parse(value) as T
+  } catch {
+    throw new ShoalError(`${what} in the registry is not valid JSON; inspect it (shoal status) and remove it by hand if it is garbage`, 'operation-record-invalid', EXIT.failure)
+  }
+}
+
+export async function readCurrent(store: Store, cluster: string): Promise<CurrentOperation | undefined> {
+  const kv = await store.get(currentKey(cluster))
+  return kv ? parse<CurrentOperation>(kv.value, currentKey(cluster)) : undefined
+}
+
+export async function readLast(store: Store, cluster: string): Promise<LastOperation | undefined> {
+  const kv = await store.get(lastKey(cluster))
+  return kv ? parse<LastOperation>(kv.value, lastKey(cluster)) : undefined
+}
+
+export async function readFailure(store: Store, cluster: string): Promise<FailureRecord | undefined> {
+  const kv = await store.get(failureKey(cluster))
+  return kv ? parse<FailureRecord>(kv.value, failureKey(cluster)) : undefined
+}
+
+export async function readStoredInventory(store: Store, cluster: string): Promise<HostSpec[] | undefined> {
+  const kv = await store.get(inventoryKey(cluster))
+  return kv ? parse<HostSpec[]>(kv.value, inventoryKey(cluster)) : undefined
+}
+
+/** The recorded plan of the current operation, checked against its digest. */
+export async function readOperationData(store: Store, cluster: string, current: CurrentOperation): Promise<OperationData> {
+  const {kvs} = await store.range(planPrefix(cluster))
+  const parts = kvs.sort((a, b) => (a.key < b.key ? -1 : 1)).map((kv) => kv.value)
+  const text = parts.join('')
+  if (parts.length !== current.planParts || sha256(text) !== current.planDigest) {
+    throw new ShoalError(
+      `the recorded plan of operation ${current.id} on ${cluster} is incomplete or altered (${parts.length} of ${current.planParts} parts, digest mismatch); ` +
+        `it cannot be resumed safely. Inspect the cluster with shoal status; to drop the record: shoal resume ${cluster} --abandon`,
+      'operation-record-invalid',
+      EXIT.failure,
+    )
+  }
+  return parse<OperationData>(text, `the plan of operation ${current.id}`)
+}
+
+export async function readProgress(store: Store, cluster: string): Promise<Progress> {
+  const prefix = stepsPrefix(cluster)
+  const {kvs} = await store.range(prefix)
+  const progress: Progress = {steps: new Set(), nodes: new Map()}
+  for (const kv of kvs) {
+    const [step, node] = kv.key.slice(prefix.length).split('/')
+    if (!step) continue
+    if (node === undefined) progress.steps.add(step)
+    else {
+      const marks = progress.nodes.get(step) ?? new Map<string, NodeMark>()
+      marks.set(node, kv.value === 'done' ? 'done' : 'started')
+      progress.nodes.set(step, marks)
+    }
+  }
+  return progress
+}
+
+/**
+ * Record a new operation: clear leftovers of an abandoned beginning, write the plan parts, then `current` — guarded so
+ * two processes can never both begin one (the caller holds the cluster lock as well).
+ */
+export async function beginOperation(
+  store: Store,
+  data: OperationData,
+  options: {id: string; title: string; requestDigest: string; baseModRevision: number; inventory?: HostSpec[]},
+): Promise<CurrentOperation> {
+  const cluster = data.plan.cluster
+  const noCurrent = [{key: currentKey(cluster), target: 'mod' as const, equals: 0}]
+  const unfinished = (): ShoalError => new ShoalError(`cluster ${cluster} has an unfinished operation; run: shoal resume ${cluster}`, 'operation-unfinished', EXIT.failure)
+  const cleared = await store.txn(noCurrent, [
+    {type: 'deletePrefix', prefix: planPrefix(cluster)},
+    {type: 'deletePrefix', prefix: stepsPrefix(cluster)},
+    {type: 'delete', key: failureKey(cluster)},
+  ])
+  if (!cleared.succeeded) throw unfinished()
+  const text = JSON.stringify(data)
+  const parts: string[] = []
+  for (let i = 0; i < text.length; i += PLAN_PART_CHARS) parts.push(text.slice(i, i + PLAN_PART_CHARS))
+  for (const [i, part] of parts.entries()) {
+    const written = await store.txn(noCurrent, [{type: 'put', key: `${planPrefix(cluster)}${String(i).padStart(4, '0')}`, value: part}])
+    if (!written.succeeded) throw unfinished()
+  }
+  const current: CurrentOperation = {
+    id: options.id,
+    kind: data.plan.operation.kind,
+    title: options.title,
+    started: new Date().toISOString(),
+    holder: defaultHolder(),
+    planDigest: sha256(text),
+    planParts: parts.length,
+    requestDigest: options.requestDigest,
+    baseModRevision: options.baseModRevision,
+  }
+  const ops: Op[] = [{type: 'put', key: currentKey(cluster), value: JSON.stringify(current)}]
+  if (options.inventory) ops.push({type: 'put', key: inventoryKey(cluster), value: JSON.stringify(options.inventory)})
+  const begun = await store.txn(noCurrent, ops)
+  if (!begun.succeeded) throw unfinished()
+  return current
+}
+
+/** Mark one node of a step (a plain write: the caller holds the lock). */
+export async function markNode(store: Store, cluster: string, step: string, node: string, mark: NodeMark): Promise<void> {
+  await store.txn([], [{type: 'put', key: nodeStepKey(cluster, step, node), value: mark}])
+}
+
+export async function markStep(store: Store, cluster: string, step: string): Promise<void> {
+  await store.txn([], [{type: 'put', key: stepKey(cluster, step), value: stepRecordValue()}])
+}
+
+export function stepRecordValue(): string {
+  return JSON.stringify({done: true, at: new Date().toISOString()})
+}
+
+/** The operation stopped: record why; `current` stays so `shoal resume` can continue it. */
+export async function recordFailure(store: Store, cluster: string, current: CurrentOperation, failure: FailureRecord): Promise<void> {
+  const last: LastOperation = {
+    id: current.id, kind: current.kind, title: current.title, result: 'failed', step: failure.step, message: failure.message, started: current.started, finished: failure.at,
+  }
+  await store.txn([], [
+    {type: 'put', key: failureKey(cluster), value: JSON.stringify(failure)},
+    {type: 'put', key: lastKey(cluster), value: JSON.stringify(last)},
+  ])
+}
+
+/** The operation finished: drop its plan and progress, keep the summary (after a destroy nothing of the cluster stays). */
+export async function finishOperation(store: Store, cluster: string, current: CurrentOperation, destroyed: boolean): Promise<LastOperation> {
+  const last: LastOperation = {id: current.id, kind: current.kind, title: current.title, result: 'ok', started: current.started, finished: new Date().toISOString()}
+  const ops: Op[] = destroyed
+    ? [{type: 'deletePrefix', prefix: operationsPrefix(cluster)}]
+    : [
+        {type: 'delete', key: currentKey(cluster)},
+        {type: 'deletePrefix', prefix: planPrefix(cluster)},
+        {type: 'deletePrefix', prefix: stepsPrefix(cluster)},
+        {type: 'delete', key: failureKey(cluster)},
+        {type: 'put', key: lastKey(cluster), value: JSON.stringify(last)},
+      ]
+  await store.txn([], ops)
+  return last
+}
+
+/** Forget an unfinished operation without running the rest of it (`shoal resume --abandon`). */
+export async function abandonOperation(store: Store, cluster: string): Promise<void> {
+  await store.txn([], [
+    {type: 'delete', key: currentKey(cluster)},
+    {type: 'deletePrefix', prefix: planPrefix(cluster)},
+    {type: 'deletePrefix', prefix: stepsPrefix(cluster)},
+  ])
+}
+
+/** Why a new operation cannot begin while one is unfinished, with what to do. */
+export async function unfinishedError(store: Store, cluster: string, current: CurrentOperation): Promise<ShoalError> {
+  const failure = await readFailure(store, cluster)
+  const where = failure ? `; it stopped at step ${failure.step}${failure.node ? ` on ${failure.node}` : ''}` : ''
+  return new ShoalError(
+    `cluster ${cluster} has an unfinished operation "${current.title}" (id ${current.id}, started ${current.started} by ${current.holder})${where}. ` +
+      `Finish it first with: shoal resume ${cluster}`,
+    'operation-unfinished',
+    EXIT.failure,
+  )
+}
+
+/** Refuse registry-only changes while an operation is unfinished (they would change the cluster under it). */
+export async function assertNoUnfinished(store: Store, cluster: string): Promise<void> {
+  const current = await readCurrent(store, cluster)
+  if (current) throw await unfinishedError(store, cluster, current)
+}
