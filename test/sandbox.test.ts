@@ -6,6 +6,7 @@ import path from 'node:path'
 import {promisify} from 'node:util'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
+import {sandboxDown} from '../src/sandbox/sandbox.js'
 import {SshTransport} from '../src/transport/ssh.js'
 import type {TransportHost} from '../src/transport/transport.js'
 import {freeSandboxPort, startSandbox, type TestSandbox} from './support/sandbox.js'
@@ -58,10 +59,14 @@ describe('shoal sandbox (CLI)', () => {
       return {code: failed.code, stdout: failed.stdout, stderr: failed.stderr}
     }
   }
+  /** Run shoal and expect success; a failure shows the command's stderr. */
+  const ok = async (...args: string[]): Promise<string> => {
+    const result = await shoal(...args)
+    expect(result.code, result.stderr).toBe(0)
+    return result.stdout
+  }
   const ls = async (): Promise<Array<{name: string; pid: number; running: boolean}>> => {
-    const result = await shoal('sandbox', 'ls', '--dir', dir, '--json')
-    expect(result.code).toBe(0)
-    return (JSON.parse(result.stdout) as {hosts: Array<{name: string; pid: number; running: boolean}>}).hosts
+    return (JSON.parse(await ok('sandbox', 'ls', '--dir', dir, '--json')) as {hosts: Array<{name: string; pid: number; running: boolean}>}).hosts
   }
   const alive = (pid: number): boolean => existsSync(`/proc/${pid}`) && !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
 
@@ -70,37 +75,36 @@ describe('shoal sandbox (CLI)', () => {
   })
 
   afterAll(async () => {
-    await shoal('sandbox', 'down', '--dir', dir)
+    await sandboxDown({dir}) // the library, not the CLI: a failed test must still leave no sshd behind
     rmSync(path.dirname(dir), {recursive: true, force: true})
   })
 
   it('starts hosts that outlive the command, lists them, keeps them on a second up', async () => {
-    const up = await shoal('sandbox', 'up', '--hosts', '2', '--port', String(port), '--dir', dir)
-    expect(up.code).toBe(0)
-    expect(up.stdout).toContain(`sandbox-2  127.0.1.2:${port}`)
+    const up = await ok('sandbox', 'up', '--hosts', '2', '--port', String(port), '--dir', dir)
+    expect(up).toContain(`sandbox-2  127.0.1.2:${port}`)
     const hosts = await ls()
     expect(hosts.map((h) => [h.name, h.running])).toEqual([['sandbox-1', true], ['sandbox-2', true]])
 
-    expect((await shoal('sandbox', 'up', '--hosts', '2', '--port', String(port), '--dir', dir)).code).toBe(0)
+    await ok('sandbox', 'up', '--hosts', '2', '--port', String(port), '--dir', dir)
     expect((await ls()).map((h) => h.pid)).toEqual(hosts.map((h) => h.pid))
   })
 
   it('grows by adding hosts and shrinks by stopping the extra ones', async () => {
     const before = await ls()
-    expect((await shoal('sandbox', 'up', '--hosts', '3', '--port', String(port), '--dir', dir)).code).toBe(0)
+    await ok('sandbox', 'up', '--hosts', '3', '--port', String(port), '--dir', dir)
     const grown = await ls()
     expect(grown.map((h) => h.name)).toEqual(['sandbox-1', 'sandbox-2', 'sandbox-3'])
     expect(grown.slice(0, 2).map((h) => h.pid)).toEqual(before.map((h) => h.pid))
     expect(grown.every((h) => h.running)).toBe(true)
 
-    expect((await shoal('sandbox', 'up', '--hosts', '1', '--port', String(port), '--dir', dir)).code).toBe(0)
+    await ok('sandbox', 'up', '--hosts', '1', '--port', String(port), '--dir', dir)
     expect((await ls()).map((h) => h.name)).toEqual(['sandbox-1'])
     expect([alive(grown[1]!.pid), alive(grown[2]!.pid)]).toEqual([false, false])
   })
 
   it('refuses a bad host count with a usage error', async () => {
     const result = await shoal('sandbox', 'up', '--hosts', '0', '--dir', dir)
-    expect(result.code).toBe(2)
+    expect(result.code, result.stderr).toBe(2)
     expect(result.stderr).toContain('--hosts must be a whole number from 1 to 254')
   })
 
@@ -116,7 +120,7 @@ describe('shoal sandbox (CLI)', () => {
   it('stops every host and removes the directory on down', async () => {
     const pids = (await ls()).map((h) => h.pid)
     const down = await shoal('sandbox', 'down', '--dir', dir)
-    expect(down.code).toBe(0)
+    expect(down.code, down.stderr).toBe(0)
     expect(existsSync(dir)).toBe(false)
     expect(pids.some(alive)).toBe(false)
     expect((await shoal('sandbox', 'down', '--dir', dir)).stdout).toContain('no sandbox in')
