@@ -50,7 +50,8 @@ export function planAction(state: ClusterState, request: ActionRequest): Plan {
       const batch = list.length > 1 ? {batch: {index: index + 1, of: list.length, canary: b.canary}} : {}
       const ids = b.nodes.map((n) => n.node_id)
       const count = `${ids.length} node${ids.length === 1 ? '' : 's'}`
-      steps.push({kind: 'run', title: `${role}: run ${request.action} on ${count}${label}`, role, nodes: ids, action: request.action, ...batch})
+      const which = spec.roles[role]?.actions?.[request.action] ? {action: request.action} : {service: 'restart' as const}
+      steps.push({kind: 'run', title: `${role}: run ${request.action} on ${count}${label}`, role, nodes: ids, ...which, ...batch})
       if (health) steps.push({kind: 'health', title: `${role}: wait for health on ${count}${label}`, role, nodes: ids, ...batch})
     })
   }
@@ -69,7 +70,7 @@ export function planAction(state: ClusterState, request: ActionRequest): Plan {
     desired: state,
     tree: [],
     changes: {puts: [], deletes: []},
-    steps: steps.map((s, i) => ({id: `${String(i + 1).padStart(width, '0')}-${s.kind}${s.action ? `-${s.action}` : ''}-${s.role!}${s.batch ? `-b${s.batch.index}` : ''}`, ...s})),
+    steps: steps.map((s, i) => ({id: `${String(i + 1).padStart(width, '0')}-${s.kind}${s.action ? `-${s.action.replace(/[^A-Za-z0-9_.-]/g, '_')}` : s.service ? `-${s.service}` : ''}-${s.role!}${s.batch ? `-b${s.batch.index}` : ''}`, ...s})),
     errors: [],
     secrets: state.secretEnv.map((name) => String(state.env[name] ?? '')).filter((v) => v !== ''),
   }

@@ -249,7 +249,9 @@ class StepRunner {
     if (mark === 'done') return
     const host = this.ctx.hosts(node)
     const home = assertHome(this.ctx.data.plan.cluster, node)
-    const absolute = node.fileChanges.filter((c) => c.action === 'delete' && c.dest.startsWith('/')).map((c) => c.dest)
+    // Absolute destinations as the role's spec names them (a removed node's planned files are empty) and as the plan deletes them.
+    const specFiles = this.ctx.data.specBefore?.roles[node.role]?.files ?? this.ctx.data.specAfter?.roles[node.role]?.files ?? []
+    const absolute = [...new Set([...specFiles.map((f) => f.dest), ...node.fileChanges.filter((c) => c.action === 'delete').map((c) => c.dest)])].filter((d) => d.startsWith('/'))
     const files = absolute.flatMap((p) => [p, `${p}.shoal-new`, `${p}.shoal-bak`]).map(shellQuote)
     const clusterDir = posix.dirname(home)
     const command = [
