@@ -40,13 +40,17 @@ export async function readCluster(store: Store, cluster: string): Promise<Cluste
   return {cluster, keys, revision, revisionModRevision, ...(pending ? {pending} : {})}
 }
 
-/** Names of every cluster with at least one key in the registry, sorted. */
+/**
+ * Names of the registered clusters, sorted. A cluster exists once its revision key does: a create spanning several
+ * transactions writes it last, so a create that is still running or was interrupted (keys written behind a pending
+ * record) is not listed, just as readCluster does not show it.
+ */
 export async function listClusters(store: Store): Promise<string[]> {
   const {kvs} = await store.range(CLUSTERS_PREFIX)
   const names = new Set<string>()
   for (const kv of kvs) {
     const name = kv.key.slice(CLUSTERS_PREFIX.length).split('/')[0]
-    if (name) names.add(name)
+    if (name && kv.key === clusterRevisionKey(name)) names.add(name)
   }
   return [...names].sort()
 }
