@@ -24,6 +24,9 @@ export interface ClusterLock {
 
 export const DEFAULT_LOCK_TTL_SECONDS = 15
 
+/** Attempts at a lock that was held when tried but free when its holder was looked up. */
+const FREE_LOCK_ATTEMPTS = 5
+
 /**
  * Take the cluster's lock or fail with LOCKED naming the holder. The lock lives on a lease this process keeps alive;
  * if the process dies, the lock vanishes within the TTL.
@@ -35,26 +38,31 @@ export async function acquireLock(
 ): Promise<ClusterLock> {
   assertClusterName(cluster)
   const key = lockKey(cluster)
-  const info: LockInfo = {id: randomUUID(), holder: options.holder ?? defaultHolder(), operation: options.operation, started: new Date().toISOString()}
-  const lease = await store.grantLease(options.ttlSeconds ?? DEFAULT_LOCK_TTL_SECONDS)
-  let taken = false
-  try {
-    const result = await store.txn([{key, target: 'mod', equals: 0}], [{type: 'put', key, value: JSON.stringify(info), lease: lease.id}])
-    taken = result.succeeded
-  } finally {
-    if (!taken) await lease.revoke().catch(() => undefined)
-  }
-  if (!taken) {
+  const ttlSeconds = options.ttlSeconds ?? DEFAULT_LOCK_TTL_SECONDS
+  // A lock released between our attempt and our look at its holder is free: try again rather than fail for nothing
+  // (a few times: in a stampede of waiters, another one may win each round).
+  for (let attempt = 1; ; attempt++) {
+    const info: LockInfo = {id: randomUUID(), holder: options.holder ?? defaultHolder(), operation: options.operation, started: new Date().toISOString()}
+    const lease = await store.grantLease(ttlSeconds)
+    let taken = false
+    try {
+      const result = await store.txn([{key, target: 'mod', equals: 0}], [{type: 'put', key, value: JSON.stringify(info), lease: lease.id}])
+      taken = result.succeeded
+    } finally {
+      if (!taken) await lease.revoke().catch(() => undefined)
+    }
+    if (taken) return {cluster, key, info, release: () => lease.revoke()}
     const holder = await readLock(store, cluster)
-    if (!holder) throw new RegistryError(`cluster ${cluster} was locked a moment ago and is free now; try again`, 'LOCKED')
-    throw new RegistryError(
-      `cluster ${cluster} is locked by ${holder.holder}, running "${holder.operation}" since ${holder.started}. ` +
-        `If that process is gone, the lock expires by itself within ${options.ttlSeconds ?? DEFAULT_LOCK_TTL_SECONDS} s; ` +
-        `to remove it now: shoal unlock ${cluster} --force --id ${holder.id}`,
-      'LOCKED',
-    )
+    if (holder) {
+      throw new RegistryError(
+        `cluster ${cluster} is locked by ${holder.holder}, running "${holder.operation}" since ${holder.started}. ` +
+          `If that process is gone, the lock expires by itself within ${ttlSeconds} s; ` +
+          `to remove it now: shoal unlock ${cluster} --force --id ${holder.id}`,
+        'LOCKED',
+      )
+    }
+    if (attempt >= FREE_LOCK_ATTEMPTS) throw new RegistryError(`cluster ${cluster} was locked a moment ago and is free now; try again`, 'LOCKED')
   }
-  return {cluster, key, info, release: () => lease.revoke()}
 }
 
 export async function readLock(store: Store, cluster: string): Promise<LockInfo | undefined> {
