@@ -5,12 +5,17 @@ import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 const REDACTED = '<redacted>'
 
-/** Values of env parameters marked secret, and every occurrence of them in other values, are replaced. */
+/**
+ * Values of env parameters marked secret, and every occurrence of them in other values, are replaced. A secret also
+ * appears JSON-escaped inside `cluster/spec` (the registered spec is stored as JSON): that form goes too.
+ */
 function redactTree(keys: Record<string, string>): Record<string, string> {
   const secrets = Object.keys(keys)
     .filter((k) => k.startsWith('env-secret/') && keys[k] === 'true')
     .map((k) => keys[`env/${k.slice('env-secret/'.length)}`])
     .filter((v): v is string => v !== undefined && v !== '')
+    .flatMap((v) => [v, JSON.stringify(v).slice(1, -1)])
+    .sort((a, b) => b.length - a.length)
   if (secrets.length === 0) return keys
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(keys)) out[k] = secrets.reduce((text, s) => text.split(s).join(REDACTED), v)
