@@ -3,7 +3,7 @@
 import {posix} from 'node:path'
 import type {Step} from '../plan/steps.js'
 import type {PlannedNode, RenderedFile} from '../plan/types.js'
-import {clusterRevisionKey, type ClusterLock} from '../registry/index.js'
+import {clusterRevisionKey, readLock, type ClusterLock} from '../registry/index.js'
 import {DEFAULTS, type RoleSpec, type ServiceSpec} from '../spec/types.js'
 import type {Store} from '../store/store.js'
 import {installFile, restoreFile, type InstallResult} from '../transport/install.js'
@@ -62,6 +62,7 @@ export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
       skipped++
       continue
     }
+    await assertLockHeld(ctx)
     const marks = progress.nodes.get(step.id) ?? new Map<string, NodeMark>()
     ctx.reporter.step(step, index, plan.steps.length, marks.size > 0)
     try {
@@ -80,6 +81,18 @@ export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
     ran++
   }
   return {ran, skipped}
+}
+
+/** A process that stalled past its lease has lost the lock (someone may be resuming): it must not run another step. */
+async function assertLockHeld(ctx: ExecuteContext): Promise<void> {
+  const held = await readLock(ctx.store, ctx.lock.cluster)
+  if (held?.id !== ctx.lock.info.id) {
+    throw new ShoalError(
+      `lost the lock of cluster ${ctx.lock.cluster} (its lease expired${held ? `; now held by ${held.holder} for "${held.operation}"` : ''}); stopping before the next step`,
+      'lock-lost',
+      EXIT.failure,
+    )
+  }
 }
 
 /**
