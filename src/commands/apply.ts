@@ -43,7 +43,7 @@ Applying is idempotent: applying again changes nothing. When an earlier run of t
           import('../lifecycle/operation.js'), import('../lifecycle/operation-record.js'), import('../lifecycle/compile.js'), import('../lifecycle/apply.js'),
         ])
         const hosts = await inventoryHosts(flags.hosts)
-        const operation = saved ? saved.plan.operation : {kind: 'create' as const}
+        const operation = saved ? saved.plan.operation : {kind: 'apply' as const}
         const outcome = await runOperation(store, {
           cluster: saved ? saved.plan.cluster : input!.spec.name,
           operation,
@@ -59,7 +59,7 @@ Applying is idempotent: applying again changes nothing. When an earlier run of t
       }
       const outcome = saved
         ? await registerSavedPlan(store, saved, wait)
-        : await planAndRegister(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: readInventory(flags.hosts!), operation: {kind: 'create'}, lockWaitMs: wait})
+        : await planAndRegister(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: readInventory(flags.hosts!), operation: {kind: 'apply'}, lockWaitMs: wait})
       const {plan, changed, result} = outcome
       if (this.jsonEnabled()) return {cluster: plan.cluster, changed, revision: plan.revision, commits: result?.commits ?? 0, transactions: result?.transactions ?? 0}
       if (!isPlanFile) process.stdout.write(renderPlan(plan, {diffs: false}))

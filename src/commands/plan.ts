@@ -36,7 +36,7 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
     const store = await openStoreFromFlags(flags)
     try {
       const {plan, expectedModRevision} = await compile(store, {
-        spec: input.spec, templates: input.templates, cluster: input.spec.name, inventory, operation: {kind: flags.destroy ? 'destroy' : 'create'},
+        spec: input.spec, templates: input.templates, cluster: input.spec.name, inventory, operation: flags.destroy ? {kind: 'destroy'} : {kind: 'apply'},
       })
       if (flags.out) writePlanFile(flags.out, {format: PLAN_FORMAT, registry: store.description, expectedModRevision, plan})
       const changed = hasChanges(plan)

@@ -77,6 +77,7 @@ export async function savedPlanned(store: Store, saved: SavedPlan): Promise<Plan
 
 export function describeOperation(op: Operation): string {
   if (op.kind === 'run') return `run ${op.action}${op.role ? ` --role ${op.role}` : ''}${op.node ? ` --node ${op.node}` : ''}`
+  if (op.kind === 'apply' && op.follows !== undefined) return `apply (linked cluster ${op.follows} changed)`
   if (op.kind !== 'scale') return op.kind
   const how = op.remove ? `remove ${op.remove.join(',')}` : op.add !== undefined ? `add ${op.add}` : `count ${op.count}`
   return `scale ${op.role} (${how})`

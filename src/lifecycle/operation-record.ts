@@ -92,10 +92,15 @@ export interface Progress {
   nodes: Map<string, Map<string, NodeMark>>
 }
 
-/** Identifies what a command asked for (operation, spec, templates, or a saved plan): the same request resumes its operation. */
+/**
+ * Identifies what a command asked for (operation, spec, templates, or a saved plan): the same request resumes its
+ * operation. `create` and `apply` of one spec are one request (converge to that spec), digested as `create` was before
+ * `apply` had its own kind, so an unfinished operation of either resumes under both commands.
+ */
 export function requestDigest(request: {operation: Operation; spec?: ClusterSpec; templates?: ReadonlyMap<string, string>; plan?: Plan}): string {
+  const {operation} = request
   return sha256(canonicalJson({
-    operation: request.operation,
+    operation: operation.kind === 'apply' && operation.follows === undefined ? {kind: 'create'} : operation,
     spec: request.spec ?? null,
     templates: request.templates ? Object.fromEntries(request.templates) : null,
     plan: request.plan ?? null,

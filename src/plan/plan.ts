@@ -66,7 +66,7 @@ function targetCounts(spec: ClusterSpec, current: ClusterState | undefined, op: 
     for (const role of present.keys()) counts.set(role, 0)
     return {counts, remove}
   }
-  if (op.kind === 'create') {
+  if (op.kind === 'create' || op.kind === 'apply') {
     for (const [role, roleSpec] of Object.entries(spec.roles)) {
       counts.set(role, roleSpec.count)
       checkBounds(role, roleSpec.count)
@@ -194,7 +194,7 @@ export function planCluster(input: PlanInput): Plan {
   const errors: PlanError[] = []
   const name = spec.name
   if (current && current.name !== name) errors.push({code: 'cluster-mismatch', message: `the registered state is for cluster ${current.name}, the spec is for ${name}`})
-  if (!current && op.kind !== 'create') errors.push({code: 'not-registered', message: `cluster ${name} is not registered: nothing to ${op.kind}`})
+  if (!current && op.kind !== 'create' && !(op.kind === 'apply' && op.follows === undefined)) errors.push({code: 'not-registered', message: `cluster ${name} is not registered: nothing to ${op.kind}`})
   if (current && (current.adding.length > 0 || current.deleting.length > 0 || current.nodes.some((n) => n.state !== 'active'))) {
     errors.push({code: 'operation-in-flight', message: `cluster ${name} has an unfinished operation (nodes pending or leaving): resume or roll it back before planning another`})
   }

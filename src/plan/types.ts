@@ -49,6 +49,11 @@ export interface ClusterState {
 
 export type Operation =
   | {kind: 'create'}
+  /**
+   * Converge to the spec: counts, files, env and links (a cluster not registered yet is created). `follows` is set when
+   * shoal itself re-applies a cluster's registered spec because the cluster it links to (`follows`) changed.
+   */
+  | {kind: 'apply'; follows?: string}
   | {kind: 'scale'; role: string; count?: number; add?: number; remove?: string[]}
   | {kind: 'destroy'}
   /** A custom action or restart on registered nodes (`shoal run`): no registry change, built by lifecycle/action.ts. */
