@@ -3,26 +3,53 @@
 import {nodeOfKey} from '../plan/tree.js'
 import type {Step} from '../plan/steps.js'
 import type {Plan} from '../plan/types.js'
-import {acquireLock, clusterPrefix, clusterRevisionKey, commitChanges, RegistryError, type ClusterLock} from '../registry/index.js'
-import type {Store} from '../store/store.js'
+import {acquireLock, clusterPrefix, clusterRevisionKey, commitChanges, lockKey, RegistryError, type ClusterLock} from '../registry/index.js'
+import type {Store, Watch} from '../store/store.js'
 
 export interface LockOptions {
   operation: string
-  /** Keep retrying a held lock for this long (ms, with jitter); 0 fails at once. */
+  /** Wait this long (ms) for another operation to give the lock up; 0 fails at once. */
   waitMs: number
 }
 
-/** Take the cluster lock, waiting up to `waitMs` for another operation to finish. */
+/** A waiter looks again this often (with jitter) even without a watch event, in case the watch missed the release. */
+const LOCK_RECHECK_MS = 1000
+
+/**
+ * Take the cluster lock, waiting up to `waitMs` for another operation to finish. A waiter watches the lock key and
+ * tries again the moment it is deleted (released, or its lease expired), so a queue of operations runs back to back.
+ */
 export async function lockCluster(store: Store, cluster: string, options: LockOptions): Promise<ClusterLock> {
   const deadline = Date.now() + options.waitMs
-  for (let attempt = 0; ; attempt++) {
+  for (;;) {
     try {
       return await acquireLock(store, cluster, {operation: options.operation})
     } catch (err) {
       if (!(err instanceof RegistryError) || err.code !== 'LOCKED' || Date.now() >= deadline) throw err
-      const backoff = Math.min(1000, 50 * 2 ** Math.min(attempt, 5))
-      await new Promise((resolve) => setTimeout(resolve, Math.min(backoff / 2 + Math.random() * backoff, Math.max(0, deadline - Date.now()))))
+      await lockReleased(store, lockKey(cluster), Math.min(deadline - Date.now(), LOCK_RECHECK_MS * (0.5 + Math.random())))
     }
+  }
+}
+
+/** Resolves when `key` is deleted, when the watch fails, or after `ms`, whichever comes first. */
+async function lockReleased(store: Store, key: string, ms: number): Promise<void> {
+  const held = await store.get(key)
+  if (!held) return
+  let wake = (): void => undefined
+  const woken = new Promise<void>((resolve) => (wake = resolve))
+  const timer = setTimeout(wake, Math.max(0, ms))
+  let watch: Watch | undefined
+  try {
+    // The watch matches `key` as a prefix: another cluster's lock waking us only costs one more attempt.
+    watch = await store.watch(key, held.modRevision, (events) => {
+      if (events.some((e) => e.type === 'delete')) wake()
+    }, () => wake())
+    await woken
+  } catch {
+    await woken // no watch (store trouble): the timer still wakes us, and the next attempt reports the trouble
+  } finally {
+    clearTimeout(timer)
+    await watch?.close().catch(() => undefined)
   }
 }
 
