@@ -165,9 +165,8 @@ describe.concurrent.each<RegistryKind>(['embedded', 'etcd'])('shoal CLI against 
     expect(shown.stdout).toContain(`password=${SECRET}\n`)
   })
 
-  // Planner bug (src/plan/show.ts redactPlan), reported: the registry tree value `cluster/spec` holds the spec as JSON,
-  // where the secret appears JSON-escaped, and only the raw text is redacted. Flip to `it` once redactPlan is fixed.
-  it.fails('plan --json does not show a secret that JSON escapes', SLOW, async () => {
+  // The registry tree value `cluster/spec` holds the spec as JSON, where the secret appears JSON-escaped.
+  it('plan --json does not show a secret that JSON escapes', SLOW, async () => {
     const {cluster, run} = setup({name: 'secjson', secret: SECRET})
     const planned = await run('plan', cluster.spec, '--hosts', cluster.hosts, '--json')
     expectExit(planned, 0)

@@ -9,9 +9,20 @@ export function hasChanges(plan: Plan): boolean {
   return plan.errors.length === 0 && plan.steps.length > 0
 }
 
+/** Each secret as written raw and as it appears inside JSON text (the registered spec is stored as JSON). */
+function secretForms(secrets: readonly string[]): string[] {
+  const forms = new Set<string>()
+  for (const secret of secrets) {
+    if (secret === '') continue
+    forms.add(secret)
+    forms.add(JSON.stringify(secret).slice(1, -1))
+  }
+  return [...forms].sort((a, b) => b.length - a.length)
+}
+
 function redactText(text: string, secrets: readonly string[]): string {
   let out = text
-  for (const secret of secrets) if (secret !== '' && out.includes(secret)) out = out.split(secret).join(REDACTED)
+  for (const secret of secretForms(secrets)) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
   return out
 }
 
