@@ -1,6 +1,9 @@
 // Flags shared by commands that change a cluster: registry-only mode, the lock wait, SSH host keys; and their outcome.
 import {Flags} from '@oclif/core'
 import type {HostSpec} from '../inventory/types.js'
+import {followError, followText} from '../lifecycle/dependents.js'
+
+export {followError, followText}
 import type {OperationOptions, OperationOutcome} from '../lifecycle/operation.js'
 import {parseDuration} from '../util/units.js'
 import {EXIT, ShoalError} from './base.js'
@@ -47,12 +50,28 @@ export function outcomeJson(outcome: OperationOutcome): Record<string, unknown> 
     ...(outcome.plan ? {revision: outcome.plan.revision} : {}),
     steps: {ran: outcome.ran, skipped: outcome.skipped},
     ...(outcome.last ? {last: outcome.last} : {}),
+    ...(outcome.dependents?.length ? {dependents: outcome.dependents} : {}),
   }
 }
 
 export function outcomeText(outcome: OperationOutcome): string {
+  return [ownOutcomeText(outcome), ...followText(outcome.dependents ?? [])].join('\n')
+}
+
+function ownOutcomeText(outcome: OperationOutcome): string {
   if (!outcome.changed) return `${outcome.cluster}: nothing to do.`
   const title = outcome.operation?.title ?? 'operation'
   const earlier = outcome.skipped > 0 ? `, ${outcome.skipped} done earlier` : ''
   return `${title} of ${outcome.cluster} finished${outcome.resumed ? ' (resumed)' : ''}: ${outcome.ran} step${outcome.ran === 1 ? '' : 's'} run${earlier}.`
+}
+
+/**
+ * A command's result: the outcome as JSON, or its text logged; throws (exit 1) when a cluster linking to this one could
+ * not follow its change, after the text said what did happen.
+ */
+export function reportOutcome(outcome: OperationOutcome, json: boolean, log: (text: string) => void, text = outcomeText(outcome)): Record<string, unknown> | undefined {
+  if (!json) log(text)
+  const error = followError(outcome.cluster, outcome.dependents ?? [])
+  if (error) throw error
+  return json ? outcomeJson(outcome) : undefined
 }

@@ -2,7 +2,7 @@
 import {readFileSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
-import {inventoryHosts, lockWaitMs, operationFlags, operationOptions, outcomeJson, outcomeText} from '../cli/operation-flags.js'
+import {inventoryHosts, lockWaitMs, operationFlags, operationOptions, reportOutcome, followText, followError} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 export default class Apply extends BaseCommand {
@@ -39,12 +39,12 @@ Applying is idempotent: applying again changes nothing. When an earlier run of t
     const store = await openStoreFromFlags(flags)
     try {
       if (!flags['registry-only']) {
-        const [{runOperation}, {requestDigest}, {compile}, {savedPlanned}] = await Promise.all([
-          import('../lifecycle/operation.js'), import('../lifecycle/operation-record.js'), import('../lifecycle/compile.js'), import('../lifecycle/apply.js'),
+        const [{runAndFollow}, {requestDigest}, {compile}, {savedPlanned}] = await Promise.all([
+          import('../lifecycle/follow.js'), import('../lifecycle/operation-record.js'), import('../lifecycle/compile.js'), import('../lifecycle/apply.js'),
         ])
         const hosts = await inventoryHosts(flags.hosts)
         const operation = saved ? saved.plan.operation : {kind: 'apply' as const}
-        const outcome = await runOperation(store, {
+        const outcome = await runAndFollow(store, {
           cluster: saved ? saved.plan.cluster : input!.spec.name,
           operation,
           requestDigest: saved ? requestDigest({operation, plan: saved.plan}) : requestDigest({operation, spec: input!.spec, templates: input!.templates}),
@@ -53,18 +53,23 @@ Applying is idempotent: applying again changes nothing. When an earlier run of t
             ? () => savedPlanned(store, saved)
             : () => compile(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: {hosts: hosts ?? []}, operation}),
         }, await operationOptions(flags, this.jsonEnabled()))
-        if (this.jsonEnabled()) return outcomeJson(outcome)
-        this.log(outcomeText(outcome))
-        return undefined
+        return reportOutcome(outcome, this.jsonEnabled(), (text) => this.log(text))
       }
       const outcome = saved
         ? await registerSavedPlan(store, saved, wait)
         : await planAndRegister(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: readInventory(flags.hosts!), operation: {kind: 'apply'}, lockWaitMs: wait})
       const {plan, changed, result} = outcome
-      if (this.jsonEnabled()) return {cluster: plan.cluster, changed, revision: plan.revision, commits: result?.commits ?? 0, transactions: result?.transactions ?? 0}
-      if (!isPlanFile) process.stdout.write(renderPlan(plan, {diffs: false}))
-      const verb = plan.operation.kind === 'destroy' ? `Removed ${plan.cluster} from` : `Registered ${plan.cluster} at revision ${plan.revision} in`
-      this.log(changed ? `\n${verb} ${store.description} (${result!.transactions} transaction${result!.transactions === 1 ? '' : 's'}).` : `${plan.cluster}: nothing to apply.`)
+      const {followInRegistry} = await import('../lifecycle/follow.js')
+      const dependents = await followInRegistry(store, plan.cluster, wait, plan.operation.kind === 'destroy')
+      if (!this.jsonEnabled()) {
+        if (!isPlanFile) process.stdout.write(renderPlan(plan, {diffs: false}))
+        const verb = plan.operation.kind === 'destroy' ? `Removed ${plan.cluster} from` : `Registered ${plan.cluster} at revision ${plan.revision} in`
+        this.log(changed ? `\n${verb} ${store.description} (${result!.transactions} transaction${result!.transactions === 1 ? '' : 's'}).` : `${plan.cluster}: nothing to apply.`)
+        for (const line of followText(dependents)) this.log(line)
+      }
+      const failed = followError(plan.cluster, dependents)
+      if (failed) throw failed
+      if (this.jsonEnabled()) return {cluster: plan.cluster, changed, revision: plan.revision, commits: result?.commits ?? 0, transactions: result?.transactions ?? 0, ...(dependents.length ? {dependents} : {})}
       return undefined
     } finally {
       await store.close()

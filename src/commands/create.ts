@@ -1,7 +1,7 @@
 // `shoal create`: register a new cluster and bring it up on its hosts.
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
-import {inventoryHosts, lockFlags, operationOptions, outcomeJson, outcomeText, sshFlags} from '../cli/operation-flags.js'
+import {inventoryHosts, lockFlags, operationOptions, sshFlags, reportOutcome} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 export default class Create extends BaseCommand {
@@ -23,8 +23,8 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Create)
-    const [{readClusterInput}, {compile}, {runOperation}, {requestDigest}] = await Promise.all([
-      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/operation.js'), import('../lifecycle/operation-record.js'),
+    const [{readClusterInput}, {compile}, {runAndFollow}, {requestDigest}] = await Promise.all([
+      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/follow.js'), import('../lifecycle/operation-record.js'),
     ])
     const input = readClusterInput(args.spec)
     const hosts = (await inventoryHosts(flags.hosts))!
@@ -32,7 +32,7 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
     const cluster = input.spec.name
     const store = await openStoreFromFlags(flags)
     try {
-      const outcome = await runOperation(store, {
+      const outcome = await runAndFollow(store, {
         cluster,
         operation,
         requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates}),
@@ -45,9 +45,7 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
           return compiled
         },
       }, await operationOptions(flags, this.jsonEnabled()))
-      if (this.jsonEnabled()) return outcomeJson(outcome)
-      this.log(outcomeText(outcome))
-      return undefined
+      return reportOutcome(outcome, this.jsonEnabled(), (text) => this.log(text))
     } finally {
       await store.close()
     }

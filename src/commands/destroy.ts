@@ -1,7 +1,7 @@
 // `shoal destroy`: stop a cluster, run its destroy scripts, remove its files and homes, and clear it from the registry.
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
-import {inventoryHosts, lockFlags, operationOptions, outcomeJson, outcomeText, sshFlags} from '../cli/operation-flags.js'
+import {inventoryHosts, lockFlags, operationOptions, outcomeText, sshFlags, reportOutcome, followText} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 export default class Destroy extends BaseCommand {
@@ -22,23 +22,22 @@ The hosts are reached through the inventory recorded with the cluster; --hosts r
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Destroy)
-    const [{compile}, {runOperation}, {readStoredInventory, requestDigest}] = await Promise.all([
-      import('../lifecycle/compile.js'), import('../lifecycle/operation.js'), import('../lifecycle/operation-record.js'),
+    const [{compile}, {runAndFollow}, {readStoredInventory, requestDigest}] = await Promise.all([
+      import('../lifecycle/compile.js'), import('../lifecycle/follow.js'), import('../lifecycle/operation-record.js'),
     ])
     const given = await inventoryHosts(flags.hosts)
     const operation = {kind: 'destroy' as const}
     const store = await openStoreFromFlags(flags)
     try {
-      const outcome = await runOperation(store, {
+      const outcome = await runAndFollow(store, {
         cluster: args.cluster,
         operation,
         requestDigest: requestDigest({operation}),
         ...(given ? {inventory: given} : {}),
         plan: async () => compile(store, {cluster: args.cluster, inventory: {hosts: given ?? (await readStoredInventory(store, args.cluster)) ?? []}, operation}),
       }, await operationOptions(flags, this.jsonEnabled()))
-      if (this.jsonEnabled()) return outcomeJson(outcome)
-      this.log(outcome.changed ? `${outcomeText(outcome)} ${args.cluster} is gone from its hosts and from ${store.description}.` : outcomeText(outcome))
-      return undefined
+      const gone = outcome.changed ? ` ${args.cluster} is gone from its hosts and from ${store.description}.` : ''
+      return reportOutcome(outcome, this.jsonEnabled(), (text) => this.log(text), [`${outcomeText({...outcome, dependents: []})}${gone}`, ...followText(outcome.dependents ?? [])].join('\n'))
     } finally {
       await store.close()
     }

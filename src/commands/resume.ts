@@ -1,7 +1,7 @@
 // `shoal resume`: continue a cluster's unfinished operation from its first unfinished step and node.
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
-import {inventoryHosts, lockFlags, lockWaitMs, operationOptions, outcomeJson, outcomeText, sshFlags} from '../cli/operation-flags.js'
+import {inventoryHosts, lockFlags, lockWaitMs, operationOptions, outcomeText, sshFlags, reportOutcome, followText} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 export default class Resume extends BaseCommand {
@@ -39,11 +39,10 @@ export default class Resume extends BaseCommand {
           await lock.release()
         }
       }
-      const {runOperation} = await import('../lifecycle/operation.js')
-      const outcome = await runOperation(store, {cluster: args.cluster, ...(given ? {inventory: given} : {})}, await operationOptions(flags, this.jsonEnabled()))
-      if (this.jsonEnabled()) return outcomeJson(outcome)
-      this.log(outcome.changed ? outcomeText(outcome) : `${args.cluster} has no unfinished operation: nothing to resume.`)
-      return undefined
+      const {runAndFollow} = await import('../lifecycle/follow.js')
+      const outcome = await runAndFollow(store, {cluster: args.cluster, ...(given ? {inventory: given} : {})}, await operationOptions(flags, this.jsonEnabled()))
+      const text = outcome.changed ? outcomeText(outcome) : [`${args.cluster} has no unfinished operation: nothing to resume.`, ...followText(outcome.dependents ?? [])].join('\n')
+      return reportOutcome(outcome, this.jsonEnabled(), (line) => this.log(line), text)
     } finally {
       await store.close()
     }

@@ -1,7 +1,7 @@
 // `shoal scale`: grow or shrink one role of a registered cluster.
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
-import {inventoryHosts, lockWaitMs, operationFlags, operationOptions, outcomeJson, outcomeText} from '../cli/operation-flags.js'
+import {inventoryHosts, lockWaitMs, operationFlags, operationOptions, reportOutcome, followText, followError} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 export default class Scale extends BaseCommand {
@@ -50,20 +50,24 @@ Without --hosts, the inventory recorded with the cluster is used to place new no
       if (growing && !hosts) throw new ShoalError('scaling with --add or --count needs --hosts FILE to place new nodes (no inventory is recorded with the cluster)', 'usage', EXIT.usage)
       const inventory = {hosts: hosts ?? []}
       if (!flags['dry-run'] && !flags['registry-only']) {
-        const [{runOperation}, {compile}] = await Promise.all([import('../lifecycle/operation.js'), import('../lifecycle/compile.js')])
-        const outcome = await runOperation(store, {
+        const [{runAndFollow}, {compile}] = await Promise.all([import('../lifecycle/follow.js'), import('../lifecycle/compile.js')])
+        const outcome = await runAndFollow(store, {
           cluster: args.cluster, operation, requestDigest: requestDigest({operation}), ...(given ? {inventory: given} : {}),
           plan: () => compile(store, {cluster: args.cluster, inventory, operation}),
         }, await operationOptions(flags, this.jsonEnabled()))
-        if (this.jsonEnabled()) return outcomeJson(outcome)
-        this.log(outcomeText(outcome))
-        return undefined
+        return reportOutcome(outcome, this.jsonEnabled(), (text) => this.log(text))
       }
       const {plan, changed, result} = await planAndRegister(store, {cluster: args.cluster, inventory, operation, lockWaitMs: wait, dryRun: flags['dry-run']})
-      if (this.jsonEnabled()) return {cluster: plan.cluster, changed, dryRun: flags['dry-run'], revision: plan.revision, plan: redactPlan(plan), commits: result?.commits ?? 0}
-      process.stdout.write(renderPlan(plan, {diffs: flags['dry-run']}))
-      if (result) this.log(`\nRegistered ${plan.cluster} at revision ${plan.revision} (${result.transactions} transaction${result.transactions === 1 ? '' : 's'}).`)
-      return undefined
+      const dependents = flags['dry-run'] ? [] : await (await import('../lifecycle/follow.js')).followInRegistry(store, args.cluster, wait)
+      const json = {cluster: plan.cluster, changed, dryRun: flags['dry-run'], revision: plan.revision, plan: redactPlan(plan), commits: result?.commits ?? 0, ...(dependents.length ? {dependents} : {})}
+      if (!this.jsonEnabled()) {
+        process.stdout.write(renderPlan(plan, {diffs: flags['dry-run']}))
+        if (result) this.log(`\nRegistered ${plan.cluster} at revision ${plan.revision} (${result.transactions} transaction${result.transactions === 1 ? '' : 's'}).`)
+        for (const line of followText(dependents)) this.log(line)
+      }
+      const failed = followError(args.cluster, dependents)
+      if (failed) throw failed
+      return this.jsonEnabled() ? json : undefined
     } finally {
       await store.close()
     }

@@ -9,6 +9,7 @@ import {SshTransport} from '../transport/ssh.js'
 import type {Transport} from '../transport/transport.js'
 import {EXIT, ShoalError} from '../cli/base.js'
 import {describeOperation} from './apply.js'
+import type {FollowResult} from './dependents.js'
 import {executePlan, StepFailed} from './execute.js'
 import {hostLookup} from './hosts.js'
 import {
@@ -70,6 +71,8 @@ export interface OperationOutcome {
   /** Steps run now / finished in an earlier run. */
   ran: number
   skipped: number
+  /** The clusters linking to this one and how they followed its change (lifecycle/follow.ts). */
+  dependents?: FollowResult[]
 }
 
 export async function runOperation(store: Store, request: OperationRequest, options: OperationOptions): Promise<OperationOutcome> {
