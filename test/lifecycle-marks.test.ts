@@ -1,0 +1,59 @@
+// NodeMarks: node progress marks of one operation written together (group commit) on the embedded store.
+import {mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {afterEach, describe, expect, it} from 'vitest'
+import {NodeMarks, nodeStepKey, readProgress} from '../src/lifecycle/operation-record.js'
+import {EmbeddedStore} from '../src/store/embedded/embedded-store.js'
+
+const dirs: string[] = []
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, {recursive: true, force: true})
+})
+async function freshStore(): Promise<EmbeddedStore> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'shoal-marks-'))
+  dirs.push(dir)
+  return EmbeddedStore.open({dir})
+}
+const nodes = Array.from({length: 50}, (_, i) => `c-app-${i + 1}`)
+
+describe('NodeMarks', () => {
+  it('writes 50 marks asked for at once in two transactions, every one recorded when its promise resolves', async () => {
+    const store = await freshStore()
+    const marks = new NodeMarks(store, 'c')
+    const before = store.counters.txns
+    await Promise.all(nodes.map((n) => marks.mark('03-run-init-app', n, 'done')))
+    expect(store.counters.txns - before).toBe(2)
+    const progress = await readProgress(store, 'c')
+    expect([...(progress.nodes.get('03-run-init-app')?.entries() ?? [])].filter(([, m]) => m === 'done')).toHaveLength(50)
+    await store.close()
+  })
+
+  it('a mark resolves only after the registry holds it', async () => {
+    const store = await freshStore()
+    const marks = new NodeMarks(store, 'c')
+    const seen = await Promise.all(nodes.slice(0, 5).map(async (n) => {
+      await marks.mark('02-install-app', n, 'started')
+      return (await store.get(nodeStepKey('c', '02-install-app', n)))?.value
+    }))
+    expect(seen).toEqual(['started', 'started', 'started', 'started', 'started'])
+    await store.close()
+  })
+
+  it('a later mark of the same node replaces an unwritten earlier one; both resolve', async () => {
+    const store = await freshStore()
+    const marks = new NodeMarks(store, 'c')
+    const first = marks.mark('02-install-app', 'c-app-1', 'started') // written alone, at once
+    const queued = [marks.mark('02-install-app', 'c-app-2', 'started'), marks.mark('02-install-app', 'c-app-2', 'done')]
+    await Promise.all([first, ...queued])
+    expect((await store.get(nodeStepKey('c', '02-install-app', 'c-app-2')))?.value).toBe('done')
+    await store.close()
+  })
+
+  it('a mark the registry cannot write rejects', async () => {
+    const store = await freshStore()
+    const marks = new NodeMarks(store, 'c')
+    await store.close()
+    await expect(marks.mark('03-run-init-app', 'c-app-1', 'done')).rejects.toThrow()
+  })
+})
