@@ -27,6 +27,14 @@ export interface InstallResult {
 export const STAGED_SUFFIX = '.shoal-new'
 export const BACKUP_SUFFIX = '.shoal-bak'
 
+/** Last stdout line of the install script: what it did (`unchanged`, `created`, `replaced`, or `check-failed <exit>`). */
+const OUTCOME_MARKER = '__shoal_install='
+
+/**
+ * Compare, stage, check and swap in one command on the host. The content is sent even when the host already has it:
+ * config files are small, and a separate compare would cost a round trip — a new session and login shell on the
+ * host — per file, which is what an operation on many nodes spends most of its time on.
+ */
 export async function installFile(transport: Transport, host: TransportHost, options: InstallFileOptions): Promise<InstallResult> {
   const timeoutMs = options.timeoutMs ?? 60_000
   const mode = octalMode(options.mode)
@@ -37,29 +45,46 @@ export async function installFile(transport: Transport, host: TransportHost, opt
     ...(options.owner !== undefined ? [`chown ${shellQuote(options.owner)} -- ${shellQuote(file)}`] : []),
     `chmod ${mode} -- ${shellQuote(file)}`,
   ]
-
   const hash = createHash('sha256').update(options.content).digest('hex')
-  const current = await run(transport, host, `if test -f ${dest}; then sha256sum -- ${dest}; fi`, timeoutMs, `hashing ${options.path}`)
-  if (current.stdout?.split(' ')[0] === hash) {
-    await run(transport, host, ['set -e', ...attributes(options.path)].join('\n'), timeoutMs, `setting the mode of ${options.path}`)
-    return {path: options.path, changed: false}
-  }
-
-  await transport.putFile(host, staged, options.content, {mode, ...(options.owner !== undefined ? {owner: options.owner} : {}), timeoutMs})
-  if (options.check) {
-    const checked = await transport.exec(host, options.check(staged), {timeoutMs})
-    if (checked.exitCode !== 0) {
-      await run(transport, host, `rm -f -- ${shellQuote(staged)}`, timeoutMs, `removing ${staged}`)
-      throw new TransportError(`${host.name}: the check of ${options.path} refused the new content (${outcome(checked)})${tail(checked)}`, 'file-check-failed', host.name)
-    }
-  }
-  // A hard link keeps the old content without a moment where the destination is missing; the rename is atomic.
-  const existed = current.stdout !== undefined && current.stdout !== ''
-  const swap = existed
-    ? `ln -f -- ${dest} ${shellQuote(backup)} 2>/dev/null || cp -p -- ${dest} ${shellQuote(backup)}\nmv -f -- ${shellQuote(staged)} ${dest}`
-    : `rm -f -- ${shellQuote(backup)}\nmv -f -- ${shellQuote(staged)} ${dest}`
-  await run(transport, host, `set -e\n${swap}`, timeoutMs, `replacing ${options.path}`)
-  return {path: options.path, changed: true, ...(existed ? {backup} : {})}
+  const script = [
+    'set -e',
+    `if test -f ${dest} && test "$(sha256sum < ${dest})" = ${shellQuote(`${hash}  -`)}; then`,
+    '  cat > /dev/null',
+    ...attributes(options.path).map((line) => `  ${line}`),
+    `  echo ${OUTCOME_MARKER}unchanged`,
+    '  exit 0',
+    'fi',
+    `mkdir -p -- "$(dirname -- ${dest})"`,
+    // Written under umask 077 so a secret is never readable by others, even before the chmod.
+    `(umask 077 && cat > ${shellQuote(staged)})`,
+    ...attributes(staged),
+    // The check runs in a shell of its own (no `set -e`, as a command of its own would); its output goes to stderr.
+    ...(options.check
+      ? [
+          `if /bin/sh -c ${shellQuote(options.check(staged))} >&2; then :; else`,
+          `  checked=$?; rm -f -- ${shellQuote(staged)}; echo "${OUTCOME_MARKER}check-failed $checked"; exit 0`,
+          'fi',
+        ]
+      : []),
+    // A hard link keeps the old content without a moment where the destination is missing; the rename is atomic.
+    `if test -f ${dest}; then`,
+    `  ln -f -- ${dest} ${shellQuote(backup)} 2>/dev/null || cp -p -- ${dest} ${shellQuote(backup)}`,
+    `  mv -f -- ${shellQuote(staged)} ${dest}`,
+    `  echo ${OUTCOME_MARKER}replaced`,
+    'else',
+    `  rm -f -- ${shellQuote(backup)}`,
+    `  mv -f -- ${shellQuote(staged)} ${dest}`,
+    `  echo ${OUTCOME_MARKER}created`,
+    'fi',
+  ].join('\n')
+  const result = await transport.exec(host, script, {timeoutMs, stdin: options.content})
+  const outcome = result.exitCode === 0 ? (result.stdout ?? '').trim().split('\n').at(-1) ?? '' : ''
+  if (!outcome.startsWith(OUTCOME_MARKER)) throw commandFailed(host, `installing ${options.path}`, result)
+  const what = outcome.slice(OUTCOME_MARKER.length)
+  if (what === 'unchanged') return {path: options.path, changed: false}
+  if (what === 'created') return {path: options.path, changed: true}
+  if (what === 'replaced') return {path: options.path, changed: true, backup}
+  throw new TransportError(`${host.name}: the check of ${options.path} refused the new content (exit ${what.split(' ')[1] ?? '?'})${tail({...result, stdout: ''})}`, 'file-check-failed', host.name)
 }
 
 /** Undo an install (e.g. the reload failed): put the backup back, or remove a file that did not exist before. */
@@ -74,10 +99,6 @@ async function run(transport: Transport, host: TransportHost, command: string, t
   const result = await transport.exec(host, command, {timeoutMs})
   if (result.exitCode !== 0) throw commandFailed(host, what, result)
   return result
-}
-
-function outcome(result: ExecResult): string {
-  return result.timedOut ? 'timed out' : result.signal ? `killed by ${result.signal}` : `exit ${String(result.exitCode)}`
 }
 
 function tail(result: ExecResult): string {
