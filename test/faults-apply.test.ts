@@ -12,7 +12,7 @@ import {assertCliBuilt, describeResult, etcdRegistry, readRegistered, shoal, spa
 import {memberLines, writeTmpCluster, type TmpCluster} from './support/tmp-cluster.js'
 
 /** Big enough that its registry diff takes dozens of 128-op transactions (a few hundred ms against a local etcd). */
-const BIG = 200
+const BIG = 120
 
 beforeAll(() => assertCliBuilt())
 
