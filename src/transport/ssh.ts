@@ -35,7 +35,7 @@ export interface SshTransportOptions {
   killGraceMs?: number
 }
 
-/** First stderr line of every command: the remote process group id, so a timed-out command can be killed whole. */
+/** Printed to stderr before every command runs: the remote process group id, so a timed-out command can be killed whole. */
 const PGID_MARKER = '__shoal_pgid='
 /** readFile refuses files larger than this rather than return part of them. */
 const MAX_READ_BYTES = 256 * 2 ** 20
@@ -309,10 +309,12 @@ export class SshTransport implements Transport {
         const timers: NodeJS.Timeout[] = []
         const stdoutLines = new LineSplitter((line) => options.onStdoutLine?.(line))
         const stderrLines = new LineSplitter((line) => {
+          // Lines before the marker come from the login shell's startup files (bash sources ~/.bashrc for commands run
+          // by sshd): they are passed on, and the marker is still looked for after them.
           if (!markerSeen) {
-            markerSeen = true
             const match = line.startsWith(PGID_MARKER) ? /^\d+$/.exec(line.slice(PGID_MARKER.length)) : null
             if (match) {
+              markerSeen = true
               pgid = Number(match[0])
               return
             }
