@@ -27,6 +27,8 @@ export interface RunOptions {
   /** Wait for this file to exist before running the command (modules already loaded), to release many at once. */
   gate?: string
   env?: Record<string, string>
+  /** Kill the run after this long instead of the default 150 s (operations on real services restart them one by one). */
+  limitMs?: number
 }
 
 /** Throws a message that says what to do when the built CLI is missing. */
@@ -59,7 +61,7 @@ export function spawnShoal(args: readonly string[], options: RunOptions = {}): C
   let stderr = ''
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const limit = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS)
+  const limit = setTimeout(() => child.kill('SIGKILL'), options.limitMs ?? RUN_LIMIT_MS)
   const exited = new Promise<CliResult>(resolve =>
     child.on('close', (code, signal) => {
       clearTimeout(limit)

@@ -1,0 +1,208 @@
+// The ZooKeeper example end to end: `shoal create/scale/destroy` of specs/zookeeper.yaml running Debian's real
+// ZooKeeper on sandbox hosts. The ensemble forms (one leader), grows 3 → 5 and shrinks 5 → 3 with every member's
+// zoo.cfg and myid right and its data kept, and destroy leaves nothing behind. Embedded registry for the whole story,
+// etcd for create and destroy.
+import {existsSync, readFileSync} from 'node:fs'
+import path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {eventually} from './support/children.js'
+import {startEtcd, type EtcdCluster} from './support/etcd.js'
+import {exampleSpec, fourLetterWord, freeServicePorts, homeOn, leftUnderSrvShoal, registryKeys, run, sandboxProcesses, zkMode, type SpecCopy} from './support/real-services.js'
+import {startSandbox, type TestSandbox} from './support/sandbox.js'
+import {assertCliBuilt, describeResult, embeddedRegistry, etcdRegistry, registeredNodes, shoal, type CliResult, type Registry, type RegisteredNode} from './support/shoal-cli.js'
+
+const CLUSTER = 'zk-main'
+const HOSTS = 5
+const ZK_CLI = '/usr/share/zookeeper/bin/zkCli.sh'
+/** Creating or scaling restarts members one at a time; on a loaded 2-core machine that takes minutes, not seconds. */
+const OPERATION_MS = 300_000
+/** How long a member may take to report its place in the ensemble after an operation returned. */
+const SETTLE_MS = 60_000
+
+let sandbox: TestSandbox
+let etcd: EtcdCluster
+let copy: SpecCopy
+let clientPort: number
+const registries: Registry[] = []
+
+beforeAll(async () => {
+  assertCliBuilt()
+  ;[sandbox, etcd] = await Promise.all([startSandbox(HOSTS), startEtcd()])
+  const [client, peer, election] = await freeServicePorts(sandbox.state.hosts.map((h) => h.address), 3)
+  clientPort = client!
+  copy = exampleSpec('zookeeper', {client_port: client!, peer_port: peer!, election_port: election!, heap: '128m'})
+})
+
+afterAll(async () => {
+  // A failed test may leave a cluster running: destroy what is registered, then stopping the sandbox kills whatever is left.
+  for (const registry of registries) {
+    if ((await registeredNodes(registry, CLUSTER, 'zk').catch(() => [])).length > 0) await cli(registry, 'destroy', CLUSTER)
+    registry.dispose()
+  }
+  await Promise.all([sandbox?.stop(), etcd?.stop()])
+  copy?.dispose()
+}, OPERATION_MS)
+
+function cli(registry: Registry, ...args: string[]): Promise<CliResult> {
+  return shoal([...args, ...registry.flags], {limitMs: OPERATION_MS})
+}
+
+function expectOk(result: CliResult): void {
+  expect(result.code, describeResult(result)).toBe(0)
+}
+
+/** Each member's srvr mode, in sid order. */
+function modes(nodes: readonly RegisteredNode[]): Promise<string[]> {
+  return Promise.all(nodes.map((n) => zkMode(n.ip, clientPort)))
+}
+
+/** Wait (bounded) until the members form one ensemble: one leader, the rest followers; returns the modes seen last. */
+async function settledModes(nodes: readonly RegisteredNode[]): Promise<string[]> {
+  const expected = ['leader', ...nodes.slice(1).map(() => 'follower')]
+  let seen: string[] = []
+  await eventually(async () => {
+    seen = await modes(nodes)
+    return JSON.stringify([...seen].sort().reverse()) === JSON.stringify([...expected].sort().reverse())
+  }, SETTLE_MS, 1000)
+  return seen
+}
+
+/** The leader's count of followers in sync with it (mntr zk_synced_followers). */
+async function syncedFollowers(nodes: readonly RegisteredNode[]): Promise<number | undefined> {
+  for (const node of nodes) {
+    const mntr = await fourLetterWord(node.ip, clientPort, 'mntr')
+    if (/^zk_server_state\s+leader$/m.test(mntr)) return Number(/^zk_synced_followers\s+(\d+)$/m.exec(mntr)?.[1])
+  }
+  return undefined
+}
+
+/** `server.<sid>=<ip>` of every server line of a member's zoo.cfg, sorted. */
+function serversOf(node: RegisteredNode): string[] {
+  const cfg = readFileSync(path.join(homeOn(sandbox, node, CLUSTER), 'conf', 'zoo.cfg'), 'utf8')
+  return cfg
+    .split('\n')
+    .filter((l) => l.startsWith('server.'))
+    .map((l) => l.replace(/:\d+:\d+$/, ''))
+    .sort()
+}
+
+function expectMembership(nodes: readonly RegisteredNode[]): void {
+  const expected = nodes.map((n) => `server.${n.sid}=${n.ip}`).sort()
+  for (const node of nodes) {
+    expect(serversOf(node), `zoo.cfg of ${node.node_id}`).toEqual(expected)
+    expect(readFileSync(path.join(homeOn(sandbox, node, CLUSTER), 'data', 'myid'), 'utf8').trim(), `myid of ${node.node_id}`).toBe(String(node.sid))
+  }
+}
+
+async function zkCli(node: RegisteredNode, ...args: string[]): Promise<string> {
+  const result = await run(ZK_CLI, ['-server', `${node.ip}:${clientPort}`, ...args])
+  // zkCli prints some answers (Created ...) on stderr, data on stdout.
+  const output = `${result.stdout}${result.stderr}`
+  expect(result.code, `zkCli ${args.join(' ')}: ${output.slice(-3000)}`).toBe(0)
+  return output
+}
+
+const javaInSandbox = (): string[] => sandboxProcesses(sandbox, /\bjava\b/)
+
+describe('ZooKeeper 3 → 5 → 3 members through shoal (embedded registry)', () => {
+  let registry: Registry
+  const znode = `/shoal-e2e-${process.pid}`
+  const payload = `written-before-scaling-${Date.now()}`
+  beforeAll(() => {
+    registry = embeddedRegistry()
+    registries.push(registry)
+  })
+
+  it('create: three members form one ensemble, one leader and two followers', async () => {
+    expectOk(await cli(registry, 'create', copy.spec, '--hosts', sandbox.state.inventory))
+    const nodes = await registeredNodes(registry, CLUSTER, 'zk')
+    expect(nodes.map((n) => [n.sid, n.state])).toEqual([[1, 'active'], [2, 'active'], [3, 'active']])
+    expect(new Set(nodes.map((n) => n.ip)).size).toBe(3)
+    expectMembership(nodes)
+    const seen = await settledModes(nodes)
+    expect([...seen].sort()).toEqual(['follower', 'follower', 'leader'])
+    expect(await syncedFollowers(nodes)).toBe(2)
+  }, OPERATION_MS)
+
+  it('a znode written through one member is read through another', async () => {
+    const [first, , third] = await registeredNodes(registry, CLUSTER, 'zk')
+    expect(await zkCli(first!, 'create', znode, payload)).toContain(`Created ${znode}`)
+    expect(await zkCli(third!, 'get', znode)).toContain(payload)
+  }, OPERATION_MS)
+
+  it('scale --count 5: sids 4 and 5 join; every zoo.cfg lists exactly the five, myid = sid, one leader and four followers, the znode kept', async () => {
+    expectOk(await cli(registry, 'scale', CLUSTER, '--role', 'zk', '--count', '5'))
+    const nodes = await registeredNodes(registry, CLUSTER, 'zk')
+    expect(nodes.map((n) => [n.sid, n.state])).toEqual([1, 2, 3, 4, 5].map((sid) => [sid, 'active']))
+    expect(new Set(nodes.map((n) => n.ip)).size).toBe(5)
+    expectMembership(nodes)
+    const seen = await settledModes(nodes)
+    expect([...seen].sort()).toEqual(['follower', 'follower', 'follower', 'follower', 'leader'])
+    expect(await syncedFollowers(nodes)).toBe(4)
+    expect(await zkCli(nodes[4]!, 'get', znode)).toContain(payload)
+  }, OPERATION_MS)
+
+  it('scale --count 3: the highest sids leave; three members, one leader and two followers, the znode kept, nothing left of 4 and 5', async () => {
+    const before = await registeredNodes(registry, CLUSTER, 'zk')
+    expectOk(await cli(registry, 'scale', CLUSTER, '--role', 'zk', '--count', '3'))
+    const nodes = await registeredNodes(registry, CLUSTER, 'zk')
+    expect(nodes.map((n) => [n.sid, n.state])).toEqual([[1, 'active'], [2, 'active'], [3, 'active']])
+    expectMembership(nodes)
+    const seen = await settledModes(nodes)
+    expect([...seen].sort()).toEqual(['follower', 'follower', 'leader'])
+    expect(await syncedFollowers(nodes)).toBe(2)
+    expect(await zkCli(nodes[1]!, 'get', znode)).toContain(payload)
+    const gone = before.filter((n) => n.sid > 3)
+    expect(await modes(gone)).toEqual(['none', 'none'])
+    expect(javaInSandbox().filter((p) => gone.some((n) => p.includes(`/${n.node_id}/`)))).toEqual([])
+    for (const node of gone) expect(existsSync(homeOn(sandbox, node, CLUSTER)), `home of ${node.node_id}`).toBe(false)
+    expect(javaInSandbox()).toHaveLength(3)
+  }, OPERATION_MS)
+
+  it('run restart: one member at a time, each back in the ensemble before the next goes down; the znode kept', async () => {
+    const result = await cli(registry, 'run', CLUSTER, 'restart')
+    expectOk(result)
+    for (const sid of [1, 2, 3]) expect(result.stdout).toMatch(new RegExp(`${CLUSTER}-zk-${sid} \\| quorum: ${CLUSTER}-zk-${sid} is (leader|follower)`))
+    const nodes = await registeredNodes(registry, CLUSTER, 'zk')
+    expect([...(await settledModes(nodes))].sort()).toEqual(['follower', 'follower', 'leader'])
+    expect(await zkCli(nodes[0]!, 'get', znode)).toContain(payload)
+  }, OPERATION_MS)
+
+  it('status lists the three members active', async () => {
+    const result = await cli(registry, 'status', CLUSTER, '--json', '--no-health')
+    expectOk(result)
+    const status = JSON.parse(result.stdout) as {nodes: Array<{node_id: string; state: string}>; last?: {kind: string; result: string}}
+    expect(status.nodes.map((n) => [n.node_id, n.state])).toEqual([1, 2, 3].map((i) => [`${CLUSTER}-zk-${i}`, 'active']))
+    expect(status.last).toMatchObject({kind: 'run', result: 'ok'})
+  })
+
+  it('destroy leaves nothing: no ZooKeeper process on the hosts, /srv/shoal empty, the registry empty', async () => {
+    expectOk(await cli(registry, 'destroy', CLUSTER))
+    expect(javaInSandbox()).toEqual([])
+    expect(leftUnderSrvShoal(sandbox)).toEqual([])
+    expect(await registryKeys(registry)).toEqual([])
+  }, OPERATION_MS)
+})
+
+describe('ZooKeeper create and destroy through shoal (etcd registry)', () => {
+  let registry: Registry
+  beforeAll(() => {
+    registry = etcdRegistry(etcd.endpoints)
+    registries.push(registry)
+  })
+
+  it('create: three members, one leader and two followers', async () => {
+    expectOk(await cli(registry, 'create', copy.spec, '--hosts', sandbox.state.inventory))
+    const nodes = await registeredNodes(registry, CLUSTER, 'zk')
+    expect(nodes.map((n) => [n.sid, n.state])).toEqual([[1, 'active'], [2, 'active'], [3, 'active']])
+    expectMembership(nodes)
+    expect([...(await settledModes(nodes))].sort()).toEqual(['follower', 'follower', 'leader'])
+  }, OPERATION_MS)
+
+  it('destroy leaves nothing on the hosts and nothing under the prefix in etcd', async () => {
+    expectOk(await cli(registry, 'destroy', CLUSTER))
+    expect(javaInSandbox()).toEqual([])
+    expect(leftUnderSrvShoal(sandbox)).toEqual([])
+    expect(await registryKeys(registry)).toEqual([])
+  }, OPERATION_MS)
+})
