@@ -3,7 +3,7 @@ import {mkdtempSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {installFile, restoreFile} from '../src/transport/install.js'
+import {installFile, installFiles, restoreFile} from '../src/transport/install.js'
 import {SshTransport} from '../src/transport/ssh.js'
 import type {Transport, TransportHost} from '../src/transport/transport.js'
 import {shellQuote} from '../src/util/shell.js'
@@ -175,6 +175,27 @@ describe('files', () => {
     await expect(attempt).rejects.toMatchObject({code: 'file-check-failed'})
     expect((await transport.readFile(host1, dest))!.toString()).toBe('good\n')
     expect(await transport.readFile(host1, `${dest}.shoal-new`)).toBeUndefined()
+  })
+
+  it('installs several files with one command, in order; a refused check stops there and leaves the later files alone', async () => {
+    const dir = '/srv/install-many'
+    const binary = Buffer.from([0, 255, 10, 13, 0, 1])
+    const first = await installFiles(transport, host1, [
+      {path: `${dir}/a.conf`, content: 'a1\n'},
+      {path: `${dir}/empty`, content: ''},
+      {path: `${dir}/bin`, content: binary, mode: '0600'},
+    ])
+    expect(first.map((r) => r.changed)).toEqual([true, true, true])
+    expect(await transport.readFile(host1, `${dir}/bin`)).toEqual(binary)
+    const second = installFiles(transport, host1, [
+      {path: `${dir}/a.conf`, content: 'a2\n'},
+      {path: `${dir}/empty`, content: 'refused\n', check: (staged) => `! grep -q refused ${shellQuote(staged)}`},
+      {path: `${dir}/bin`, content: 'later\n'},
+    ])
+    await expect(second).rejects.toMatchObject({code: 'file-check-failed'})
+    expect((await transport.readFile(host1, `${dir}/a.conf`))!.toString()).toBe('a2\n')
+    expect((await transport.readFile(host1, `${dir}/empty`))!.toString()).toBe('')
+    expect(await transport.readFile(host1, `${dir}/bin`)).toEqual(binary)
   })
 
   it('restoring a file that did not exist before removes it', async () => {

@@ -6,7 +6,7 @@ import type {PlannedNode, RenderedFile} from '../plan/types.js'
 import {clusterRevisionKey, readLock, type ClusterLock} from '../registry/index.js'
 import {DEFAULTS, type RoleSpec, type ServiceSpec} from '../spec/types.js'
 import type {Store} from '../store/store.js'
-import {installFile, restoreFile, type InstallResult} from '../transport/install.js'
+import {installFiles, restoreFile, type InstallResult} from '../transport/install.js'
 import {Limiter} from '../transport/limiter.js'
 import type {ExecResult, Transport, TransportHost} from '../transport/transport.js'
 import {shellQuote} from '../util/shell.js'
@@ -198,24 +198,27 @@ class StepRunner {
     // A node interrupted mid-install may have new files whose reload never ran: reload them all on the retry.
     const retry = mark === 'started'
     if (step.reload) await this.marks.mark(step.id, node.node_id, 'started')
-    await this.prepare(node, host)
+    assertHome(this.ctx.data.plan.cluster, node)
     const files = step.files === 'final' ? node.files : (node.interim ?? node.files)
-    const installed: Array<{file: RenderedFile; result: InstallResult}> = []
-    for (const file of files) {
-      try {
-        const result = await installFile(transport, host, {
+    // The membership file (once per node and run) and the node's files go in one command: each command costs a session.
+    const membership = this.prepared.has(node.node_id) ? [] : [{path: `${node.home}/${MEMBERSHIP_FILE}`, content: this.membership, mode: '0644'}]
+    let results: InstallResult[]
+    try {
+      results = await installFiles(transport, host, [
+        ...membership,
+        ...files.map((file) => ({
           path: file.path,
           content: file.content,
           mode: file.mode,
           ...(file.owner !== undefined ? {owner: file.owner} : {}),
           ...(file.check !== undefined ? {check: (staged: string) => file.check!.replace(/\{\{\s*src\s*\}\}/g, shellQuote(staged))} : {}),
-          timeoutMs: INSTALL_TIMEOUT_MS,
-        })
-        installed.push({file, result})
-      } catch (error) {
-        throw this.fail(step, node, host, `installing ${file.path}: ${(error as Error).message}`)
-      }
+        })),
+      ], INSTALL_TIMEOUT_MS)
+    } catch (error) {
+      throw this.fail(step, node, host, `installing files: ${(error as Error).message}`)
     }
+    this.prepared.add(node.node_id)
+    const installed = files.map((file, i) => ({file, result: results[membership.length + i]!}))
     if (step.reload) {
       const reloads = new Map<string, Array<{file: RenderedFile; result: InstallResult}>>()
       for (const entry of installed) {

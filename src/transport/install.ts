@@ -27,64 +27,87 @@ export interface InstallResult {
 export const STAGED_SUFFIX = '.shoal-new'
 export const BACKUP_SUFFIX = '.shoal-bak'
 
-/** Last stdout line of the install script: what it did (`unchanged`, `created`, `replaced`, or `check-failed <exit>`). */
+/** A stdout line of the install script per file: `<index> unchanged|created|replaced|check-failed <exit>`. */
 const OUTCOME_MARKER = '__shoal_install='
 
-/**
- * Compare, stage, check and swap in one command on the host. The content is sent even when the host already has it:
- * config files are small, and a separate compare would cost a round trip — a new session and login shell on the
- * host — per file, which is what an operation on many nodes spends most of its time on.
- */
 export async function installFile(transport: Transport, host: TransportHost, options: InstallFileOptions): Promise<InstallResult> {
-  const timeoutMs = options.timeoutMs ?? 60_000
-  const mode = octalMode(options.mode)
-  const dest = shellQuote(options.path)
-  const staged = `${options.path}${STAGED_SUFFIX}`
-  const backup = `${options.path}${BACKUP_SUFFIX}`
-  const attributes = (file: string): string[] => [
-    ...(options.owner !== undefined ? [`chown ${shellQuote(options.owner)} -- ${shellQuote(file)}`] : []),
-    `chmod ${mode} -- ${shellQuote(file)}`,
+  const [result] = await installFiles(transport, host, [options], options.timeoutMs)
+  return result!
+}
+
+/**
+ * Install files in order with one command on the host: each one compared, staged, checked and swapped as `installFile`
+ * describes. One command, because each command is a new session and login shell on the host (about 0.1 s of CPU on
+ * the sandbox hosts here), which is what an operation on many nodes spends most of its time on. The contents go along
+ * whether or not they are needed (config files are small), one after the other on stdin, each read by `head -c`
+ * (GNU coreutils, like `sha256sum`, reads exactly that many bytes). A file its check refuses stops the run with a
+ * file-check-failed error; the files before it stay installed (restore them with `restoreFile`).
+ */
+export async function installFiles(transport: Transport, host: TransportHost, files: readonly InstallFileOptions[], timeoutMs = 60_000): Promise<InstallResult[]> {
+  if (files.length === 0) return []
+  const contents = files.map((f) => (typeof f.content === 'string' ? Buffer.from(f.content) : f.content))
+  const script = ['set -e', ...files.flatMap((file, index) => installScript(file, index, contents[index]!.length))].join('\n')
+  const result = await transport.exec(host, script, {timeoutMs, stdin: Buffer.concat(contents)})
+  const outcomes = new Map<number, string>()
+  for (const line of (result.stdout ?? '').split('\n')) {
+    const match = line.startsWith(OUTCOME_MARKER) ? /^(\d+) (.+)$/.exec(line.slice(OUTCOME_MARKER.length)) : null
+    if (match) outcomes.set(Number(match[1]), match[2]!)
+  }
+  const installed: InstallResult[] = []
+  for (const [index, file] of files.entries()) {
+    const what = outcomes.get(index)
+    if (what === 'unchanged') installed.push({path: file.path, changed: false})
+    else if (what === 'created') installed.push({path: file.path, changed: true})
+    else if (what === 'replaced') installed.push({path: file.path, changed: true, backup: `${file.path}${BACKUP_SUFFIX}`})
+    else if (what?.startsWith('check-failed ')) {
+      throw new TransportError(`${host.name}: the check of ${file.path} refused the new content (exit ${what.slice('check-failed '.length)})${tail({...result, stdout: ''})}`, 'file-check-failed', host.name)
+    } else throw commandFailed(host, `installing ${file.path}`, result)
+  }
+  return installed
+}
+
+/** The shell lines installing one file whose content is the next `bytes` bytes of stdin. */
+function installScript(file: InstallFileOptions, index: number, bytes: number): string[] {
+  const mode = octalMode(file.mode)
+  const dest = shellQuote(file.path)
+  const staged = shellQuote(`${file.path}${STAGED_SUFFIX}`)
+  const backup = shellQuote(`${file.path}${BACKUP_SUFFIX}`)
+  const attributes = (target: string): string[] => [
+    ...(file.owner !== undefined ? [`chown ${shellQuote(file.owner)} -- ${target}`] : []),
+    `chmod ${mode} -- ${target}`,
   ]
-  const hash = createHash('sha256').update(options.content).digest('hex')
-  const script = [
-    'set -e',
+  const hash = createHash('sha256').update(file.content).digest('hex')
+  const done = (what: string): string => `echo "${OUTCOME_MARKER}${index} ${what}"`
+  return [
     `if test -f ${dest} && test "$(sha256sum < ${dest})" = ${shellQuote(`${hash}  -`)}; then`,
-    '  cat > /dev/null',
-    ...attributes(options.path).map((line) => `  ${line}`),
-    `  echo ${OUTCOME_MARKER}unchanged`,
-    '  exit 0',
-    'fi',
-    `mkdir -p -- "$(dirname -- ${dest})"`,
+    `  head -c ${bytes} > /dev/null`,
+    ...attributes(dest).map((line) => `  ${line}`),
+    `  ${done('unchanged')}`,
+    'else',
+    `  mkdir -p -- "$(dirname -- ${dest})"`,
     // Written under umask 077 so a secret is never readable by others, even before the chmod.
-    `(umask 077 && cat > ${shellQuote(staged)})`,
-    ...attributes(staged),
-    // The check runs in a shell of its own (no `set -e`, as a command of its own would); its output goes to stderr.
-    ...(options.check
+    `  (umask 077 && head -c ${bytes} > ${staged})`,
+    ...attributes(staged).map((line) => `  ${line}`),
+    // The check runs in a shell of its own (no `set -e`, no stdin: that holds the next files); its output goes to stderr.
+    ...(file.check
       ? [
-          `if /bin/sh -c ${shellQuote(options.check(staged))} >&2; then :; else`,
-          `  checked=$?; rm -f -- ${shellQuote(staged)}; echo "${OUTCOME_MARKER}check-failed $checked"; exit 0`,
-          'fi',
+          `  if /bin/sh -c ${shellQuote(file.check(`${file.path}${STAGED_SUFFIX}`))} >&2 < /dev/null; then :; else`,
+          `    checked=$?; rm -f -- ${staged}; ${done('check-failed $checked')}; exit 0`,
+          '  fi',
         ]
       : []),
     // A hard link keeps the old content without a moment where the destination is missing; the rename is atomic.
-    `if test -f ${dest}; then`,
-    `  ln -f -- ${dest} ${shellQuote(backup)} 2>/dev/null || cp -p -- ${dest} ${shellQuote(backup)}`,
-    `  mv -f -- ${shellQuote(staged)} ${dest}`,
-    `  echo ${OUTCOME_MARKER}replaced`,
-    'else',
-    `  rm -f -- ${shellQuote(backup)}`,
-    `  mv -f -- ${shellQuote(staged)} ${dest}`,
-    `  echo ${OUTCOME_MARKER}created`,
+    `  if test -f ${dest}; then`,
+    `    ln -f -- ${dest} ${backup} 2>/dev/null || cp -p -- ${dest} ${backup}`,
+    `    mv -f -- ${staged} ${dest}`,
+    `    ${done('replaced')}`,
+    '  else',
+    `    rm -f -- ${backup}`,
+    `    mv -f -- ${staged} ${dest}`,
+    `    ${done('created')}`,
+    '  fi',
     'fi',
-  ].join('\n')
-  const result = await transport.exec(host, script, {timeoutMs, stdin: options.content})
-  const outcome = result.exitCode === 0 ? (result.stdout ?? '').trim().split('\n').at(-1) ?? '' : ''
-  if (!outcome.startsWith(OUTCOME_MARKER)) throw commandFailed(host, `installing ${options.path}`, result)
-  const what = outcome.slice(OUTCOME_MARKER.length)
-  if (what === 'unchanged') return {path: options.path, changed: false}
-  if (what === 'created') return {path: options.path, changed: true}
-  if (what === 'replaced') return {path: options.path, changed: true, backup}
-  throw new TransportError(`${host.name}: the check of ${options.path} refused the new content (exit ${what.split(' ')[1] ?? '?'})${tail({...result, stdout: ''})}`, 'file-check-failed', host.name)
+  ]
 }
 
 /** Undo an install (e.g. the reload failed): put the backup back, or remove a file that did not exist before. */
