@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark measured side by side in one run, printed as numbers and ratios (never asserted in tests).
 import {execFileSync, spawnSync} from 'node:child_process'
-import {mkdtempSync, mkdirSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -104,6 +104,51 @@ async function registry(): Promise<void> {
   console.log(`scale out by one: ${r.scaleTxns} txn, ${r.scaleOps} etcd ops, ${r.scaleBytes} bytes written (${r.scaleMs.toFixed(0)} ms) = ${((r.scaleOps / r.treeKeys) * 100).toFixed(2)}% of the tree's keys`)
 }
 
+const ms = (value: number): string => `${(value / 1000).toFixed(1)} s`
+const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
+
+/** Issues 4 and 5: one sandbox of 51 hosts serves both sections; it is stopped whatever happens. */
+async function lifecycle(): Promise<void> {
+  const {startLifecycleBench} = await import('./lifecycle.js')
+  const rounds = Number(process.env.SHOAL_BENCH_LIFECYCLE_ROUNDS ?? 3)
+  let bench: Awaited<ReturnType<typeof startLifecycleBench>> | undefined
+  try {
+    await section('Lifecycle: create', async () => {
+      bench = await startLifecycleBench(50)
+      const load = loadAverage()
+      const r = await bench.create(rounds)
+      console.log(`\n## Lifecycle: shoal create of ${r.nodes} sandbox nodes, init and start each \`sleep 1\` (median of ${r.rounds} interleaved rounds; load average ${load} → ${loadAverage()} on ${cores} cores: noisy)`)
+      console.log(`yardstick: ${r.nodes} parallel OpenSSH clients, \`sleep 1; sleep 1\` each   ${ms(r.shellMs)}  (runs: ${r.shellRuns.map(ms).join(', ')})`)
+      console.log(`shoal create (CLI start to exit, embedded registry)          ${ms(r.shoalMs)}  (runs: ${r.shoalRuns.map(ms).join(', ')})`)
+      console.log(`shoal / OpenSSH = ${(r.shoalMs / r.shellMs).toFixed(2)} (goal ≤ 1.1)`)
+      console.log('where shoal spent its time (the run closest to the median):')
+      for (const step of r.shoalSteps) console.log(`  ${ms(step.ms).padStart(7)}  ${step.title}`)
+      for (const a of r.ansible) {
+        if (a.ms === undefined) console.log(`ansible-playbook forks=${a.forks}: not measured: ${a.error}`)
+        else console.log(`ansible-playbook forks=${String(a.forks).padEnd(2)} (pipelining, no facts, two \`command: sleep 1\` tasks)  ${ms(a.ms)}  = ${(a.ms / r.shoalMs).toFixed(2)}x shoal's time${a.forks === r.nodes ? ' (goal: shoal ≥ 2x faster)' : ''}`)
+      }
+    })
+    await section('Lifecycle: scale out', async () => {
+      if (!bench) throw new Error('no sandbox: the create section failed')
+      const load = loadAverage()
+      const r = await bench.scaleOut()
+      console.log(`\n## Lifecycle: scale the 50-node cluster out by one, every script \`sleep 1\` (median of ${r.rounds} interleaved rounds, one per created cluster; load average ${load} → ${loadAverage()}: noisy)`)
+      console.log(`yardstick: OpenSSH, one ControlMaster connection per host: reload on 50, init + start on 1, scale_out on 50   ${ms(r.shellMs)}  (runs: ${r.shellRuns.map(ms).join(', ')})`)
+      console.log(`shoal scale --add 1 (CLI start to exit)                                                          ${ms(r.shoalMs)}  (runs: ${r.shoalRuns.map(ms).join(', ')})`)
+      console.log(`shoal / OpenSSH = ${(r.shoalMs / r.shellMs).toFixed(2)} (goal ≤ 1.2)`)
+      console.log('where shoal spent its time (the run closest to the median):')
+      for (const step of r.shoalSteps) console.log(`  ${ms(step.ms).padStart(7)}  ${step.title}`)
+      console.log(`only what changed: members.conf replaced on ${r.membersRewritten}/${r.existing} existing nodes and reloaded exactly once on ${r.membersReloadedOnce}/${r.existing}; ` +
+        `self.conf (unchanged) replaced ${r.selfRewritten} times, reloaded ${r.selfReloads} times; reloads on the new nodes: ${r.newNodeReloads}` +
+        (r.membersRewritten === r.existing && r.membersReloadedOnce === r.existing && r.selfRewritten + r.selfReloads + r.newNodeReloads === 0 ? ' (as expected)' : ' (NOT as expected)'))
+      const lag = r.reloadLagMs
+      console.log(`registry commit of the scale-out → reload on each existing node: p50 ${ms(lag.p50)}, p99 ${ms(lag.p99)}, max ${ms(lag.max)} (${lag.count} reloads)`)
+    })
+  } finally {
+    await bench?.stop()
+  }
+}
+
 async function section(name: string, run: () => Promise<void>): Promise<void> {
   try {
     await run()
@@ -113,8 +158,14 @@ async function section(name: string, run: () => Promise<void>): Promise<void> {
   }
 }
 
-console.log(`shoal benchmarks — node ${process.version}, ${execFileSync('nproc', {encoding: 'utf8'}).trim()} cores, ${new Date().toISOString()}`)
-coldStart()
-lintThroughput()
-await section('Plan', planning)
-await section('Registry', registry)
+const cores = execFileSync('nproc', {encoding: 'utf8'}).trim()
+console.log(`shoal benchmarks — node ${process.version}, ${cores} cores, ${new Date().toISOString()}`)
+// SHOAL_BENCH_ONLY=lifecycle reruns just the sandbox sections (e.g. when the machine is quieter).
+const only = process.env.SHOAL_BENCH_ONLY
+if (only === undefined) {
+  coldStart()
+  lintThroughput()
+  await section('Plan', planning)
+  await section('Registry', registry)
+}
+if (only === undefined || only === 'lifecycle') await lifecycle()

@@ -1,0 +1,482 @@
+// Lifecycle benchmarks on sandbox hosts (issues 4 and 5): `shoal create` of 50 nodes and a scale-out by one, each
+// timed against plain parallel OpenSSH clients doing the same commands in the same run (and create against Ansible).
+import {spawn, spawnSync} from 'node:child_process'
+import {cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {parse, stringify} from 'yaml'
+import type {HostsFile} from '../src/inventory/types.js'
+import {EmbeddedStore} from '../src/store/embedded/embedded-store.js'
+import {startSandbox, type TestSandbox} from '../test/support/sandbox.js'
+
+const REPO = path.resolve(import.meta.dirname, '..')
+const FANOUT = path.join(import.meta.dirname, 'ssh-fanout.sh')
+const ROLE = 'app'
+/** Seconds every lifecycle script sleeps. */
+const SLEEP = 1
+/** A command that takes longer than this is killed and the benchmark fails, instead of hanging `npm run bench`. */
+const RUN_LIMIT_MS = 180_000
+
+export interface Timed {
+  ms: number
+}
+
+/** One line of a command's stdout and when it arrived (ms since the command was spawned). */
+export interface TimedLine {
+  at: number
+  line: string
+}
+
+export interface StepTime {
+  title: string
+  ms: number
+}
+
+export interface CreateResult {
+  nodes: number
+  rounds: number
+  /** Medians over the rounds, ms. */
+  shoalMs: number
+  shellMs: number
+  shoalRuns: number[]
+  shellRuns: number[]
+  /** Where the median-closest shoal run spent its time: CLI start until the first step, each step, and the end. */
+  shoalSteps: StepTime[]
+  ansible: {forks: number; ms?: number; error?: string}[]
+}
+
+export interface ScaleResult {
+  rounds: number
+  shoalMs: number
+  shellMs: number
+  shoalRuns: number[]
+  shellRuns: number[]
+  shoalSteps: StepTime[]
+  /** Existing nodes whose member list was replaced (new inode) / reloaded exactly once; expected: all of them. */
+  existing: number
+  membersRewritten: number
+  membersReloadedOnce: number
+  /** Files that did not change and must not be touched: replaced / reloaded anywhere (expected 0 and 0). */
+  selfRewritten: number
+  selfReloads: number
+  /** Reloads on the new node (its files are placed before it starts: expected 0). */
+  newNodeReloads: number
+  /** Registry commit of the scale-out → each existing node's reload, ms, over every round. */
+  reloadLagMs: {p50: number; p99: number; max: number; count: number}
+}
+
+/** A started sandbox with the spec and inventories the benchmarks use; `stop()` tears everything down. */
+export interface LifecycleBench {
+  /** `rounds` interleaved shoal/yardstick pairs, each creating its own cluster; then Ansible once per forks value (none: skipped). */
+  create(rounds: number, ansibleForks?: number[]): Promise<CreateResult>
+  /** Scale every cluster `create` made out by one node (one round per cluster). */
+  scaleOut(): Promise<ScaleResult>
+  stop(): Promise<void>
+}
+
+/** 51 sandbox hosts: clusters are created on the first 50; the 51st receives the node each scale-out adds. */
+export async function startLifecycleBench(nodes = 50, log: (line: string) => void = () => undefined): Promise<LifecycleBench> {
+  const work = mkdtempSync(path.join(tmpdir(), 'shoal-bench-lifecycle-'))
+  let sandbox: TestSandbox | undefined
+  // A Ctrl-C must still stop the sshd servers: exiting runs the sandbox's exit hook.
+  const interrupted = (): void => process.exit(130)
+  process.once('SIGINT', interrupted)
+  process.once('SIGTERM', interrupted)
+  try {
+    const bin = privateCli(work)
+    log(`starting ${nodes + 1} sandbox hosts`)
+    sandbox = await startSandboxRetrying(nodes + 1)
+    const sb = sandbox
+    const all = parse(readFileSync(sb.state.inventory, 'utf8')) as HostsFile
+    const createInventory = path.join(work, `hosts-${nodes}.yaml`)
+    writeFileSync(createInventory, stringify({...all, hosts: all.hosts.slice(0, nodes)}))
+    const addresses = sb.state.hosts.map((h) => h.address)
+    const srvOf = new Map(sb.state.hosts.map((h) => [h.address, path.join(h.dir, 'srv')]))
+    const ssh = {key: sb.state.key, knownHosts: sb.state.knownHosts, port: sb.port}
+    const clusters: Array<{name: string; state: string}> = []
+
+    return {
+      async create(rounds, ansibleForks = [5, nodes]) {
+        const shoalRuns: number[] = []
+        const shellRuns: number[] = []
+        const lines: TimedLine[][] = []
+        // Interleaved, so load from other work on the machine hits both alike.
+        for (let round = 1; round <= rounds; round++) {
+          shellRuns.push(fanout(ssh, [{addresses: addresses.slice(0, nodes), command: `sleep ${SLEEP}; sleep ${SLEEP}`}], '').ms)
+          const cluster = {name: `bench-${round}`, state: path.join(work, `state-${round}`)}
+          const run = await shoal(bin, ['create', writeSpec(work, cluster.name, nodes), '--hosts', createInventory, '--state', cluster.state])
+          clusters.push(cluster)
+          shoalRuns.push(run.ms)
+          lines.push(run.lines)
+          log(`create round ${round}: shoal ${run.ms.toFixed(0)} ms vs shell ${shellRuns.at(-1)!.toFixed(0)} ms`)
+        }
+        const ansible: CreateResult['ansible'] = []
+        const ready = ansibleForks.length > 0 ? ansibleReady(log) : true
+        for (const forks of ansibleForks) {
+          if (ready !== true) {
+            ansible.push({forks, error: ready})
+            continue
+          }
+          try {
+            ansible.push({forks, ms: runAnsible(work, sb, addresses.slice(0, nodes), forks).ms})
+            log(`ansible forks=${forks}: ${ansible.at(-1)!.ms!.toFixed(0)} ms`)
+          } catch (error) {
+            ansible.push({forks, error: (error as Error).message})
+          }
+        }
+        const pick = closestToMedian(shoalRuns)
+        return {
+          nodes, rounds, shoalMs: median(shoalRuns), shellMs: median(shellRuns), shoalRuns, shellRuns, shoalSteps: stepTimes(lines[pick]!, shoalRuns[pick]!), ansible,
+        }
+      },
+
+      async scaleOut() {
+        if (clusters.length === 0) throw new Error('scaleOut needs the clusters create() made')
+        const shoalRuns: number[] = []
+        const shellRuns: number[] = []
+        const lines: TimedLine[][] = []
+        const lags: number[] = []
+        let membersRewritten = 0
+        let membersReloadedOnce = 0
+        let selfRewritten = 0
+        let selfReloads = 0
+        let newNodeReloads = 0
+        let existing = 0
+        const newHost = addresses[nodes]!
+        for (const [round, cluster] of clusters.entries()) {
+          // The yardstick: reload on the existing nodes, init + start on the new one, scale_out on the existing ones,
+          // one reused connection per host (ControlMaster), as shoal does.
+          const control = mkdtempSync(path.join(tmpdir(), 'sbc-'))
+          try {
+            shellRuns.push(fanout(ssh, [
+              {addresses: addresses.slice(0, nodes), command: `sleep ${SLEEP}`},
+              {addresses: [newHost], command: `sleep ${SLEEP}; sleep ${SLEEP}`},
+              {addresses: addresses.slice(0, nodes), command: `sleep ${SLEEP}`},
+            ], control).ms)
+          } finally {
+            closeMasters(control)
+          }
+          const before = nodeFiles(srvOf, cluster.name)
+          const fromRevision = await storeRevision(cluster.state)
+          const run = await shoal(bin, ['scale', cluster.name, '--role', ROLE, '--add', '1', '--hosts', sb.state.inventory, '--state', cluster.state])
+          shoalRuns.push(run.ms)
+          lines.push(run.lines)
+          log(`scale round ${round + 1}: shoal ${run.ms.toFixed(0)} ms vs shell ${shellRuns.at(-1)!.toFixed(0)} ms`)
+
+          const commitAt = await registerCommitTime(cluster.state, cluster.name, fromRevision)
+          const after = nodeFiles(srvOf, cluster.name)
+          for (const [node, was] of before) {
+            const now = after.get(node)
+            if (!now) throw new Error(`node ${node} lost its files in the scale-out`)
+            existing++
+            if (now.membersInode !== was.membersInode) membersRewritten++
+            if (now.selfInode !== was.selfInode) selfRewritten++
+            const reloads = now.memberReloads.slice(was.memberReloads.length)
+            if (reloads.length === 1) membersReloadedOnce++
+            selfReloads += now.selfReloads.length - was.selfReloads.length
+            for (const ns of reloads) lags.push(Number(ns / 1_000_000n) - commitAt)
+          }
+          const added = [...after.keys()].filter((n) => !before.has(n))
+          if (added.length !== 1) throw new Error(`the scale-out of ${cluster.name} added ${added.length} nodes, not 1`)
+          newNodeReloads += after.get(added[0]!)!.memberReloads.length + after.get(added[0]!)!.selfReloads.length
+        }
+        const pick = closestToMedian(shoalRuns)
+        const sorted = [...lags].sort((a, b) => a - b)
+        return {
+          rounds: clusters.length, shoalMs: median(shoalRuns), shellMs: median(shellRuns), shoalRuns, shellRuns, shoalSteps: stepTimes(lines[pick]!, shoalRuns[pick]!),
+          existing, membersRewritten, membersReloadedOnce, selfRewritten, selfReloads, newNodeReloads,
+          reloadLagMs: {p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? NaN, count: sorted.length},
+        }
+      },
+
+      async stop() {
+        process.removeListener('SIGINT', interrupted)
+        process.removeListener('SIGTERM', interrupted)
+        try {
+          await sb.stop()
+        } finally {
+          rmSync(work, {recursive: true, force: true})
+        }
+      },
+    }
+  } catch (error) {
+    process.removeListener('SIGINT', interrupted)
+    process.removeListener('SIGTERM', interrupted)
+    await sandbox?.stop().catch(() => undefined)
+    rmSync(work, {recursive: true, force: true})
+    throw error
+  }
+}
+
+/**
+ * A copy of the built CLI (bin, dist, manifest; node_modules linked): test runs on this shared machine rebuild dist/
+ * (rm -rf first) whenever sources change, which would fail a benchmark run half way.
+ */
+function privateCli(work: string): string {
+  const dir = path.join(work, 'cli')
+  if (!existsSync(path.join(REPO, 'dist', 'commands', 'create.js'))) throw new Error('the CLI is not built: run npm run build (npm run bench does)')
+  for (const entry of ['bin', 'dist', 'package.json', 'oclif.manifest.json', 'schemas']) {
+    if (existsSync(path.join(REPO, entry))) cpSync(path.join(REPO, entry), path.join(dir, entry), {recursive: true})
+  }
+  symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'))
+  return path.join(dir, 'bin', 'run.js')
+}
+
+/** Other test runs start sandboxes too: a port taken between choosing and binding it fails one start; try another. */
+async function startSandboxRetrying(count: number): Promise<TestSandbox> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startSandbox(count)
+    } catch (error) {
+      if (attempt === 3) throw error
+    }
+  }
+}
+
+/**
+ * The benchmark cluster: one role whose init, start and scale_out sleep; a member list whose reload records when it ran
+ * (`date +%s%N`) and sleeps; a file of the node's own identity, which a scale-out must leave alone. No canaries and
+ * one batch: the work is the same as the yardstick's (canaries would add a round of each script by design).
+ */
+function writeSpec(dir: string, cluster: string, nodes: number): string {
+  const templates = path.join(dir, 'templates')
+  mkdirSync(templates, {recursive: true})
+  writeFileSync(path.join(templates, 'members.liquid'), '{% for m in hosts.app %}{{ m.sid }} {{ m.node_id }} {{ m.ip }}\n{% endfor %}')
+  writeFileSync(path.join(templates, 'self.liquid'), 'node={{ self.node_id }}\nsid={{ self.sid }}\n')
+  const file = path.join(dir, `${cluster}.yaml`)
+  writeFileSync(file, `apiVersion: shoal/v1
+kind: Cluster
+name: ${cluster}
+roles:
+  ${ROLE}:
+    image: debian-12
+    cpu: 1
+    memory: 256Mi
+    disk: 1Gi
+    count: ${nodes}
+    scale: {min: 1, max: ${nodes + 10}}
+    files:
+      - template: templates/members.liquid
+        dest: conf/members.conf
+        reload: 'date +%s%N >> "$SHOAL_HOME/reloads-members" && sleep ${SLEEP}'
+      - template: templates/self.liquid
+        dest: conf/self.conf
+        reload: 'date +%s%N >> "$SHOAL_HOME/reloads-self"'
+    services:
+      init: {cmd: 'sleep ${SLEEP}', timeout: 1m}
+      start: {cmd: 'sleep ${SLEEP}', timeout: 1m}
+      scale_out: {cmd: 'sleep ${SLEEP}', on: existing, timeout: 1m}
+update: {canaries: 0, max_in_flight: 100%}
+`)
+  return file
+}
+
+/** Run the built CLI; time it and its stdout lines; throw with its output when it fails. */
+function shoal(bin: string, args: string[]): Promise<Timed & {lines: TimedLine[]}> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now()
+    const child = spawn(process.execPath, [bin, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1'}})
+    const lines: TimedLine[] = []
+    let partial = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      const at = performance.now() - start
+      const parts = (partial + chunk).split('\n')
+      partial = parts.pop()!
+      for (const line of parts) lines.push({at, line})
+    })
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    const limit = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS)
+    child.once('error', reject)
+    child.once('close', (code, signal) => {
+      clearTimeout(limit)
+      const ms = performance.now() - start
+      if (code === 0) return resolve({ms, lines})
+      const out = lines.map((l) => l.line).slice(-15).join('\n')
+      reject(new Error(`shoal ${args.join(' ')} ${signal ? `was killed by ${signal}` : `exited ${code}`}:\n${out}\n${stderr.trim().split('\n').slice(-15).join('\n')}`))
+    })
+  })
+}
+
+interface Phase {
+  addresses: string[]
+  command: string
+}
+
+/** Time the yardstick script over the phases. */
+function fanout(ssh: {key: string; knownHosts: string; port: number}, phases: Phase[], controlDir: string): Timed {
+  const errors = path.join(tmpdir(), `shoal-bench-fanout-${process.pid}.err`)
+  rmSync(errors, {force: true})
+  const input = phases.map((p) => `${p.addresses.join(',')}\t${p.command}\n`).join('')
+  const start = performance.now()
+  const result = spawnSync('/bin/sh', [FANOUT, ssh.key, ssh.knownHosts, String(ssh.port), controlDir], {input, stdio: ['pipe', 'ignore', 'ignore'], env: {...process.env, FANOUT_ERRORS: errors}, timeout: RUN_LIMIT_MS})
+  const ms = performance.now() - start
+  const why = existsSync(errors) ? readFileSync(errors, 'utf8').trim().split('\n').slice(-5).join(' | ') : ''
+  rmSync(errors, {force: true})
+  if (result.status !== 0) throw new Error(`the OpenSSH yardstick failed (exit ${result.status}${result.error ? `, ${result.error.message}` : ''}): ${why}`)
+  return {ms}
+}
+
+/** Close the master connections a yardstick or Ansible run left in `dir`, then remove it. */
+function closeMasters(dir: string): void {
+  for (const socket of existsSync(dir) ? readdirSync(dir) : []) {
+    spawnSync('ssh', ['-o', `ControlPath=${path.join(dir, socket)}`, '-O', 'exit', 'bench'], {stdio: 'ignore', timeout: 10_000})
+  }
+  rmSync(dir, {recursive: true, force: true})
+}
+
+/** true, or why Ansible cannot run here. Installs Debian's `ansible` when it is missing. */
+function ansibleReady(log: (line: string) => void): true | string {
+  if (spawnSync('ansible-playbook', ['--version'], {stdio: 'ignore'}).status === 0) return true
+  log('ansible-playbook not found: apt-get install -y ansible')
+  const installed = spawnSync('apt-get', ['install', '-y', 'ansible'], {encoding: 'utf8', env: {...process.env, DEBIAN_FRONTEND: 'noninteractive'}, timeout: 300_000})
+  if (installed.status !== 0) return `ansible is not installed and \`apt-get install -y ansible\` failed: ${(installed.error?.message ?? installed.stderr).trim().split('\n').slice(-3).join(' | ')}`
+  return spawnSync('ansible-playbook', ['--version'], {stdio: 'ignore'}).status === 0 ? true : 'ansible-playbook still does not run after installing ansible'
+}
+
+/** Two `command: sleep` tasks on the hosts: pipelining on, no fact gathering, the sandbox key and known_hosts. */
+function runAnsible(work: string, sb: TestSandbox, addresses: string[], forks: number): Timed {
+  const dir = mkdtempSync(path.join(work, `ansible-${forks}-`))
+  const control = mkdtempSync(path.join(tmpdir(), 'sba-'))
+  try {
+    writeFileSync(path.join(dir, 'hosts.ini'), [
+      '[bench]',
+      ...addresses.map((a, i) => `sandbox-${i + 1} ansible_host=${a}`),
+      '[bench:vars]',
+      `ansible_port=${sb.port}`,
+      'ansible_user=root',
+      `ansible_ssh_private_key_file=${sb.state.key}`,
+      `ansible_ssh_common_args='-o UserKnownHostsFile=${sb.state.knownHosts} -o StrictHostKeyChecking=yes'`,
+      'ansible_python_interpreter=/usr/bin/python3',
+      '',
+    ].join('\n'))
+    writeFileSync(path.join(dir, 'ansible.cfg'), [
+      '[defaults]',
+      'inventory = hosts.ini',
+      `forks = ${forks}`,
+      'gathering = explicit',
+      'host_key_checking = True',
+      'retry_files_enabled = False',
+      `local_tmp = ${path.join(dir, 'tmp')}`,
+      '[ssh_connection]',
+      'pipelining = True',
+      `control_path_dir = ${control}`,
+      '',
+    ].join('\n'))
+    writeFileSync(path.join(dir, 'playbook.yaml'), `- hosts: bench
+  gather_facts: false
+  tasks:
+    - command: sleep ${SLEEP}
+    - command: sleep ${SLEEP}
+`)
+    const start = performance.now()
+    const result = spawnSync('ansible-playbook', ['playbook.yaml'], {
+      cwd: dir, encoding: 'utf8', timeout: RUN_LIMIT_MS * 2,
+      env: {...process.env, ANSIBLE_CONFIG: path.join(dir, 'ansible.cfg'), ANSIBLE_HOME: path.join(dir, 'home'), ANSIBLE_NOCOLOR: '1'},
+    })
+    const ms = performance.now() - start
+    const recap = /ok=2\s+changed=2\s+unreachable=0\s+failed=0/g
+    const okHosts = (result.stdout ?? '').match(recap)?.length ?? 0
+    if (result.status !== 0 || okHosts !== addresses.length) {
+      throw new Error(`ansible-playbook (forks=${forks}) exited ${result.status} with ${okHosts}/${addresses.length} hosts ok: ${`${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(-6).join(' | ')}`)
+    }
+    return {ms}
+  } finally {
+    closeMasters(control)
+  }
+}
+
+interface NodeFiles {
+  membersInode: number
+  selfInode: number
+  memberReloads: bigint[]
+  selfReloads: bigint[]
+}
+
+/** Every node of the cluster found on the hosts' /srv: its files' inodes (an atomic replace changes them) and reload marks. */
+function nodeFiles(srvOf: Map<string, string>, cluster: string): Map<string, NodeFiles> {
+  const out = new Map<string, NodeFiles>()
+  const marks = (file: string): bigint[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => BigInt(l)) : [])
+  for (const srv of srvOf.values()) {
+    const clusterDir = path.join(srv, 'shoal', cluster)
+    if (!existsSync(clusterDir)) continue
+    for (const node of readdirSync(clusterDir)) {
+      const home = path.join(clusterDir, node)
+      out.set(node, {
+        membersInode: statSync(path.join(home, 'conf', 'members.conf')).ino,
+        selfInode: statSync(path.join(home, 'conf', 'self.conf')).ino,
+        memberReloads: marks(path.join(home, 'reloads-members')),
+        selfReloads: marks(path.join(home, 'reloads-self')),
+      })
+    }
+  }
+  return out
+}
+
+async function storeRevision(stateDir: string): Promise<number> {
+  const store = await EmbeddedStore.open({dir: stateDir})
+  try {
+    return (await store.range('operations/')).revision
+  } finally {
+    await store.close()
+  }
+}
+
+/**
+ * When the scale-out's register commit landed (epoch ms): the executor writes a commit step's progress record
+ * (`operations/<cluster>/steps/<id>` = {done, at}) in the commit's own transaction; the operation's end deletes it,
+ * so it is read back from the store's change log.
+ */
+async function registerCommitTime(stateDir: string, cluster: string, afterRevision: number): Promise<number> {
+  const store = await EmbeddedStore.open({dir: stateDir})
+  try {
+    const prefix = `operations/${cluster}/steps/`
+    const record = await new Promise<{at: string}>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no commit step record under ${prefix} after revision ${afterRevision}`)), 5000)
+      void store.watch(prefix, afterRevision, (events) => {
+        const commit = events.find((e) => e.type === 'put' && /^[0-9]+-commit$/.test(e.key.slice(prefix.length)))
+        if (!commit) return
+        clearTimeout(timer)
+        resolve(JSON.parse(commit.value) as {at: string})
+      }, reject).then((watch) => watch, reject)
+    })
+    return Date.parse(record.at)
+  } finally {
+    await store.close()
+  }
+}
+
+/** Step headers (`==> [i/n] title`) and when they appeared: the time until the next one is the step's. */
+function stepTimes(lines: TimedLine[], totalMs: number): StepTime[] {
+  const headers = lines.filter((l) => l.line.startsWith('==> ')).map((l) => ({at: l.at, title: l.line.slice(4)}))
+  if (headers.length === 0) return [{title: 'whole run (no step lines)', ms: totalMs}]
+  const out: StepTime[] = [{title: 'start: CLI, lock, plan, record the operation', ms: headers[0]!.at}]
+  headers.forEach((h, i) => out.push({title: h.title, ms: (headers[i + 1]?.at ?? lines.at(-1)!.at) - h.at}))
+  out.push({title: 'finish: record, unlock, exit', ms: totalMs - lines.at(-1)!.at})
+  return out
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+function closestToMedian(values: number[]): number {
+  const m = median(values)
+  return values.findIndex((v) => v === m)
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const bench = await startLifecycleBench(50, (line) => console.error(line))
+  try {
+    console.log(await bench.create(Number(process.env.ROUNDS ?? 1), process.env.ANSIBLE === '0' ? [] : undefined))
+    console.log(await bench.scaleOut())
+  } finally {
+    await bench.stop()
+  }
+}
