@@ -2,11 +2,11 @@
 import {Flags} from '@oclif/core'
 import type {HostSpec} from '../inventory/types.js'
 import {followError, followText} from '../lifecycle/dependents.js'
-
-export {followError, followText}
 import type {OperationOptions, OperationOutcome} from '../lifecycle/operation.js'
 import {parseDuration} from '../util/units.js'
 import {EXIT, ShoalError} from './base.js'
+
+export {followError, followText}
 
 export const lockFlags = {
   'lock-wait': Flags.string({description: 'How long to wait for another operation on the cluster to finish, or for the lock of a crashed one to expire (a duration, e.g. 30s; 0 = fail at once)', default: '0s'}),

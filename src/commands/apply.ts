@@ -9,6 +9,7 @@ export default class Apply extends BaseCommand {
   static override summary = 'Apply a saved plan, or a spec'
   static override description = `With a plan file (from \`shoal plan --out\`), applies exactly that plan; it is refused as stale when the cluster changed since it was made. With a spec, plans it under the cluster lock and applies it (create, or converge counts, files and env of a registered cluster).
 Applying runs every step of the plan: registry commits, files placed on the nodes (reloaded where they changed), lifecycle scripts, health checks. With --registry-only only the registry commits run.
+The operation is recorded and locked as \`apply\`. Clusters that link to this one follow it (re-rendered and reloaded where their files change).
 Applying is idempotent: applying again changes nothing. When an earlier run of the same command stopped (a failure, or the process died), running it again resumes that operation, like \`shoal resume\`.`
 
   static override examples = [

@@ -7,6 +7,7 @@ import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 export default class Resume extends BaseCommand {
   static override summary = "Continue a cluster's unfinished operation where it stopped"
   static override description = `An operation that failed, or whose process died (even kill -9), is recorded in the registry with its plan and progress. Resume takes the cluster lock (a crashed process's lock expires within about 15 s: use --lock-wait to wait for it), loads the recorded plan, and continues from the first unfinished step; scripts that finished on a node are not run again there. Without an unfinished operation it changes nothing.
+Afterwards (also when nothing was unfinished) the clusters that link to this one are brought up to date with it, so resume also finishes a follow that a failure or a crash interrupted.
 --abandon forgets the unfinished operation without running the rest of it (the registry keeps whatever it committed).`
 
   static override examples = ['<%= config.bin %> resume zk-main', '<%= config.bin %> resume zk-main --lock-wait 30s']

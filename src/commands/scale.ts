@@ -8,7 +8,8 @@ export default class Scale extends BaseCommand {
   static override summary = 'Scale one role of a registered cluster out or in'
   static override description = `Exactly one of --count, --add or --remove. Scaling in without --remove takes the highest sids first. The role's scale bounds from the spec are enforced. New nodes take the lowest never-used sids.
 Plans under the cluster lock and runs the plan: registry commits, files re-rendered and reloaded, the new nodes' init and start, scale_out / scale_in on the members that stay, stop and destroy of the leaving nodes. --registry-only commits the registry changes only. Concurrent scales of one cluster never both proceed (use --lock-wait to queue behind another operation).
-Without --hosts, the inventory recorded with the cluster is used to place new nodes and reach hosts.`
+Without --hosts, the inventory recorded with the cluster is used to place new nodes and reach hosts.
+Clusters that link to this one follow it: each is re-planned from its registered spec and, where its files change, re-rendered and reloaded as its own operation (see Operations in the README).`
 
   static override examples = [
     '<%= config.bin %> scale zk-main --role zk --add 2 --hosts hosts.yaml',
