@@ -1,50 +1,71 @@
 #!/usr/bin/env bash
-# The main job on the embedded defaults (state in .shoal/): install, lint the examples, plan and register the
-# ZooKeeper example, link Kafka to it, scale ZooKeeper out, show what every member sees, then remove both clusters.
+# The main job: build and lint, start three sandbox hosts, create the example ZooKeeper ensemble on them through shoal
+# (embedded registry), show its status and that it elected a leader, destroy it, stop the sandbox. Needs root, and
+# Debian's openssh-server and zookeeper (scripts/test-all.sh installs them). Everything lives under .shoal/demo/;
+# a run interrupted earlier is cleaned up first, so the script can always be run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+DEMO=.shoal/demo
+SANDBOX=$DEMO/sandbox
+STATE=$DEMO/state
+# Not 22: the machine's own sshd may listen on every address.
+PORT=${SHOAL_DEMO_SSH_PORT:-22022}
+
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 shoal() { echo "\$ shoal $*"; node bin/run.js "$@"; }
-HOSTS=specs/hosts.local.yaml
+
+# Stopping the sandbox stops every process its hosts started (sshd, ZooKeeper); the registry goes with the state dir.
+# When that fails, the directory stays: it records the processes a later `shoal sandbox down` must stop.
+cleanup() {
+  if [ -f "$SANDBOX/sandbox.json" ]; then node bin/run.js sandbox down --dir "$SANDBOX" >/dev/null || return 1; fi
+  rm -rf "$DEMO"
+}
+trap 'status=$?; if [ $status -ne 0 ]; then echo "demo failed (exit $status); cleaning up" >&2; cleanup || echo "cleanup failed: run bash scripts/demo.sh again, or node bin/run.js sandbox down --dir $SANDBOX" >&2; fi' EXIT
 
 step "install and build"
-npm ci --no-audit --no-fund
+# npm keeps node_modules/.package-lock.json: when it is newer than package-lock.json the install is current.
+if [ ! node_modules/.package-lock.json -nt package-lock.json ]; then npm ci --no-audit --no-fund; fi
 npm run build
 
-step "lint the example specs and the inventory"
+step "lint the example specs"
 shoal lint specs/
 
-destroy() { # cluster spec
-  node bin/run.js plan "$2" --hosts "$HOSTS" --destroy --out ".shoal-$1.plan" >/dev/null
-  shoal apply ".shoal-$1.plan" --registry-only
-  rm -f ".shoal-$1.plan"
-}
+if [ -e "$DEMO" ]; then
+  step "clean up what an interrupted earlier run left"
+  cleanup
+fi
 
-# A run interrupted earlier may have left the demo clusters registered: start clean.
-node bin/run.js get kafka-main >/dev/null 2>&1 && destroy kafka-main specs/kafka.yaml
-node bin/run.js get zk-main >/dev/null 2>&1 && destroy zk-main specs/zookeeper.yaml
+step "three sandbox hosts: sshd on 127.0.1.1-3:$PORT, each with its own /srv"
+shoal sandbox up --hosts 3 --port "$PORT" --dir "$SANDBOX"
 
-step "plan the ZooKeeper ensemble (nothing is written)"
-shoal plan specs/zookeeper.yaml --hosts "$HOSTS" --out .shoal-zk.plan
+step "create the ZooKeeper ensemble (specs/zookeeper.yaml) on them"
+shoal create specs/zookeeper.yaml --hosts "$SANDBOX/hosts.yaml" --state "$STATE"
 
-step "register it (the SSH executor that runs the scripts on hosts comes next)"
-shoal apply .shoal-zk.plan --registry-only
-rm -f .shoal-zk.plan
+step "status: every node active, its health checked now"
+shoal status zk-main --state "$STATE"
 
-step "planning again changes nothing (exit 0 with --detailed-exitcode)"
-shoal plan specs/zookeeper.yaml --hosts "$HOSTS" --detailed-exitcode >/dev/null && echo "no changes"
+step "ask every member for its role in the ensemble (the spec's srvr action): one leader, two followers"
+# create waits until each member answers (ruok); the election may take a few more seconds after the last one starts.
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
+  echo "\$ shoal run zk-main srvr --state $STATE"
+  srvr=$(node bin/run.js run zk-main srvr --state "$STATE")
+  grep -E ' \| (Mode|Zxid|Node count):|not currently serving' <<<"$srvr" || true
+  modes=$(sed -n 's/^.* | Mode: //p' <<<"$srvr" | sort | tr '\n' ' ')
+  if [ "$modes" = "follower follower leader " ]; then break; fi
+  if [ "$attempt" = 10 ]; then
+    echo "expected one leader and two followers, got: ${modes:-no modes}" >&2
+    exit 1
+  fi
+  echo "(not settled yet; asking again in 3 s)"
+  sleep 3
+done
+echo "one leader, two followers"
 
-step "Kafka brokers linked to zk-main: zookeeper.connect comes from the link"
-shoal apply specs/kafka.yaml --hosts "$HOSTS" --registry-only >/dev/null
-shoal get kafka-main files/kafka-main-broker-1 | grep zookeeper.connect
+step "destroy it: members stopped, homes removed, registry cleared"
+shoal destroy zk-main --state "$STATE"
+shoal get --state "$STATE"
 
-step "scale ZooKeeper out by 2: new sids 4 and 5, every member's zoo.cfg lists all five"
-shoal scale zk-main --role zk --add 2 --hosts "$HOSTS" --registry-only >/dev/null
-shoal get zk-main hosts/zk | grep -E '/(sid|ip|bootstrap) ='
-shoal get zk-main files/zk-main-zk-1 | grep '^    server\.'
-
-step "remove both clusters from the registry"
-destroy kafka-main specs/kafka.yaml
-destroy zk-main specs/zookeeper.yaml
-shoal get
+step "stop the sandbox"
+shoal sandbox down --dir "$SANDBOX"
+rm -rf "$DEMO"

@@ -124,6 +124,13 @@ describe('ZooKeeper 3 → 5 → 3 members through shoal (embedded registry)', ()
     expect(await syncedFollowers(nodes)).toBe(2)
   }, OPERATION_MS)
 
+  it('run srvr (the spec\'s action) prints every member\'s mode', async () => {
+    const result = await cli(registry, 'run', CLUSTER, 'srvr')
+    expectOk(result)
+    const reported = [...result.stdout.matchAll(/^(\S+) \| Mode: (\w+)$/gm)].map((m) => m[2]!)
+    expect(reported.sort()).toEqual(['follower', 'follower', 'leader'])
+  }, OPERATION_MS)
+
   it('a znode written through one member is read through another', async () => {
     const [first, , third] = await registeredNodes(registry, CLUSTER, 'zk')
     expect(await zkCli(first!, 'create', znode, payload)).toContain(`Created ${znode}`)
