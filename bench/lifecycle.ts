@@ -7,6 +7,7 @@ import path from 'node:path'
 import {parse, stringify} from 'yaml'
 import type {HostsFile} from '../src/inventory/types.js'
 import {EmbeddedStore} from '../src/store/embedded/embedded-store.js'
+import {SshTransport} from '../src/transport/ssh.js'
 import {startSandbox, type TestSandbox} from '../test/support/sandbox.js'
 
 const REPO = path.resolve(import.meta.dirname, '..')
@@ -43,6 +44,8 @@ export interface CreateResult {
   /** Where the median-closest shoal run spent its time: CLI start until the first step, each step, and the end. */
   shoalSteps: StepTime[]
   ansible: {forks: number; ms?: number; error?: string}[]
+  /** One command (`true`) on a sandbox host over an open connection, median of 15: a new session and login shell there. */
+  commandMs: number
 }
 
 export interface ScaleResult {
@@ -83,7 +86,7 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
   process.once('SIGINT', interrupted)
   process.once('SIGTERM', interrupted)
   try {
-    const bin = privateCli(work)
+    const bin = await privateCli(work)
     log(`starting ${nodes + 1} sandbox hosts`)
     sandbox = await startSandboxRetrying(nodes + 1)
     const sb = sandbox
@@ -125,8 +128,9 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
           }
         }
         const pick = closestToMedian(shoalRuns)
+        const commandMs = await commandCost(sb)
         return {
-          nodes, rounds, shoalMs: median(shoalRuns), shellMs: median(shellRuns), shoalRuns, shellRuns, shoalSteps: stepTimes(lines[pick]!, shoalRuns[pick]!), ansible,
+          commandMs, nodes, rounds, shoalMs: median(shoalRuns), shellMs: median(shellRuns), shoalRuns, shellRuns, shoalSteps: stepTimes(lines[pick]!, shoalRuns[pick]!), ansible,
         }
       },
 
@@ -212,11 +216,20 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
  * A copy of the built CLI (bin, dist, manifest; node_modules linked): test runs on this shared machine rebuild dist/
  * (rm -rf first) whenever sources change, which would fail a benchmark run half way.
  */
-function privateCli(work: string): string {
+async function privateCli(work: string): Promise<string> {
   const dir = path.join(work, 'cli')
-  if (!existsSync(path.join(REPO, 'dist', 'commands', 'create.js'))) throw new Error('the CLI is not built: run npm run build (npm run bench does)')
-  for (const entry of ['bin', 'dist', 'package.json', 'oclif.manifest.json', 'schemas']) {
-    if (existsSync(path.join(REPO, entry))) cpSync(path.join(REPO, entry), path.join(dir, entry), {recursive: true})
+  const needed = ['dist/commands/create.js', 'dist/commands/scale.js', 'dist/generated/validators.cjs', 'oclif.manifest.json']
+  // A build in progress elsewhere (rm -rf dist, then tsc) takes several seconds: wait for it rather than copy half of it.
+  for (let waited = 0; ; waited += 1000) {
+    if (needed.every((f) => existsSync(path.join(REPO, f)))) {
+      rmSync(dir, {recursive: true, force: true})
+      for (const entry of ['bin', 'dist', 'package.json', 'oclif.manifest.json', 'schemas']) {
+        if (existsSync(path.join(REPO, entry))) cpSync(path.join(REPO, entry), path.join(dir, entry), {recursive: true})
+      }
+      if (needed.every((f) => existsSync(path.join(dir, f)))) break
+    }
+    if (waited >= 90_000) throw new Error('the CLI is not built (dist/commands missing): run npm run build (npm run bench does)')
+    await new Promise((resolve) => setTimeout(resolve, 1000))
   }
   symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'))
   return path.join(dir, 'bin', 'run.js')
@@ -269,6 +282,24 @@ roles:
 update: {canaries: 0, max_in_flight: 100%}
 `)
   return file
+}
+
+/** What one command on a host costs over an already open connection (shoal's transport). */
+async function commandCost(sb: TestSandbox): Promise<number> {
+  const transport = new SshTransport()
+  try {
+    const host = sb.hosts[0]!
+    await transport.exec(host, 'true', {timeoutMs: 60_000})
+    const runs: number[] = []
+    for (let i = 0; i < 15; i++) {
+      const start = performance.now()
+      await transport.exec(host, 'true', {timeoutMs: 60_000})
+      runs.push(performance.now() - start)
+    }
+    return median(runs)
+  } finally {
+    await transport.close()
+  }
 }
 
 /** Run the built CLI; time it and its stdout lines; throw with its output when it fails. */

@@ -123,6 +123,8 @@ async function lifecycle(): Promise<void> {
       console.log(`shoal / OpenSSH = ${(r.shoalMs / r.shellMs).toFixed(2)} (goal ≤ 1.1)`)
       console.log('where shoal spent its time (the run closest to the median):')
       for (const step of r.shoalSteps) console.log(`  ${ms(step.ms).padStart(7)}  ${step.title}`)
+      console.log(`one command on a sandbox host over an open connection (a new session + the login shell's startup files): ${r.commandMs.toFixed(0)} ms; ` +
+        'shoal runs 3 per new node (files, init, start), the yardstick 1')
       for (const a of r.ansible) {
         if (a.ms === undefined) console.log(`ansible-playbook forks=${a.forks}: not measured: ${a.error}`)
         else console.log(`ansible-playbook forks=${String(a.forks).padEnd(2)} (pipelining, no facts, two \`command: sleep 1\` tasks)  ${ms(a.ms)}  = ${(a.ms / r.shoalMs).toFixed(2)}x shoal's time${a.forks === r.nodes ? ' (goal: shoal ≥ 2x faster)' : ''}`)
