@@ -73,7 +73,8 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxState
 
   // Hosts beyond the new count go first, so their addresses are free if the sandbox grows again.
   for (const host of previous?.hosts.slice(count) ?? []) {
-    await stopHost(host.pid, hostPaths(dir, host.name, host.address, host.port).config, host.mountNamespace)
+    const paths = hostPaths(dir, host.name, host.address, host.port)
+    await stopHost(host.pid, paths.config, host.mountNamespace, paths.srv)
     rmSync(host.dir, {recursive: true, force: true})
   }
 
@@ -114,7 +115,10 @@ export async function sandboxDown(options: {dir: string}): Promise<boolean> {
   const dir = path.resolve(options.dir)
   const state = readState(dir)
   if (!state) return false
-  for (const host of state.hosts) await stopHost(host.pid, hostPaths(dir, host.name, host.address, host.port).config, host.mountNamespace)
+  for (const host of state.hosts) {
+    const paths = hostPaths(dir, host.name, host.address, host.port)
+    await stopHost(host.pid, paths.config, host.mountNamespace, paths.srv)
+  }
   rmSync(dir, {recursive: true, force: true})
   return true
 }

@@ -1,6 +1,6 @@
 // One sandbox host's sshd: its config, a detached start inside a private mount namespace, readiness, and a full stop.
 import {spawn} from 'node:child_process'
-import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync} from 'node:fs'
 import {connect} from 'node:net'
 import {ShoalError} from '../cli/base.js'
 
@@ -152,24 +152,35 @@ export function mountNamespace(pid: number): string | undefined {
   }
 }
 
-/** Every process in mount namespace `ns`: the host's sshd, its sessions, and whatever they started. */
-function processesIn(ns: string): number[] {
+/**
+ * Every process of the host: in mount namespace `ns` and seeing `srv` as its /srv (the host's sshd, its sessions, and
+ * whatever they started). The namespace id alone is not enough: once the host's processes are gone, the kernel may give
+ * the same id to a namespace another sandbox creates next, and sweeping that would kill another sandbox's hosts.
+ */
+function processesIn(ns: string, srv: string): number[] {
+  const own = statSync(srv, {throwIfNoEntry: false})
+  if (!own) return []
   const pids: number[] = []
   for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    if (mountNamespace(Number(entry)) === ns) pids.push(Number(entry))
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid || mountNamespace(Number(entry)) !== ns) continue
+    try {
+      const seen = statSync(`/proc/${entry}/root/srv`)
+      if (seen.dev === own.dev && seen.ino === own.ino) pids.push(Number(entry))
+    } catch {
+      // the process ended while we looked
+    }
   }
-  return pids.filter((pid) => pid !== process.pid)
+  return pids
 }
 
 /**
  * Stop a host: SIGTERM then SIGKILL to every process in its private mount namespace (sshd, sessions, services the
  * host's scripts started), with a bounded wait. A namespace equal to our own is never swept: only `pid` is stopped then.
  */
-export async function stopHost(pid: number | undefined, config: string, ns: string | undefined, graceMs = 5000): Promise<void> {
+export async function stopHost(pid: number | undefined, config: string, ns: string | undefined, srv: string, graceMs = 5000): Promise<void> {
   const ownNs = mountNamespace(process.pid)
   const targets = (): number[] => {
-    const pids = ns !== undefined && ns !== ownNs ? processesIn(ns) : []
+    const pids = ns !== undefined && ns !== ownNs ? processesIn(ns, srv) : []
     if (pid !== undefined && isOurSshd(pid, config) && !pids.includes(pid)) pids.push(pid)
     return pids.filter((p) => isAlive(p))
   }
