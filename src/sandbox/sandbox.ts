@@ -85,6 +85,7 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxState
     const address = `127.0.1.${i}`
     const paths = hostPaths(dir, name, address, port)
     mkdirSync(paths.srv, {recursive: true, mode: 0o755})
+    writeFileSync(paths.bashrc, '', {mode: 0o644})
     if (!existsSync(paths.hostKey)) writeKeyPair(paths.hostKey, `shoal-${name}`)
     writeFileSync(paths.config, sshdConfig({...paths, authorizedKeys}), {mode: 0o600})
     const known = previous?.hosts.find((h) => h.name === name)
@@ -148,6 +149,7 @@ function hostPaths(dir: string, name: string, address: string, port: number): Om
     hostKey: path.join(hostDir, 'ssh_host_ed25519_key'),
     log: path.join(hostDir, 'sshd.log'),
     srv: path.join(hostDir, 'srv'),
+    bashrc: path.join(hostDir, 'bashrc'),
   }
 }
 

@@ -19,7 +19,16 @@ export interface SshdPaths {
   log: string
   /** Bound onto /srv inside the host's mount namespace. */
   srv: string
+  /** An empty file bound over root's ~/.bashrc inside the namespace (see CLEAN_BASHRC). */
+  bashrc: string
 }
+
+/**
+ * sshd runs every command through root's bash, which reads ~/.bashrc. On a developer machine that file often starts
+ * version managers (pyenv, nvm) costing ~0.1 s of CPU per command — a fresh host has no such thing, and a sandbox host
+ * should not see the operator's shell setup. So each host gets an empty one.
+ */
+const CLEAN_BASHRC = '{ [ ! -f /root/.bashrc ] || mount --bind "$3" /root/.bashrc; }'
 
 export function sshdConfig(host: SshdPaths): string {
   const q = (file: string): string => {
@@ -72,7 +81,7 @@ export function startSshd(host: SshdPaths): number {
   try {
     const child = spawn(
       UNSHARE,
-      ['-m', '--propagation', 'private', '/bin/sh', '-c', `mount --bind "$1" /srv && exec ${SSHD} -D -e -f "$2"`, 'shoal-sandbox', host.srv, host.config],
+      ['-m', '--propagation', 'private', '/bin/sh', '-c', `mount --bind "$1" /srv && ${CLEAN_BASHRC} && exec ${SSHD} -D -e -f "$2"`, 'shoal-sandbox', host.srv, host.config, host.bashrc],
       {detached: true, stdio: ['ignore', log, log]},
     )
     child.on('error', () => undefined) // a failed start shows up as a dead pid and the log, checked by waitReady
