@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: build and lint, start three sandbox hosts, create the example ZooKeeper ensemble on them through shoal
 # (embedded registry), show its status and that it elected a leader, destroy it, stop the sandbox. Needs root, and
-# Debian's openssh-server and zookeeper (scripts/test-all.sh installs them). Everything lives under .shoal/demo/;
+# Debian's openssh-server and zookeeper (installed when missing). Everything lives under .shoal/demo/;
 # a run interrupted earlier is cleaned up first, so the script can always be run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,7 @@ cleanup() {
 trap 'status=$?; if [ $status -ne 0 ]; then echo "demo failed (exit $status); cleaning up" >&2; cleanup || echo "cleanup failed: run bash scripts/demo.sh again, or node bin/run.js sandbox down --dir $SANDBOX" >&2; fi' EXIT
 
 step "install and build"
+bash scripts/install-packages.sh
 # npm keeps node_modules/.package-lock.json: when it is newer than package-lock.json the install is current.
 if [ ! node_modules/.package-lock.json -nt package-lock.json ]; then npm ci --no-audit --no-fund; fi
 npm run build
