@@ -171,9 +171,14 @@ describe.each(['embedded', 'etcd'] as const)('a cluster lifecycle on the %s regi
   })
 })
 
-describe('failures stop the operation at a recorded step; resume converges', () => {
+describe.each(['embedded', 'etcd'] as const)('failures on the %s registry stop the operation at a recorded step; resume converges', (kind) => {
+  // The same clusters run once per registry: each run starts from empty marker logs.
+  beforeAll(() => {
+    for (const srv of srvDirs()) rmSync(path.join(srv, 'markers'), {recursive: true, force: true})
+  })
+
   it('a script past its timeout fails clearly, its remote process is gone, and resume finishes', async () => {
-    const {cluster, run} = setup('embedded', 'hang', {count: 1, startTimeout: '2s'})
+    const {cluster, run} = setup(kind, 'hang', {count: 1, startTimeout: '2s'})
     control('hang-hang-app-1', true)
     try {
       const result = await run('create', cluster.spec, '--hosts', sandbox.state.inventory)
@@ -196,7 +201,7 @@ describe('failures stop the operation at a recorded step; resume converges', () 
   })
 
   it('a failing canary stops the operation before any later batch; resume then converges, init ran once per node', async () => {
-    const {cluster, run} = setup('embedded', 'canary')
+    const {cluster, run} = setup(kind, 'canary')
     control('fail-canary-app-1', true)
     try {
       const result = await run('create', cluster.spec, '--hosts', sandbox.state.inventory)
@@ -223,7 +228,7 @@ describe('failures stop the operation at a recorded step; resume converges', () 
   })
 
   it('a host whose sshd is gone fails the step clearly, the registry stays consistent, resume converges once it is back', async () => {
-    const {cluster, run} = setup('embedded', 'nossh')
+    const {cluster, run} = setup(kind, 'nossh')
     const victim = sandbox.state.hosts[2]!
     process.kill(victim.pid, 'SIGKILL')
     const result = await run('create', cluster.spec, '--hosts', sandbox.state.inventory)
@@ -242,7 +247,7 @@ describe('failures stop the operation at a recorded step; resume converges', () 
   })
 
   it('kill -9 of shoal while a start script runs, and again between later steps: resume converges, init ran exactly once per node', async () => {
-    const {cluster, registry, run} = setup('embedded', 'killed')
+    const {cluster, registry, run} = setup(kind, 'killed')
     control('hold-start', true)
     try {
       const first = spawnShoal(['create', cluster.spec, '--hosts', sandbox.state.inventory, ...registry.flags])
