@@ -3,23 +3,15 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
-const REDACTED = '<redacted>'
-
-/**
- * Values of env parameters marked secret, and every occurrence of them in other values, are replaced. A secret also
- * appears JSON-escaped inside `cluster/spec` (the registered spec is stored as JSON): that form goes too.
- */
-function redactTree(keys: Record<string, string>): Record<string, string> {
+/** Values of env parameters marked secret are replaced wherever they appear (also JSON-escaped, in `cluster/spec`). */
+async function redactTree(keys: Record<string, string>): Promise<Record<string, string>> {
   const secrets = Object.keys(keys)
     .filter((k) => k.startsWith('env-secret/') && keys[k] === 'true')
     .map((k) => keys[`env/${k.slice('env-secret/'.length)}`])
-    .filter((v): v is string => v !== undefined && v !== '')
-    .flatMap((v) => [v, JSON.stringify(v).slice(1, -1)])
-    .sort((a, b) => b.length - a.length)
+    .filter((v): v is string => v !== undefined)
   if (secrets.length === 0) return keys
-  const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(keys)) out[k] = secrets.reduce((text, s) => text.split(s).join(REDACTED), v)
-  return out
+  const {redactText} = await import('../plan/show.js')
+  return Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, redactText(v, secrets)]))
 }
 
 /** Nest `a/b/c = v` keys into objects for --json and --yaml. */
@@ -69,7 +61,7 @@ export default class Get extends BaseCommand {
       if (snapshot.revisionModRevision === 0) throw new ShoalError(`cluster ${args.cluster} is not registered in ${store.description}`, 'not-registered', EXIT.failure)
       const path = (args.path ?? '').replace(/^\/+|\/+$/g, '')
       const selected: Record<string, string> = {}
-      for (const [k, v] of Object.entries(redactTree(snapshot.keys))) {
+      for (const [k, v] of Object.entries(await redactTree(snapshot.keys))) {
         if (path === '' || k === path || k.startsWith(`${path}/`)) selected[k] = v
       }
       if (Object.keys(selected).length === 0) throw new ShoalError(`no key ${path} in cluster ${args.cluster}`, 'not-found', EXIT.failure)

@@ -14,9 +14,5 @@ export interface Reporter {
 
 export const silentReporter: Reporter = {step: () => undefined, skipped: () => undefined, output: () => undefined, note: () => undefined}
 
-/** Replace every secret value in a line. */
-export function redact(text: string, secrets: readonly string[]): string {
-  let out = text
-  for (const secret of secrets) if (secret !== '' && out.includes(secret)) out = out.split(secret).join('<redacted>')
-  return out
-}
+/** Replace every secret value in a line (one mechanism with plans and `get`). */
+export {redactText as redact} from '../plan/show.js'

@@ -20,7 +20,8 @@ function secretForms(secrets: readonly string[]): string[] {
   return [...forms].sort((a, b) => b.length - a.length)
 }
 
-function redactText(text: string, secrets: readonly string[]): string {
+/** Replace every secret (raw or JSON-escaped) in a text: the one redaction used by plans, `get` and script output. */
+export function redactText(text: string, secrets: readonly string[]): string {
   let out = text
   for (const secret of secretForms(secrets)) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
   return out
