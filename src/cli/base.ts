@@ -1,23 +1,6 @@
 // The base of every shoal command: `--json`, documented exit codes kept under `--json`, errors as one clear line.
 import {Command} from '@oclif/core'
-
-/** Exit codes, documented in the README. */
-export const EXIT = {
-  ok: 0,
-  /** Problems found / operation failed. */
-  failure: 1,
-  /** Usage error, or for `plan --detailed-exitcode`: changes present. */
-  usage: 2,
-  changes: 2,
-} as const
-
-/** An error a person can act on: a code and a message, printed without a stack trace. */
-export class ShoalError extends Error {
-  constructor(message: string, readonly code: string, readonly exitCode: number = EXIT.failure) {
-    super(message)
-    this.name = 'ShoalError'
-  }
-}
+import {EXIT, ShoalError} from '../errors.js'
 
 /** Library error classes whose messages are written for people. */
 const KNOWN_ERRORS = new Set(['RegistryError', 'StaleError', 'StoreError', 'TreeDecodeError'])

@@ -4,7 +4,7 @@ import type {HostSpec} from '../inventory/types.js'
 import {followError, followText} from '../lifecycle/dependents.js'
 import type {OperationOptions, OperationOutcome} from '../lifecycle/operation.js'
 import {parseDuration} from '../util/units.js'
-import {EXIT, ShoalError} from './base.js'
+import {EXIT, ShoalError} from '../errors.js'
 
 export {followError, followText}
 

@@ -1,7 +1,8 @@
 // `shoal apply`: apply a saved plan, or plan a spec and apply it at once (scripts and files on hosts, or --registry-only).
 import {readFileSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
+import {BaseCommand} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 import {inventoryHosts, lockWaitMs, operationFlags, operationOptions, reportOutcome, followText, followError} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 

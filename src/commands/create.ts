@@ -1,6 +1,7 @@
 // `shoal create`: register a new cluster and bring it up on its hosts.
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
+import {BaseCommand} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 import {inventoryHosts, lockFlags, operationOptions, sshFlags, reportOutcome} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 

@@ -1,6 +1,7 @@
 // `shoal get`: print registered clusters, or one cluster's metadata tree (or a subtree of it).
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
+import {BaseCommand} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 /** Values of env parameters marked secret are replaced wherever they appear (also JSON-escaped, in `cluster/spec`). */

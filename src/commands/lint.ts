@@ -1,7 +1,8 @@
 // `shoal lint`: check cluster specs and host inventories; thin over lintPaths() and the formatters.
 import {writeFileSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
+import {BaseCommand} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 
 export default class Lint extends BaseCommand {
   static override summary = 'Check cluster specs and host inventories against the schema and the semantic rules'

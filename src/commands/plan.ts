@@ -1,6 +1,7 @@
 // `shoal plan`: compile a spec against the inventory and the registry; print node changes, file diffs and steps.
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, EXIT} from '../cli/base.js'
+import {BaseCommand} from '../cli/base.js'
+import {EXIT} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 export default class Plan extends BaseCommand {

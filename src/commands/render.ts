@@ -1,6 +1,7 @@
 // `shoal render`: print one node's rendered files, for template work.
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
+import {BaseCommand} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 export default class Render extends BaseCommand {

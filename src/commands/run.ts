@@ -1,6 +1,7 @@
 // `shoal run`: run a custom action (or restart) of a registered cluster on its nodes.
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
+import {BaseCommand} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 import {inventoryHosts, lockFlags, operationOptions, outcomeJson, outcomeText, sshFlags} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 

@@ -1,6 +1,7 @@
 // `shoal unlock`: remove a cluster's operation lock left by a process that is gone.
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, EXIT, ShoalError} from '../cli/base.js'
+import {BaseCommand} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 export default class Unlock extends BaseCommand {

@@ -2,7 +2,7 @@
 import {batches, serviceTargets, type RoleGroups, type Step} from '../plan/steps.js'
 import type {ClusterState, Plan, PlannedNode} from '../plan/types.js'
 import {DEFAULTS, type ServiceSpec} from '../spec/types.js'
-import {EXIT, ShoalError} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 
 export interface ActionRequest {
   action: string

@@ -4,7 +4,7 @@ import type {Inventory} from '../plan/inventory.js'
 import type {ClusterState, Operation, Plan, PlanError} from '../plan/types.js'
 import type {ClusterSpec} from '../spec/types.js'
 import type {Store} from '../store/store.js'
-import {EXIT, ShoalError} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 import {linkedStates, otherUsage, readRegistered} from './registered.js'
 
 export interface Compiled {

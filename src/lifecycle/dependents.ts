@@ -4,7 +4,7 @@
 import {clusterPrefix, listClusters} from '../registry/index.js'
 import type {Operation} from '../plan/types.js'
 import type {Store} from '../store/store.js'
-import {EXIT, ShoalError} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 
 export type FollowResultKind = 'updated' | 'unchanged' | 'failed' | 'skipped'
 

@@ -5,7 +5,7 @@ import type {HostSpec} from '../inventory/types.js'
 import type {HostView} from '../render/view.js'
 import {transportHost} from '../transport/host.js'
 import type {TransportHost} from '../transport/transport.js'
-import {EXIT, ShoalError} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 
 /**
  * Inventory hosts with their key and known_hosts paths made absolute, so the recorded copy works from any directory.

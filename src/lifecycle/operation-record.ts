@@ -15,7 +15,7 @@ import type {Operation, Plan} from '../plan/types.js'
 import {defaultHolder} from '../registry/index.js'
 import type {ClusterSpec, EnvValue} from '../spec/types.js'
 import type {Op, Store} from '../store/store.js'
-import {EXIT, ShoalError} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 
 /** Each plan part stays far below etcd's 1.5 MiB request limit. */
 const PLAN_PART_CHARS = 512 * 1024

@@ -2,7 +2,7 @@
 // a changed cluster is refused. The file holds secret values (the registry needs them), so it is written 0600.
 import {readFileSync, writeFileSync} from 'node:fs'
 import type {Plan} from '../plan/types.js'
-import {EXIT, ShoalError} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 
 export const PLAN_FORMAT = 'shoal-plan/v1'
 

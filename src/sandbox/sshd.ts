@@ -2,7 +2,7 @@
 import {spawn} from 'node:child_process'
 import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync} from 'node:fs'
 import {connect} from 'node:net'
-import {ShoalError} from '../cli/base.js'
+import {ShoalError} from '../errors.js'
 
 export const SSHD = '/usr/sbin/sshd'
 export const UNSHARE = '/usr/bin/unshare'

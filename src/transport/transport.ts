@@ -1,5 +1,5 @@
 // The Transport contract: run commands and place files on hosts. The executor talks to hosts only through this.
-import {ShoalError} from '../cli/base.js'
+import {ShoalError} from '../errors.js'
 
 /** How to reach one host. Build it from the inventory with `transportHost`. */
 export interface TransportHost {

@@ -8,7 +8,7 @@ import {LintSession, type LintedFile} from '../lint/lint.js'
 import {loadYamlFile} from '../spec/load.js'
 import {validators} from '../spec/schema.js'
 import type {ClusterSpec} from '../spec/types.js'
-import {EXIT, ShoalError} from '../cli/base.js'
+import {EXIT, ShoalError} from '../errors.js'
 
 export interface ClusterInput {
   spec: ClusterSpec
