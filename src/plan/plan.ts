@@ -40,6 +40,8 @@ interface RolePlan {
   joining: HostView[]
   ids: RoleIds | undefined
   removedByRequest: boolean
+  /** Identities handed to this role's joiners, before placement. */
+  allocated: {nodeId: string; sid: number}[]
 }
 
 function failed(input: PlanInput, errors: PlanError[]): Plan {
@@ -189,7 +191,28 @@ function templatesMayRead(templates: ReadonlyMap<string, string>, spec: ClusterS
   return false
 }
 
+/**
+ * Plan an operation, in named stages: admit it, count each role's nodes, decide who stays and leaves, give joiners
+ * identities and hosts, build the views templates see, render, build the registry states, and order the steps.
+ */
 export function planCluster(input: PlanInput): Plan {
+  const errors = admissionErrors(input)
+  if (errors.length) return failed(input, errors)
+  const present = nodesByRole(input.current)
+  const {counts, remove} = targetCounts(input.spec, input.current, input.operation, present, errors)
+  if (errors.length) return failed(input, errors)
+  const roles = splitMembership(input, present, counts, remove)
+  allocateIdentities(input, roles, present, errors)
+  if (errors.length) return failed(input, errors)
+  placeJoiners(input, roles, errors)
+  if (errors.length) return failed(input, errors)
+  const draft = draftViews(input, roles, counts, errors)
+  if (errors.length) return failed(input, errors)
+  return finishPlan(draft, errors)
+}
+
+/** Refusals before any planning: a state of another cluster, nothing registered, or an operation still in flight. */
+function admissionErrors(input: PlanInput): PlanError[] {
   const {spec, current, operation: op} = input
   const errors: PlanError[] = []
   const name = spec.name
@@ -198,9 +221,11 @@ export function planCluster(input: PlanInput): Plan {
   if (current && (current.adding.length > 0 || current.deleting.length > 0 || current.nodes.some((n) => n.state !== 'active'))) {
     errors.push({code: 'operation-in-flight', message: `cluster ${name} has an unfinished operation (nodes pending or leaving): resume or roll it back before planning another`})
   }
-  if (errors.length) return failed(input, errors)
+  return errors
+}
 
-  // Current nodes by role, in sid order.
+/** Registered nodes by role, each list in sid order. */
+function nodesByRole(current: ClusterState | undefined): Map<string, NodeRecord[]> {
   const present = new Map<string, NodeRecord[]>()
   for (const node of current?.nodes ?? []) {
     const list = present.get(node.role)
@@ -208,75 +233,96 @@ export function planCluster(input: PlanInput): Plan {
     else present.set(node.role, [node])
   }
   for (const list of present.values()) list.sort((a, b) => a.sid - b.sid)
+  return present
+}
 
-  const {counts, remove} = targetCounts(spec, current, op, present, errors)
-  if (errors.length) return failed(input, errors)
-
+/** Which nodes of each role stay and which leave (named ones, else the highest sids); joiners come later. */
+function splitMembership(input: PlanInput, present: Map<string, NodeRecord[]>, counts: Map<string, number>, remove: Set<string>): RolePlan[] {
+  const {spec, current, operation: op} = input
   const roleOrder = [...Object.keys(spec.roles), ...[...present.keys()].filter((r) => !(r in spec.roles)).sort()]
-  const finalSpec = effectiveSpec(spec, counts)
-  const specHash = sha256(canonicalJson(finalSpec))
-  const baseRevision = current?.revision ?? 0
-
-  // Which nodes stay, leave, and how many join; then identities for the joiners.
-  const roles: RolePlan[] = []
-  for (const role of roleOrder) {
+  return roleOrder.map((role) => {
     const nodes = present.get(role) ?? []
     const after = counts.get(role) ?? 0
-    let kept: NodeRecord[]
-    let leaving: NodeRecord[]
     const byRequest = op.kind === 'scale' && op.role === role && remove.size > 0
-    if (byRequest) {
-      kept = nodes.filter((n) => !remove.has(n.node_id))
-      leaving = nodes.filter((n) => remove.has(n.node_id))
-    } else {
-      kept = nodes.slice(0, Math.min(after, nodes.length))
-      leaving = nodes.slice(kept.length)
-    }
-    roles.push({role, spec: spec.roles[role], before: nodes.length, after, kept, leaving, joining: [], ids: current?.ids[role], removedByRequest: byRequest})
-  }
+    const kept = byRequest ? nodes.filter((n) => !remove.has(n.node_id)) : nodes.slice(0, Math.min(after, nodes.length))
+    const leaving = byRequest ? nodes.filter((n) => remove.has(n.node_id)) : nodes.slice(kept.length)
+    return {role, spec: spec.roles[role], before: nodes.length, after, kept, leaving, joining: [], ids: current?.ids[role], removedByRequest: byRequest, allocated: []}
+  })
+}
 
-  const {slots, errors: inventoryErrors} = hostSlots(input.inventory, input.otherUsage)
-  errors.push(...inventoryErrors)
-  const slotByName = new Map<string, HostSlot>(slots.map((s) => [s.name, s]))
-  for (const node of current?.nodes ?? []) {
-    const slot = slotByName.get(node.host)
-    if (slot) occupy(slot, node.role, {cpu: milliCpu(node.cpu), memory: node.memory_bytes, disk: node.disk_bytes})
-  }
-
-  const allocated = new Map<string, {nodeId: string; sid: number}[]>()
+/** Node ids and sids for every joiner (lowest never-used sid first; see ids.ts). */
+function allocateIdentities(input: PlanInput, roles: RolePlan[], present: Map<string, NodeRecord[]>, errors: PlanError[]): void {
   for (const r of roles) {
     const joining = r.after - r.kept.length
     if (joining <= 0 || !r.spec) continue
     const bounds = sidBounds(r.spec)
     const inUse = new Set((present.get(r.role) ?? []).map((n) => n.sid))
-    const allocation = allocate(name, r.role, r.ids ?? NO_IDS, bounds, inUse, joining)
+    const allocation = allocate(input.spec.name, r.role, r.ids ?? NO_IDS, bounds, inUse, joining)
     if (!allocation) {
       errors.push({code: 'sid-exhausted', role: r.role, message: `role ${r.role}: no server id left for ${joining} new node${joining === 1 ? '' : 's'} in [${bounds.start}, ${bounds.upperBound}] (every sid is in use or held by a node still present); raise roles.${r.role}.server_id.upper_bound or remove nodes first`})
       continue
     }
     r.ids = allocation.ids
-    allocated.set(r.role, allocation.nodes)
+    r.allocated = allocation.nodes
   }
-  if (errors.length) return failed(input, errors)
+}
 
+/** Put every joiner on a host with room for it (capacity, labels, max per host), after the registered nodes. */
+function placeJoiners(input: PlanInput, roles: RolePlan[], errors: PlanError[]): void {
+  const name = input.spec.name
+  const {slots, errors: inventoryErrors} = hostSlots(input.inventory, input.otherUsage)
+  errors.push(...inventoryErrors)
+  const slotByName = new Map<string, HostSlot>(slots.map((s) => [s.name, s]))
+  for (const node of input.current?.nodes ?? []) {
+    const slot = slotByName.get(node.host)
+    if (slot) occupy(slot, node.role, {cpu: milliCpu(node.cpu), memory: node.memory_bytes, disk: node.disk_bytes})
+  }
+  if (errors.length) return
   for (const r of roles) {
-    const identities = allocated.get(r.role)
-    if (!identities || !r.spec) continue
-    const demand = roleDemand(r.role, r.spec, errors)
-    const placed = placeRole(slots, {role: r.role, count: identities.length, demand, labels: r.spec.placement?.labels ?? {}, maxPerHost: r.spec.placement?.max_per_host ?? DEFAULTS.maxPerHost})
+    if (r.allocated.length === 0 || !r.spec) continue
+    const spec = r.spec
+    const demand = roleDemand(r.role, spec, errors)
+    const placed = placeRole(slots, {role: r.role, count: r.allocated.length, demand, labels: spec.placement?.labels ?? {}, maxPerHost: spec.placement?.max_per_host ?? DEFAULTS.maxPerHost})
     if ('error' in placed) {
       errors.push(placed.error)
       continue
     }
-    r.joining = identities.map(({nodeId, sid}, i) => ({
-      node_id: nodeId, role: r.role, sid, ip: placed.hosts[i]!.address, host: placed.hosts[i]!.name, image: r.spec!.image,
-      cpu: r.spec!.cpu, memory: r.spec!.memory, memory_bytes: demand.memory, disk: r.spec!.disk, disk_bytes: demand.disk,
+    r.joining = r.allocated.map(({nodeId, sid}, i) => ({
+      node_id: nodeId, role: r.role, sid, ip: placed.hosts[i]!.address, host: placed.hosts[i]!.name, image: spec.image,
+      cpu: spec.cpu, memory: spec.memory, memory_bytes: demand.memory, disk: spec.disk, disk_bytes: demand.disk,
       bootstrap: false, home: `${DEFAULTS.nodeHomeRoot}/${name}/${nodeId}`,
     }))
   }
-  if (errors.length) return failed(input, errors)
+}
 
-  // Host views: one object per node, shared by every list and view it appears in.
+/** Everything rendering and the states need, decided once: host views, lists per phase, env, links, templates. */
+interface Draft {
+  input: PlanInput
+  roles: RolePlan[]
+  roleOrder: string[]
+  finalSpec: ClusterSpec
+  specHash: string
+  /** One view object per node, shared by every list and view it appears in. */
+  views: Map<string, HostView>
+  staying: HostView[]
+  leaving: HostView[]
+  joiningIds: Set<string>
+  env: Record<string, EnvValue>
+  secretEnv: string[]
+  secrets: Set<string>
+  links: Record<string, LinkView>
+  compiled: Map<string, ParsedTemplate>
+  templatesStored: Record<string, string>
+  lists: {final: Record<string, HostView[]>; interim: Record<string, HostView[]>; empty: Record<string, HostView[]>; adding: Record<string, HostView[]>; deleting: Record<string, HostView[]>}
+  /** Whether nodes see anything else while the operation runs than after it (leaving nodes, adding lists). */
+  inFlightDiffers: boolean
+  destroying: boolean
+}
+
+function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, number>, errors: PlanError[]): Draft {
+  const {spec, current} = input
+  const roleOrder = roles.map((r) => r.role)
+  const finalSpec = effectiveSpec(spec, counts)
   const views = new Map<string, HostView>()
   for (const r of roles) {
     const stayingSids = [...r.kept.map((n) => n.sid), ...r.joining.map((n) => n.sid)]
@@ -292,8 +338,41 @@ export function planCluster(input: PlanInput): Plan {
 
   const {env, secretEnv} = envOf(spec)
   const secrets = new Set(secretValues({env, secretEnv}))
+  const links = linkViews(input, secrets, errors)
+
+  const destroying = input.operation.kind === 'destroy'
+  let compiled = new Map<string, ParsedTemplate>()
+  if (!destroying) {
+    const result = compileTemplates(spec, input.templates)
+    compiled = result.compiled
+    errors.push(...result.errors)
+  }
+  const templatesStored: Record<string, string> = {}
+  for (const path of [...compiled.keys()].sort()) templatesStored[path] = input.templates.get(path)!
+
+  const staying = viewsOf(roles.flatMap((r) => [...r.kept, ...r.joining]))
+  const leaving = viewsOf(roles.flatMap((r) => r.leaving))
+  const joiningIds = new Set(roles.flatMap((r) => r.joining.map((n) => n.node_id)))
+  const final = byRole(staying, roleOrder)
+  const empty = byRole([], roleOrder)
+  // The in-flight view differs by the leaving nodes in hosts and by adding/deleting lists, which few templates read.
+  const inFlightDiffers = leaving.length > 0 || (current !== undefined && joiningIds.size > 0 && templatesMayRead(input.templates, spec, ['adding_hosts']))
+  return {
+    input, roles, roleOrder, finalSpec, specHash: sha256(canonicalJson(finalSpec)), views, staying, leaving, joiningIds, env, secretEnv, secrets, links, compiled, templatesStored,
+    lists: {
+      final, empty,
+      interim: leaving.length ? byRole([...staying, ...leaving], roleOrder) : final,
+      adding: current ? byRole(viewsOf(roles.flatMap((r) => r.joining)), roleOrder) : empty,
+      deleting: byRole(leaving, roleOrder),
+    },
+    inFlightDiffers, destroying,
+  }
+}
+
+/** What templates see of each linked cluster; its secrets join the ones plans redact. */
+function linkViews(input: PlanInput, secrets: Set<string>, errors: PlanError[]): Record<string, LinkView> {
   const links: Record<string, LinkView> = {}
-  for (const [linkName, other] of Object.entries(spec.links ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
+  for (const [linkName, other] of Object.entries(input.spec.links ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const state = input.linked?.[other]
     if (!state) {
       errors.push({code: 'link-missing', message: `link ${linkName}: cluster ${other} is not registered; create it first or fix links.${linkName}`})
@@ -302,51 +381,72 @@ export function planCluster(input: PlanInput): Plan {
     links[linkName] = {cluster: other, env: state.env, hosts: byRole(state.nodes.map((n) => hostView(n, n.bootstrap)), rolesOf(state))}
     for (const s of secretValues(state)) secrets.add(s)
   }
+  return links
+}
 
-  const destroying = op.kind === 'destroy'
-  let compiled = new Map<string, ParsedTemplate>()
-  if (!destroying) {
-    const result = compileTemplates(spec, input.templates)
-    compiled = result.compiled
-    errors.push(...result.errors)
-  }
-  if (errors.length) return failed(input, errors)
+/** Every staying node's files, as it sees them after the operation (`final`) and while it runs (`interim`). */
+interface Rendered {
+  final: Map<string, RenderedFile[]>
+  interim: Map<string, RenderedFile[]>
+}
 
-  const staying = roles.flatMap((r) => [...r.kept, ...r.joining])
-  const leaving = roles.flatMap((r) => r.leaving)
-  const joiningIds = new Set(roles.flatMap((r) => r.joining.map((n) => n.node_id)))
-  const finalHosts = byRole(viewsOf(staying), roleOrder)
-  const emptyLists = byRole([], roleOrder)
-  const addingLists = current ? byRole(viewsOf(roles.flatMap((r) => r.joining)), roleOrder) : emptyLists
-  const deletingLists = byRole(viewsOf(leaving), roleOrder)
-  // The in-flight view differs by the leaving nodes in hosts and by adding/deleting lists, which few templates read.
-  const inFlightDiffers = leaving.length > 0 || (current !== undefined && joiningIds.size > 0 && templatesMayRead(input.templates, spec, ['adding_hosts']))
-  const interimHosts = leaving.length ? byRole(viewsOf([...staying, ...leaving]), roleOrder) : finalHosts
-
-  const templatesStored: Record<string, string> = {}
-  if (!destroying) {
-    for (const path of [...compiled.keys()].sort()) templatesStored[path] = input.templates.get(path)!
-  }
-
-  type Rendered = {final: Map<string, RenderedFile[]>; interim: Map<string, RenderedFile[]>}
-  const renderAll = (revision: number): Rendered => {
-    const cluster: ClusterView = {name, description: spec.description ?? '', spec_hash: specHash, revision}
-    const finalView: SharedView = sharedView(cluster, env, links, finalHosts, emptyLists, emptyLists)
-    const interimView: SharedView = inFlightDiffers ? sharedView(cluster, env, links, interimHosts, addingLists, deletingLists) : finalView
-    const out: Rendered = {final: new Map(), interim: new Map()}
-    for (const r of roles) {
-      if (!r.spec || destroying) continue
-      for (const node of [...r.kept, ...r.joining]) {
-        if (errors.length >= MAX_RENDER_ERRORS) return out
-        const self = views.get(node.node_id)!
-        const finalFiles = renderNode(r.spec, self, finalView, compiled, errors)
-        out.final.set(self.node_id, finalFiles)
-        out.interim.set(self.node_id, inFlightDiffers ? renderNode(r.spec, self, interimView, compiled, errors) : finalFiles)
-      }
+function renderAll(draft: Draft, revision: number, errors: PlanError[]): Rendered {
+  const {spec} = draft.input
+  const cluster: ClusterView = {name: spec.name, description: spec.description ?? '', spec_hash: draft.specHash, revision}
+  const {lists} = draft
+  const finalView: SharedView = sharedView(cluster, draft.env, draft.links, lists.final, lists.empty, lists.empty)
+  const interimView: SharedView = draft.inFlightDiffers ? sharedView(cluster, draft.env, draft.links, lists.interim, lists.adding, lists.deleting) : finalView
+  const out: Rendered = {final: new Map(), interim: new Map()}
+  if (draft.destroying) return out
+  for (const r of draft.roles) {
+    if (!r.spec) continue
+    for (const node of [...r.kept, ...r.joining]) {
+      if (errors.length >= MAX_RENDER_ERRORS) return out
+      const self = draft.views.get(node.node_id)!
+      const finalFiles = renderNode(r.spec, self, finalView, draft.compiled, errors)
+      out.final.set(self.node_id, finalFiles)
+      out.interim.set(self.node_id, draft.inFlightDiffers ? renderNode(r.spec, self, interimView, draft.compiled, errors) : finalFiles)
     }
-    return out
   }
+  return out
+}
 
+/** The registry states: `interim` while the operation runs (joiners pending, leavers leaving), `final` after it. */
+function buildStates(draft: Draft, revision: number, rendered: Rendered, record: (view: HostView, state: NodeRecord['state']) => NodeRecord): {interim: ClusterState; final: ClusterState} {
+  const {spec, current} = draft.input
+  const ids: Record<string, RoleIds> = {...current?.ids}
+  const finalIds: Record<string, RoleIds> = {...current?.ids}
+  for (const r of draft.roles) {
+    if (!r.ids) continue
+    ids[r.role] = r.ids
+    finalIds[r.role] = release(r.ids, r.leaving.map((n) => n.sid))
+  }
+  const common = {
+    name: spec.name, description: spec.description ?? '', specHash: draft.specHash, revision, spec: draft.finalSpec,
+    templates: draft.destroying ? (current?.templates ?? {}) : draft.templatesStored, env: draft.env, secretEnv: draft.secretEnv, links: {...spec.links},
+  }
+  const interimNodes: NodeRecord[] = [
+    ...draft.roles.flatMap((r) => r.kept.map((n) => record(draft.views.get(n.node_id)!, 'active'))),
+    ...draft.roles.flatMap((r) => r.joining.map((n) => record(n, 'pending'))),
+    ...draft.leaving.map((n) => record(n, 'leaving')),
+  ].sort(byRoleThenSid)
+  const interimFiles: Record<string, Record<string, string>> = {}
+  const finalFiles: Record<string, Record<string, string>> = {}
+  for (const node of draft.leaving) if (current?.files[node.node_id]) interimFiles[node.node_id] = current.files[node.node_id]!
+  for (const [id, files] of rendered.interim) if (files.length) interimFiles[id] = Object.fromEntries(files.map((f) => [f.dest, f.content]))
+  for (const [id, files] of rendered.final) if (files.length) finalFiles[id] = Object.fromEntries(files.map((f) => [f.dest, f.content]))
+  return {
+    interim: {...common, nodes: interimNodes, adding: current ? [...draft.joiningIds].sort() : [], deleting: draft.leaving.map((n) => n.node_id).sort(), ids, files: interimFiles},
+    final: {...common, nodes: draft.staying.map((v) => record(v, 'active')).sort(byRoleThenSid), adding: [], deleting: [], ids: finalIds, files: finalFiles},
+  }
+}
+
+/** Render, build the states and trees at the right revision, and order the steps; an unchanged cluster plans none. */
+function finishPlan(draft: Draft, errors: PlanError[]): Plan {
+  const {input, destroying} = draft
+  const {spec, current, operation: op} = input
+  const name = spec.name
+  const baseRevision = current?.revision ?? 0
   // One record object per node and state, shared by the states of this plan (their tree entries are then built once).
   const records = new Map<string, NodeRecord>()
   const record = (view: HostView, state: NodeRecord['state']): NodeRecord => {
@@ -356,85 +456,67 @@ export function planCluster(input: PlanInput): Plan {
     return rec
   }
 
-  const buildStates = (revision: number, rendered: Rendered): {interim: ClusterState; final: ClusterState} => {
-    const ids: Record<string, RoleIds> = {...current?.ids}
-    const finalIds: Record<string, RoleIds> = {...current?.ids}
-    for (const r of roles) {
-      if (!r.ids) continue
-      ids[r.role] = r.ids
-      finalIds[r.role] = release(r.ids, r.leaving.map((n) => n.sid))
-    }
-    const common = {name, description: spec.description ?? '', specHash, revision, spec: finalSpec, templates: destroying ? (current?.templates ?? {}) : templatesStored, env, secretEnv, links: {...spec.links}}
-    const interimNodes: NodeRecord[] = [
-      ...roles.flatMap((r) => r.kept.map((n) => record(views.get(n.node_id)!, 'active'))),
-      ...roles.flatMap((r) => r.joining.map((n) => record(n, 'pending'))),
-      ...leaving.map((n) => record(views.get(n.node_id)!, 'leaving')),
-    ].sort(byRoleThenSid)
-    const interimFiles: Record<string, Record<string, string>> = {}
-    const finalFiles: Record<string, Record<string, string>> = {}
-    for (const node of leaving) if (current?.files[node.node_id]) interimFiles[node.node_id] = current.files[node.node_id]!
-    for (const [id, files] of rendered.interim) if (files.length) interimFiles[id] = Object.fromEntries(files.map((f) => [f.dest, f.content]))
-    for (const [id, files] of rendered.final) if (files.length) finalFiles[id] = Object.fromEntries(files.map((f) => [f.dest, f.content]))
-    return {
-      interim: {...common, nodes: interimNodes, adding: current ? [...joiningIds].sort() : [], deleting: leaving.map((n) => n.node_id).sort(), ids, files: interimFiles},
-      final: {...common, nodes: viewsOf(staying).map((v) => record(v, 'active')).sort(byRoleThenSid), adding: [], deleting: [], ids: finalIds, files: finalFiles},
-    }
-  }
-
   const keys = new TreeKeys()
   const before = current ? treeEntries(current, keys) : []
   let revision = current ? baseRevision : 1
-  let rendered = renderAll(revision)
+  let rendered = renderAll(draft, revision, errors)
   if (errors.length) return failed(input, errors)
-  let states = buildStates(revision, rendered)
+  let states = buildStates(draft, revision, rendered, record)
   let finalTree: TreeEntries = destroying ? [] : treeEntries(states.final, keys)
-  if (current && !destroying && joiningIds.size === 0 && leaving.length === 0) {
+  const base = {cluster: name, operation: op, baseRevision, specHash: draft.specHash, errors: [], secrets: sortedSecrets(draft.secrets)}
+  if (current && !destroying && draft.joiningIds.size === 0 && draft.leaving.length === 0) {
     const unchanged = diffEntries(before, finalTree)
     if (unchanged.puts.length === 0 && unchanged.deletes.length === 0) {
-      return {
-        cluster: name, operation: op, baseRevision, revision, specHash, nodes: plannedNodes(), desired: states.final, tree: finalTree,
-        changes: unchanged, steps: [], errors: [], secrets: sortedSecrets(secrets),
-      }
+      return {...base, revision, nodes: plannedNodes(draft, rendered), desired: states.final, tree: finalTree, changes: unchanged, steps: []}
     }
   }
   if (current) {
     revision = baseRevision + 1
     if (!destroying && templatesMayRead(input.templates, spec, ['revision'])) {
-      rendered = renderAll(revision)
+      rendered = renderAll(draft, revision, errors)
       if (errors.length) return failed(input, errors)
     }
-    states = buildStates(revision, rendered)
+    states = buildStates(draft, revision, rendered, record)
     finalTree = destroying ? [] : treeEntries(states.final, keys)
   }
   const interimTree = treeEntries(states.interim, keys)
+  const steps = buildSteps({roles: roleGroups(draft, rendered), update: spec.update, register: diffEntries(before, interimTree), finalize: diffEntries(interimTree, finalTree)})
+  return {...base, revision, nodes: plannedNodes(draft, rendered), desired: destroying ? null : states.final, tree: finalTree, changes: diffEntries(before, finalTree), steps}
+}
 
-  function plannedNodes(): PlannedNode[] {
-    const out: PlannedNode[] = []
-    for (const r of roles) {
-      for (const n of r.kept) {
-        const view = views.get(n.node_id)!
-        const files = rendered.final.get(n.node_id) ?? []
-        const interim = rendered.interim.get(n.node_id) ?? files
-        const changes = fileChanges(files, current?.files[n.node_id])
-        const drift = r.spec && (n.image !== r.spec.image || n.cpu !== r.spec.cpu || n.memory !== r.spec.memory || n.disk !== r.spec.disk)
-        const reason = [changes.length ? `files change: ${changes.map((c) => c.dest).join(', ')}` : 'unchanged', ...(drift ? ['image or resources differ from the spec (not changed by this operation)'] : [])].join('; ')
-        out.push({...view, state: 'active', change: 'keep', reason, files, ...(sameFiles(interim, files) ? {} : {interim}), fileChanges: changes})
-      }
-      for (const n of r.joining) {
-        const files = rendered.final.get(n.node_id) ?? []
-        const interim = rendered.interim.get(n.node_id) ?? files
-        const reason = !current ? 'new cluster' : r.before === 0 ? `role ${r.role} added` : `scale out ${r.role} ${r.before} → ${r.after}`
-        out.push({...n, state: 'active', change: 'create', reason, files, ...(sameFiles(interim, files) ? {} : {interim}), fileChanges: fileChanges(files)})
-      }
-      for (const n of r.leaving) {
-        const reason = destroying ? 'cluster destroyed' : r.removedByRequest ? 'removal requested' : !r.spec ? `role ${r.role} is no longer in the spec` : `scale in ${r.role} ${r.before} → ${r.after} (highest sids leave first)`
-        out.push({...views.get(n.node_id)!, state: 'leaving', change: 'remove', reason, files: [], fileChanges: []})
-      }
+/** Per node: what happens to it and why, with its files and their changes against the registry. */
+function plannedNodes(draft: Draft, rendered: Rendered): PlannedNode[] {
+  const {current} = draft.input
+  const out: PlannedNode[] = []
+  for (const r of draft.roles) {
+    for (const n of r.kept) {
+      const view = draft.views.get(n.node_id)!
+      const files = rendered.final.get(n.node_id) ?? []
+      const interim = rendered.interim.get(n.node_id) ?? files
+      const changes = fileChanges(files, current?.files[n.node_id])
+      const drift = r.spec && (n.image !== r.spec.image || n.cpu !== r.spec.cpu || n.memory !== r.spec.memory || n.disk !== r.spec.disk)
+      const reason = [changes.length ? `files change: ${changes.map((c) => c.dest).join(', ')}` : 'unchanged', ...(drift ? ['image or resources differ from the spec (not changed by this operation)'] : [])].join('; ')
+      out.push({...view, state: 'active', change: 'keep', reason, files, ...(sameFiles(interim, files) ? {} : {interim}), fileChanges: changes})
     }
-    return out
+    for (const n of r.joining) {
+      const files = rendered.final.get(n.node_id) ?? []
+      const interim = rendered.interim.get(n.node_id) ?? files
+      const reason = !current ? 'new cluster' : r.before === 0 ? `role ${r.role} added` : `scale out ${r.role} ${r.before} → ${r.after}`
+      out.push({...n, state: 'active', change: 'create', reason, files, ...(sameFiles(interim, files) ? {} : {interim}), fileChanges: fileChanges(files)})
+    }
+    for (const n of r.leaving) {
+      const reason = draft.destroying ? 'cluster destroyed' : r.removedByRequest ? 'removal requested' : !r.spec ? `role ${r.role} is no longer in the spec` : `scale in ${r.role} ${r.before} → ${r.after} (highest sids leave first)`
+      out.push({...draft.views.get(n.node_id)!, state: 'leaving', change: 'remove', reason, files: [], fileChanges: []})
+    }
   }
+  return out
+}
 
-  const groups: RoleGroups[] = roles.map((r) => {
+/** The step builder's input per role: who exists, joins, leaves, and which nodes need files installed when. */
+function roleGroups(draft: Draft, rendered: Rendered): RoleGroups[] {
+  const {current} = draft.input
+  const viewsOf = (nodes: readonly {node_id: string}[]): HostView[] => nodes.map((n) => draft.views.get(n.node_id)!)
+  return draft.roles.map((r) => {
     const kept = viewsOf(r.kept)
     const stayingViews = [...kept, ...r.joining].sort((a, b) => a.sid - b.sid)
     return {
@@ -449,22 +531,6 @@ export function planCluster(input: PlanInput): Plan {
       installFinal: stayingViews.filter((n) => !sameFiles(rendered.interim.get(n.node_id) ?? [], rendered.final.get(n.node_id) ?? [])).map((n) => n.node_id),
     }
   })
-
-  const steps = buildSteps({roles: groups, update: spec.update, register: diffEntries(before, interimTree), finalize: diffEntries(interimTree, finalTree)})
-  return {
-    cluster: name,
-    operation: op,
-    baseRevision,
-    revision,
-    specHash,
-    nodes: plannedNodes(),
-    desired: destroying ? null : states.final,
-    tree: finalTree,
-    changes: diffEntries(before, finalTree),
-    steps,
-    errors: [],
-    secrets: sortedSecrets(secrets),
-  }
 }
 
 /** Longest first, so a secret containing another is redacted whole. */
