@@ -7,6 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    globalSetup: ['test/support/build.ts'],
+    globalSetup: ['test/support/leftovers.ts', 'test/support/build.ts'],
+    setupFiles: ['test/support/setup-file.ts'],
   },
 })

@@ -88,7 +88,7 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
   try {
     const bin = await privateCli(work)
     log(`starting ${nodes + 1} sandbox hosts`)
-    sandbox = await startSandboxRetrying(nodes + 1)
+    sandbox = await startSandbox(nodes + 1)
     const sb = sandbox
     const all = parse(readFileSync(sb.state.inventory, 'utf8')) as HostsFile
     const createInventory = path.join(work, `hosts-${nodes}.yaml`)
@@ -233,17 +233,6 @@ async function privateCli(work: string): Promise<string> {
   }
   symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'))
   return path.join(dir, 'bin', 'run.js')
-}
-
-/** Other test runs start sandboxes too: a port taken between choosing and binding it fails one start; try another. */
-async function startSandboxRetrying(count: number): Promise<TestSandbox> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startSandbox(count)
-    } catch (error) {
-      if (attempt === 3) throw error
-    }
-  }
 }
 
 /**

@@ -41,8 +41,7 @@ async function raceScale(registry: Registry, cluster: TmpCluster, extra: string[
     const runs = Array.from({length: PROCESSES}, () =>
       spawnShoal(['scale', cluster.name, '--role', ROLE, '--add', '1', '--hosts', cluster.hosts, '--registry-only', ...extra, ...registry.flags], {gate}),
     )
-    const loaded = await eventually(async () => readdirSync(gateDir).filter(f => f.startsWith('ready.')).length === PROCESSES, 60_000, 20)
-    expect(loaded, 'every process reached the start gate').toBe(true)
+    await eventually(`all ${PROCESSES} processes to reach the start gate`, async () => readdirSync(gateDir).filter(f => f.startsWith('ready.')).length === PROCESSES, 60_000, 20)
     writeFileSync(gate, '')
     return await Promise.all(runs.map(r => r.exited))
   } finally {

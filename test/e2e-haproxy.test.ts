@@ -76,7 +76,7 @@ async function sample(ip: string): Promise<{nodes: string[]; statuses: number[]}
 async function servedBy(expected: string[]): Promise<{nodes: string[]; statuses: number[]}> {
   const lb = (await registeredNodes(registry, CLUSTER, 'lb'))[0]!
   let last = {nodes: [] as string[], statuses: [] as number[]}
-  await eventually(async () => {
+  await eventually(() => `requests through the lb served by ${expected.join(', ')} (last seen: ${JSON.stringify(last)})`, async () => {
     last = await sample(lb.ip)
     return JSON.stringify(last) === JSON.stringify({nodes: [...expected].sort(), statuses: [200]})
   }, SETTLE_MS, 1000)

@@ -60,7 +60,7 @@ function modes(nodes: readonly RegisteredNode[]): Promise<string[]> {
 async function settledModes(nodes: readonly RegisteredNode[]): Promise<string[]> {
   const expected = ['leader', ...nodes.slice(1).map(() => 'follower')]
   let seen: string[] = []
-  await eventually(async () => {
+  await eventually(() => `one leader and ${nodes.length - 1} followers (last seen: ${seen.join(', ')})`, async () => {
     seen = await modes(nodes)
     return JSON.stringify([...seen].sort().reverse()) === JSON.stringify([...expected].sort().reverse())
   }, SETTLE_MS, 1000)

@@ -187,7 +187,7 @@ describe.each(['embedded', 'etcd'] as const)('failures on the %s registry stop t
       expect(result.stderr).toContain('shoal resume hang')
       const pidFile = srvDirs().map((srv) => path.join(srv, 'hang.pid')).find((f) => existsSync(f))!
       const pid = readFileSync(pidFile, 'utf8').trim()
-      expect(await eventually(async () => !existsSync(`/proc/${pid}`), 15_000)).toBe(true)
+      await eventually(`process ${pid} to end`, async () => !existsSync(`/proc/${pid}`), 15_000)
       const s = await status(run, 'hang')
       expect(s.unfinished?.failure).toMatchObject({node: 'hang-app-1', timedOut: true})
       expect(s.nodes.map((n) => n.state)).toEqual(['pending'])
@@ -251,7 +251,7 @@ describe.each(['embedded', 'etcd'] as const)('failures on the %s registry stop t
     control('hold-start', true)
     try {
       const first = spawnShoal(['create', cluster.spec, '--hosts', sandbox.state.inventory, ...registry.flags])
-      expect(await eventually(async () => markerLines(srvDirs(), 'killed').includes('start killed-app-1'), 60_000)).toBe(true)
+      await eventually('the start script of killed-app-1 to leave its marker', async () => markerLines(srvDirs(), 'killed').includes('start killed-app-1'), 60_000)
       first.child.kill('SIGKILL')
       expect((await first.exited).signal).toBe('SIGKILL')
     } finally {
@@ -260,7 +260,7 @@ describe.each(['embedded', 'etcd'] as const)('failures on the %s registry stop t
     const second = spawnShoal(['resume', 'killed', '--lock-wait', '60s', ...registry.flags])
     let stdout = ''
     second.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    expect(await eventually(async () => /\[ ?8\/12\]/.test(stdout), 90_000)).toBe(true)
+    await eventually('step 8/12 in the output', async () => /\[ ?8\/12\]/.test(stdout), 90_000)
     second.child.kill('SIGKILL')
     await second.exited
     const third = await run('resume', 'killed', '--lock-wait', '60s')

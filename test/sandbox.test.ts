@@ -1,6 +1,7 @@
 // The sandbox: each host has its own /srv; `shoal sandbox up/ls/down` as a real process (idempotent up, grow, shrink, down).
 import {execFile} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {promisify} from 'node:util'
@@ -100,6 +101,37 @@ describe('shoal sandbox (CLI)', () => {
     await ok('sandbox', 'up', '--hosts', '1', '--port', String(port), '--dir', dir)
     expect((await ls()).map((h) => h.name)).toEqual(['sandbox-1'])
     expect([alive(grown[1]!.pid), alive(grown[2]!.pid)]).toEqual([false, false])
+  })
+
+  it('reports a host whose sshd really exited, with its exit status and log, and leaves nothing running', async () => {
+    const otherDir = path.join(path.dirname(dir), 'taken')
+    const otherPort = await freeSandboxPort(1)
+    const squatter = createServer()
+    await new Promise<void>((resolve) => squatter.listen(otherPort, '127.0.1.1', resolve))
+    try {
+      const result = await shoal('sandbox', 'up', '--hosts', '1', '--port', String(otherPort), '--dir', otherDir, '--json')
+      expect(result.code).toBe(1)
+      const error = (JSON.parse(result.stdout) as {error: {code: string; message: string}}).error
+      expect(error.code).toBe('sandbox-sshd-failed')
+      expect(error.message).toMatch(/sshd exited during start \(exit code 255\): .*Address already in use/)
+      const state = JSON.parse(readFileSync(path.join(otherDir, 'sandbox.json'), 'utf8')) as {hosts: Array<{pid: number}>}
+      expect(alive(state.hosts[0]!.pid)).toBe(false)
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve))
+      await sandboxDown({dir: otherDir})
+    }
+  })
+
+  it('tells a recorded host from a later process given its pid (start time, not the command line)', async () => {
+    const otherDir = path.join(path.dirname(dir), 'reused')
+    mkdirSync(otherDir, {recursive: true})
+    // A host recorded with this test process's pid: alive, but started at another time than recorded.
+    const host = {name: 'sandbox-1', address: '127.0.1.1', port: 1, pid: process.pid, startTime: 1, dir: path.join(otherDir, 'hosts', 'sandbox-1')}
+    writeFileSync(path.join(otherDir, 'sandbox.json'), JSON.stringify({version: 2, dir: otherDir, port: 1, inventory: '', knownHosts: '', key: '', hosts: [host]}))
+    const listed = JSON.parse(await ok('sandbox', 'ls', '--dir', otherDir, '--json')) as {hosts: Array<{running: boolean}>}
+    expect(listed.hosts.map((h) => h.running)).toEqual([false])
+    await ok('sandbox', 'down', '--dir', otherDir)
+    expect(alive(process.pid)).toBe(true)
   })
 
   it('refuses a bad host count with a usage error', async () => {

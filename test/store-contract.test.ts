@@ -159,7 +159,7 @@ describe.each(backends)('store contract: $name', backend => {
     expect((await store.get('dies'))?.value).toBe('held')
     worker.child.kill('SIGKILL')
     await worker.exited
-    expect(await eventually(async () => (await store.get('dies')) === undefined)).toBe(true)
+    await eventually('the key of the revoked lease to be gone', async () => (await store.get('dies')) === undefined)
   })
 
   it('delivers changes after a revision to a watch, in revision order', async () => {
@@ -172,9 +172,7 @@ describe.each(backends)('store contract: $name', backend => {
     await put('w/b', '2')
     await put('other', 'not watched')
     await put('w/b', '3')
-    const gotAll = await eventually(async () => seen.length >= 4)
-    await watch.close()
-    expect(gotAll).toBe(true)
+    await eventually(() => `4 watch events (seen ${seen.length})`, async () => seen.length >= 4).finally(() => watch.close())
     expect(errors).toEqual([])
     expect(seen.map(e => [e.type, e.key, e.value])).toEqual([
       ['put', 'w/a', '1'],
@@ -218,7 +216,7 @@ describe('embedded store specifics', () => {
     await store.txn([], many)
     const errors: Error[] = []
     const watch = await store.watch('c/', start.revision - 1, () => undefined, error => errors.push(error))
-    expect(await eventually(async () => errors.length > 0)).toBe(true)
+    await eventually('the watch to report an error', async () => errors.length > 0)
     await watch.close()
     expect(errors[0]).toMatchObject({code: 'COMPACTED'})
     await expect(store.range('c/', {revision: start.revision})).rejects.toMatchObject({code: 'COMPACTED'})

@@ -6,7 +6,7 @@ import {stringify} from 'yaml'
 import {ShoalError} from '../errors.js'
 import type {HostsFile} from '../inventory/types.js'
 import {knownHostName} from '../transport/known-hosts.js'
-import {SSH_KEYGEN, isOurSshd, mountNamespace, preflight, sshdConfig, startSshd, stopHost, waitReady, type SshdPaths} from './sshd.js'
+import {SSH_KEYGEN, isAlive, mountNamespace, preflight, sshdConfig, startSshd, stopHost, waitReady, type SshdPaths, type StartedSshd} from './sshd.js'
 
 export const DEFAULT_SANDBOX_DIR = '.shoal/sandbox'
 export const MAX_SANDBOX_HOSTS = 254
@@ -18,6 +18,8 @@ export interface SandboxHost {
   port: number
   /** The sshd process (also its process group). */
   pid: number
+  /** Its start time (/proc/PID/stat field 22): with the pid, what tells this sshd from a later process given the same pid. */
+  startTime?: number
   /** Its private mount namespace, e.g. `mnt:[4026532301]`; `down` stops every process in it. */
   mountNamespace?: string
   /** Directory holding its sshd config, host key, log and `srv/` (its /srv). */
@@ -25,7 +27,8 @@ export interface SandboxHost {
 }
 
 export interface SandboxState {
-  version: 1
+  /** 2 records each host's start time; a version 1 file's hosts are stopped by their namespace and started afresh. */
+  version: 1 | 2
   dir: string
   port: number
   /** The inventory to give shoal (`--hosts`). */
@@ -62,7 +65,7 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxState
   preflight()
   const dir = path.resolve(options.dir)
   const previous = readState(dir)
-  if (previous && previous.port !== port && previous.hosts.some((h) => isOurSshd(h.pid, hostPaths(dir, h.name, h.address, h.port).config))) {
+  if (previous && previous.port !== port && previous.hosts.some((h) => isAlive(h))) {
     throw new ShoalError(`the sandbox in ${dir} runs on port ${previous.port}; run \`shoal sandbox down\` first to change the port to ${port}`, 'sandbox-port-changed', 2)
   }
   mkdirSync(dir, {recursive: true, mode: 0o700})
@@ -73,8 +76,7 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxState
 
   // Hosts beyond the new count go first, so their addresses are free if the sandbox grows again.
   for (const host of previous?.hosts.slice(count) ?? []) {
-    const paths = hostPaths(dir, host.name, host.address, host.port)
-    await stopHost(host.pid, paths.config, host.mountNamespace, paths.srv)
+    await stopHost(host, host.mountNamespace, hostPaths(dir, host.name, host.address, host.port).srv)
     rmSync(host.dir, {recursive: true, force: true})
   }
 
@@ -89,16 +91,26 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxState
     if (!existsSync(paths.hostKey)) writeKeyPair(paths.hostKey, `shoal-${name}`)
     writeFileSync(paths.config, sshdConfig({...paths, authorizedKeys}), {mode: 0o600})
     const known = previous?.hosts.find((h) => h.name === name)
-    const host: SandboxHost = known && isOurSshd(known.pid, paths.config) ? known : {name, address, port, pid: startSshd({...paths, authorizedKeys}), dir: path.dirname(paths.config)}
+    let host: SandboxHost
+    let sshd: StartedSshd | SandboxHost
+    if (known && isAlive(known)) {
+      host = sshd = known
+    } else {
+      // A host recorded without a live identity may still have processes in its namespace (an old state file, a crash).
+      if (known) await stopHost(known, known.mountNamespace, paths.srv)
+      const started = startSshd({...paths, authorizedKeys})
+      sshd = started
+      host = {name, address, port, pid: started.pid, startTime: started.startTime, dir: path.dirname(paths.config)}
+    }
     hosts.push(host)
     starting.push(
-      waitReady({...paths, authorizedKeys}, host.pid, options.readyTimeoutMs).then(() => {
+      waitReady({...paths, authorizedKeys}, {pid: host.pid, startTime: host.startTime ?? -1, ...('ended' in sshd ? {ended: sshd.ended} : {})}, options.readyTimeoutMs).then(() => {
         const ns = mountNamespace(host.pid)
         if (ns !== undefined) host.mountNamespace = ns
       }),
     )
   }
-  const state: SandboxState = {version: 1, dir, port, inventory: path.join(dir, 'hosts.yaml'), knownHosts: path.join(dir, 'known_hosts'), key, hosts}
+  const state: SandboxState = {version: 2, dir, port, inventory: path.join(dir, 'hosts.yaml'), knownHosts: path.join(dir, 'known_hosts'), key, hosts}
   // Recorded before waiting, so `down` can stop hosts that started but failed to become ready.
   writeState(state)
   const results = await Promise.allSettled(starting)
@@ -116,10 +128,7 @@ export async function sandboxDown(options: {dir: string}): Promise<boolean> {
   const dir = path.resolve(options.dir)
   const state = readState(dir)
   if (!state) return false
-  for (const host of state.hosts) {
-    const paths = hostPaths(dir, host.name, host.address, host.port)
-    await stopHost(host.pid, paths.config, host.mountNamespace, paths.srv)
-  }
+  for (const host of state.hosts) await stopHost(host, host.mountNamespace, hostPaths(dir, host.name, host.address, host.port).srv)
   rmSync(dir, {recursive: true, force: true})
   return true
 }
@@ -133,7 +142,7 @@ export function sandboxStatus(options: {dir: string}): (SandboxState & {hosts: S
     ...state,
     hosts: state.hosts.map((h) => {
       const paths = hostPaths(dir, h.name, h.address, h.port)
-      return {...h, running: isOurSshd(h.pid, paths.config), srv: paths.srv, log: paths.log}
+      return {...h, running: isAlive(h), srv: paths.srv, log: paths.log}
     }),
   }
 }
@@ -158,7 +167,7 @@ function readState(dir: string): SandboxState | undefined {
   if (!existsSync(file)) return undefined
   try {
     const state = JSON.parse(readFileSync(file, 'utf8')) as SandboxState
-    if (state.version !== 1 || !Array.isArray(state.hosts)) throw new Error('unknown format')
+    if ((state.version !== 1 && state.version !== 2) || !Array.isArray(state.hosts)) throw new Error('unknown format')
     return state
   } catch (error) {
     throw new ShoalError(`${file} is not a sandbox state file (${(error as Error).message}); stop its sshd processes by hand and remove ${dir}`, 'sandbox-bad-state')

@@ -75,8 +75,49 @@ export function preflight(): void {
   mkdirSync('/srv', {recursive: true, mode: 0o755})
 }
 
+/**
+ * A process named so that its exec'ing and renaming cannot fool us: pid plus its start time (field 22 of
+ * /proc/PID/stat, clock ticks since boot). sshd rewrites its title and the start script execs twice, so a look at
+ * /proc/PID/cmdline while it starts can read something else than its final command line; the start time never changes.
+ */
+export interface ProcessIdentity {
+  pid: number
+  startTime: number
+}
+
+/** The start time of `pid`, or undefined when there is no such process. */
+export function processStartTime(pid: number): number | undefined {
+  const stat = readStat(pid)
+  return stat?.startTime
+}
+
+/** Whether the process is still the one identified, and not a zombie. */
+export function isAlive(id: Partial<ProcessIdentity> | undefined): boolean {
+  if (id?.pid === undefined || id.startTime === undefined || !Number.isInteger(id.pid) || id.pid <= 0) return false
+  const stat = readStat(id.pid)
+  return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X' && stat.startTime === id.startTime
+}
+
+function readStat(pid: number): {state: string; startTime: number} | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // The command name (field 2) is in parentheses and may itself hold spaces or parentheses: fields after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const startTime = Number(fields[19])
+    return Number.isFinite(startTime) ? {state: fields[0] ?? '', startTime} : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A started sshd: its identity and, once it ended, how (from its exit event, not from /proc). */
+export interface StartedSshd extends ProcessIdentity {
+  /** Set when the process exited: `exit code N` or `signal S`. */
+  ended(): string | undefined
+}
+
 /** Start sshd detached (own process group, output to its log) in a private mount namespace where `srv` is /srv. */
-export function startSshd(host: SshdPaths): number {
+export function startSshd(host: SshdPaths): StartedSshd {
   const log = openSync(host.log, 'a')
   try {
     const child = spawn(
@@ -84,37 +125,33 @@ export function startSshd(host: SshdPaths): number {
       ['-m', '--propagation', 'private', '/bin/sh', '-c', `mount --bind "$1" /srv && ${CLEAN_BASHRC} && exec ${SSHD} -D -e -f "$2"`, 'shoal-sandbox', host.srv, host.config, host.bashrc],
       {detached: true, stdio: ['ignore', log, log]},
     )
-    child.on('error', () => undefined) // a failed start shows up as a dead pid and the log, checked by waitReady
+    let ended: string | undefined
+    child.on('error', (error) => (ended ??= `could not run ${UNSHARE}: ${error.message}`))
+    child.on('exit', (code, signal) => (ended = signal ? `signal ${signal}` : `exit code ${code}`))
     child.unref()
     if (child.pid === undefined) throw new ShoalError(`could not start ${UNSHARE} for ${host.name}`, 'sandbox-unshare-failed')
-    return child.pid
+    // Read at once: the child cannot have been reaped yet (that happens on a later turn of the event loop).
+    const startTime = processStartTime(child.pid)
+    if (startTime === undefined) throw new ShoalError(`sandbox host ${host.name}: ${UNSHARE} ended before it could be identified (log: ${host.log})`, 'sandbox-sshd-failed')
+    return {pid: child.pid, startTime, ended: () => ended}
   } finally {
     closeSync(log)
   }
 }
 
-/** Whether `pid` is a live (not zombie) process started for this host's config. */
-export function isOurSshd(pid: number | undefined, config: string): boolean {
-  if (pid === undefined || !Number.isInteger(pid) || pid <= 0) return false
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    if (/\) Z /.test(stat)) return false
-    // sshd rewrites its title ("sshd: /usr/sbin/sshd -D -e -f CFG [listener] ..."), so match words, not argv entries.
-    const words = ` ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ')} `
-    return words.includes(` ${config} `)
-  } catch {
-    return false
-  }
-}
-
-/** Wait until the host answers with an SSH banner; a dead process fails at once with its log. */
-export async function waitReady(host: SshdPaths, pid: number, timeoutMs = 15_000): Promise<void> {
+/**
+ * Wait until the host answers with an SSH banner. A process this one started fails at once when its exit event
+ * says it ended; a host started by an earlier command, when its identity (pid + start time) is gone.
+ */
+export async function waitReady(host: SshdPaths, sshd: ProcessIdentity & {ended?: () => string | undefined}, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last = 'no answer'
-  while (Date.now() < deadline) {
-    if (!isOurSshd(pid, host.config)) throw startFailure(host)
+  for (;;) {
+    const ended = sshd.ended ? sshd.ended() : isAlive(sshd) ? undefined : 'it is no longer running'
+    if (ended !== undefined) throw startFailure(host, ended)
+    if (Date.now() >= deadline) break
     try {
-      const banner = await readBanner(host.address, host.port, 1000)
+      const banner = await readBanner(host.address, host.port, Math.min(2000, Math.max(100, deadline - Date.now())))
       if (banner.startsWith('SSH-2.0-')) return
       last = `unexpected banner ${JSON.stringify(banner)}`
     } catch (error) {
@@ -122,15 +159,15 @@ export async function waitReady(host: SshdPaths, pid: number, timeoutMs = 15_000
     }
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  throw new ShoalError(`sandbox host ${host.name} (${host.address}:${host.port}) did not answer SSH within ${timeoutMs / 1000} s (${last}); see ${host.log}`, 'sandbox-not-ready')
+  throw new ShoalError(`sandbox host ${host.name} (${host.address}:${host.port}) did not answer SSH within ${timeoutMs / 1000} s (last: ${last}); its sshd (pid ${sshd.pid}) is still running; see ${host.log}`, 'sandbox-not-ready')
 }
 
-function startFailure(host: SshdPaths): ShoalError {
+function startFailure(host: SshdPaths, how: string): ShoalError {
   const tail = existsSync(host.log) ? readFileSync(host.log, 'utf8').trim().split('\n').slice(-5).join(' | ') : ''
   if (/unshare|mount/.test(tail) && !/sshd/.test(tail)) {
-    return new ShoalError(`sandbox host ${host.name}: could not create its private mount namespace (unshare -m / mount --bind): ${tail}. It needs root and a kernel that allows mount namespaces (in a container: CAP_SYS_ADMIN).`, 'sandbox-unshare-failed')
+    return new ShoalError(`sandbox host ${host.name}: could not create its private mount namespace (unshare -m / mount --bind; ${how}): ${tail}. It needs root and a kernel that allows mount namespaces (in a container: CAP_SYS_ADMIN).`, 'sandbox-unshare-failed')
   }
-  return new ShoalError(`sandbox host ${host.name}: sshd exited during start: ${tail || 'no output'} (log: ${host.log})`, 'sandbox-sshd-failed')
+  return new ShoalError(`sandbox host ${host.name}: sshd exited during start (${how}): ${tail || 'no output'} (log: ${host.log})`, 'sandbox-sshd-failed')
 }
 
 function readBanner(address: string, port: number, timeoutMs: number): Promise<string> {
@@ -166,15 +203,16 @@ export function mountNamespace(pid: number): string | undefined {
  * whatever they started). The namespace id alone is not enough: once the host's processes are gone, the kernel may give
  * the same id to a namespace another sandbox creates next, and sweeping that would kill another sandbox's hosts.
  */
-function processesIn(ns: string, srv: string): number[] {
+function processesIn(ns: string, srv: string): ProcessIdentity[] {
   const own = statSync(srv, {throwIfNoEntry: false})
   if (!own) return []
-  const pids: number[] = []
+  const pids: ProcessIdentity[] = []
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid || mountNamespace(Number(entry)) !== ns) continue
     try {
+      const startTime = processStartTime(Number(entry))
       const seen = statSync(`/proc/${entry}/root/srv`)
-      if (seen.dev === own.dev && seen.ino === own.ino) pids.push(Number(entry))
+      if (startTime !== undefined && seen.dev === own.dev && seen.ino === own.ino) pids.push({pid: Number(entry), startTime})
     } catch {
       // the process ended while we looked
     }
@@ -184,21 +222,22 @@ function processesIn(ns: string, srv: string): number[] {
 
 /**
  * Stop a host: SIGTERM then SIGKILL to every process in its private mount namespace (sshd, sessions, services the
- * host's scripts started), with a bounded wait. A namespace equal to our own is never swept: only `pid` is stopped then.
+ * host's scripts started), with a bounded wait. A namespace equal to our own is never swept: only `sshd` is stopped then.
+ * Processes are told apart by identity (pid + start time), so a pid reused meanwhile is never signalled.
  */
-export async function stopHost(pid: number | undefined, config: string, ns: string | undefined, srv: string, graceMs = 5000): Promise<void> {
+export async function stopHost(sshd: Partial<ProcessIdentity> | undefined, ns: string | undefined, srv: string, graceMs = 5000): Promise<void> {
   const ownNs = mountNamespace(process.pid)
-  const targets = (): number[] => {
-    const pids = ns !== undefined && ns !== ownNs ? processesIn(ns, srv) : []
-    if (pid !== undefined && isOurSshd(pid, config) && !pids.includes(pid)) pids.push(pid)
-    return pids.filter((p) => isAlive(p))
+  const targets = (): ProcessIdentity[] => {
+    const found = ns !== undefined && ns !== ownNs ? processesIn(ns, srv) : []
+    if (isAlive(sshd) && !found.some((p) => p.pid === sshd!.pid)) found.push({pid: sshd!.pid!, startTime: sshd!.startTime!})
+    return found.filter((p) => isAlive(p))
   }
   for (const [signal, waitMs] of [['SIGTERM', graceMs], ['SIGKILL', 2000]] as const) {
     const pids = targets()
     if (pids.length === 0) return
     for (const p of pids) {
       try {
-        process.kill(p, signal)
+        process.kill(p.pid, signal)
       } catch {
         // already gone
       }
@@ -207,13 +246,5 @@ export async function stopHost(pid: number | undefined, config: string, ns: stri
     while (Date.now() < deadline && pids.some((p) => isAlive(p))) await new Promise((resolve) => setTimeout(resolve, 25))
   }
   const left = targets()
-  if (left.length > 0) throw new ShoalError(`sandbox processes ${left.join(', ')} did not stop after SIGKILL`, 'sandbox-stop-failed')
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return false
-  }
+  if (left.length > 0) throw new ShoalError(`sandbox processes ${left.map((p) => p.pid).join(', ')} did not stop after SIGKILL`, 'sandbox-stop-failed')
 }

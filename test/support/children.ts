@@ -38,12 +38,16 @@ export function startWorker(spec: StoreSpec, args: string[]): Worker {
   return {child, firstLine, exited}
 }
 
-/** Poll `check` until it returns true or `timeoutMs` passes; returns whether it became true. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 20_000, intervalMs = 100): Promise<boolean> {
+/**
+ * Poll `check` until it returns true; after `timeoutMs` give up with an error saying what was awaited (`what`, or
+ * what it returns then: the last thing seen).
+ */
+export async function eventually(what: string | (() => string), check: () => Promise<boolean>, timeoutMs = 20_000, intervalMs = 100): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
-    if (await check()) return true
+    if (await check()) return
     await new Promise(resolve => setTimeout(resolve, intervalMs))
   }
-  return check()
+  if (await check()) return
+  throw new Error(`gave up after ${timeoutMs / 1000} s waiting for ${typeof what === 'string' ? what : what()}`)
 }

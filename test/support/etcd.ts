@@ -4,8 +4,10 @@ import {existsSync, mkdtempSync, rmSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
+import {track} from './resources.js'
 
 export const ETCD_BINARY = process.env.SHOAL_TEST_ETCD ?? '/usr/bin/etcd'
+const SETPRIV = '/usr/bin/setpriv'
 const READY_TIMEOUT_MS = 20_000
 
 export interface EtcdMember {
@@ -56,8 +58,10 @@ export async function startEtcd(options: {members?: number} = {}): Promise<EtcdC
 
   const launch = (member: EtcdMember): void => {
     const child = spawn(
-      ETCD_BINARY,
+      SETPRIV,
       [
+        // The server dies with the process that started it, even one killed without running its exit handlers.
+        '--pdeathsig', 'SIGKILL', ETCD_BINARY,
         '--name', member.name,
         '--data-dir', member.dataDir,
         '--listen-client-urls', member.clientUrl,
@@ -74,8 +78,6 @@ export async function startEtcd(options: {members?: number} = {}): Promise<EtcdC
       {stdio: ['ignore', 'ignore', 'ignore']},
     )
     member.process = child
-    running.add(child)
-    child.on('exit', () => running.delete(child))
   }
 
   const kill = async (index: number): Promise<void> => {
@@ -111,8 +113,10 @@ export async function startEtcd(options: {members?: number} = {}): Promise<EtcdC
     async stop() {
       for (let i = 0; i < members.length; i++) await kill(i)
       rmSync(baseDir, {recursive: true, force: true})
+      untrack()
     },
   }
+  const untrack = track(`etcd (${count} member${count === 1 ? '' : 's'}, ${baseDir})`, () => cluster.stop())
   try {
     await Promise.all(members.map(m => waitHealthy(m)))
   } catch (error) {
@@ -124,7 +128,8 @@ export async function startEtcd(options: {members?: number} = {}): Promise<EtcdC
 
 /** A free TCP port on 127.0.0.1, found by binding port 0 (never 2379: a developer's etcd may live there). */
 export async function freePort(): Promise<number> {
-  for (;;) {
+  for (let tries = 0; ; tries++) {
+    if (tries === 200) throw new Error('no free port on 127.0.0.1 after 200 tries')
     const port = await new Promise<number>((resolve, reject) => {
       const server = createServer()
       server.once('error', reject)
@@ -163,9 +168,3 @@ function memberAt(members: EtcdMember[], index: number): EtcdMember {
   if (!member) throw new Error(`no etcd member ${index} (cluster has ${members.length})`)
   return member
 }
-
-// A crashed test run must not leave etcd servers behind.
-const running = new Set<ChildProcess>()
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL')
-})

@@ -94,7 +94,11 @@ export function run(file: string, args: readonly string[], options: {input?: str
   })
 }
 
-/** Pids and command lines of the processes in the sandbox hosts' mount namespaces whose command line matches. */
+/**
+ * Pids and command lines of the processes in the sandbox hosts' mount namespaces whose program (the executable) or
+ * command line matches. The executable is read too: a command line can read as something else for a moment while a
+ * process execs or rewrites its title (redis-server, sshd do), its executable cannot.
+ */
 export function sandboxProcesses(sandbox: TestSandbox, pattern: RegExp): string[] {
   const namespaces = new Set(sandbox.state.hosts.map((h) => h.mountNamespace).filter((ns): ns is string => ns !== undefined))
   if (namespaces.size !== sandbox.state.hosts.length) throw new Error('a sandbox host has no recorded mount namespace')
@@ -104,7 +108,8 @@ export function sandboxProcesses(sandbox: TestSandbox, pattern: RegExp): string[
     try {
       if (!namespaces.has(readlinkSync(`/proc/${entry}/ns/mnt`))) continue
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()
-      if (pattern.test(cmdline)) found.push(`${entry} ${cmdline}`)
+      const exe = readlinkSync(`/proc/${entry}/exe`)
+      if (pattern.test(cmdline) || pattern.test(path.basename(exe))) found.push(`${entry} ${cmdline || exe}`)
     } catch {
       // the process ended while we looked
     }
