@@ -3,7 +3,7 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
-import {NodeMarks, nodeStepKey, readProgress} from '../src/lifecycle/operation-record.js'
+import {NodeMarks, nodeStepKey, readProgress} from '../src/operation/record.js'
 import {EmbeddedStore} from '../src/store/embedded/embedded-store.js'
 
 const dirs: string[] = []

@@ -10,7 +10,7 @@ import {waitHealthy} from '../src/lifecycle/health.js'
 import {membershipOf, scriptEnv} from '../src/lifecycle/membership.js'
 import {
   beginOperation, finishOperation, markNode, operationsPrefix, readCurrent, readLast, readOperationData, readProgress, requestDigest, type OperationData,
-} from '../src/lifecycle/operation-record.js'
+} from '../src/operation/record.js'
 import type {ClusterState, Plan, PlannedNode} from '../src/plan/types.js'
 import type {ClusterSpec} from '../src/spec/types.js'
 import {openStore} from '../src/store/open.js'

@@ -2,7 +2,7 @@
 // planner as create and scale, and the request digest that lets create and apply resume each other's operation.
 import {describe, expect, it} from 'vitest'
 import {describeOperation} from '../src/lifecycle/apply.js'
-import {requestDigest} from '../src/lifecycle/operation-record.js'
+import {requestDigest} from '../src/operation/record.js'
 import {planCluster} from '../src/plan/index.js'
 import type {Operation} from '../src/plan/types.js'
 import {applied, hosts, zkSpec, zkTemplates} from './support/plan-fixtures.js'

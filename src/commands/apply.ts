@@ -42,7 +42,7 @@ Applying is idempotent: applying again changes nothing. When an earlier run of t
     try {
       if (!flags['registry-only']) {
         const [{runAndFollow}, {requestDigest}, {compile}, {savedPlanned}] = await Promise.all([
-          import('../lifecycle/follow.js'), import('../lifecycle/operation-record.js'), import('../lifecycle/compile.js'), import('../lifecycle/apply.js'),
+          import('../lifecycle/follow.js'), import('../operation/record.js'), import('../lifecycle/compile.js'), import('../lifecycle/apply.js'),
         ])
         const hosts = await inventoryHosts(flags.hosts)
         const operation = saved ? saved.plan.operation : {kind: 'apply' as const}

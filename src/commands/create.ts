@@ -25,7 +25,7 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Create)
     const [{readClusterInput}, {compile}, {runAndFollow}, {requestDigest}] = await Promise.all([
-      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/follow.js'), import('../lifecycle/operation-record.js'),
+      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/follow.js'), import('../operation/record.js'),
     ])
     const input = readClusterInput(args.spec)
     const hosts = (await inventoryHosts(flags.hosts))!

@@ -23,7 +23,7 @@ The hosts are reached through the inventory recorded with the cluster; --hosts r
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Destroy)
     const [{compile}, {runAndFollow}, {readStoredInventory, requestDigest}] = await Promise.all([
-      import('../lifecycle/compile.js'), import('../lifecycle/follow.js'), import('../lifecycle/operation-record.js'),
+      import('../lifecycle/compile.js'), import('../lifecycle/follow.js'), import('../operation/record.js'),
     ])
     const given = await inventoryHosts(flags.hosts)
     const operation = {kind: 'destroy' as const}

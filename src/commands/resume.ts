@@ -28,7 +28,7 @@ Afterwards (also when nothing was unfinished) the clusters that link to this one
     const store = await openStoreFromFlags(flags)
     try {
       if (flags.abandon) {
-        const [{abandonOperation, readCurrent}, {lockCluster}] = await Promise.all([import('../lifecycle/operation-record.js'), import('../lifecycle/register.js')])
+        const [{abandonOperation, readCurrent}, {lockCluster}] = await Promise.all([import('../operation/record.js'), import('../lifecycle/register.js')])
         const lock = await lockCluster(store, args.cluster, {operation: 'resume --abandon', waitMs: lockWaitMs(flags['lock-wait'])})
         try {
           const current = await readCurrent(store, args.cluster)

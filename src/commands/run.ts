@@ -28,7 +28,7 @@ export default class Run extends BaseCommand {
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Run)
     const [{runOperation}, {requestDigest}, {readRegistered}, {planAction}] = await Promise.all([
-      import('../lifecycle/operation.js'), import('../lifecycle/operation-record.js'), import('../lifecycle/registered.js'), import('../lifecycle/action.js'),
+      import('../lifecycle/operation.js'), import('../operation/record.js'), import('../lifecycle/registered.js'), import('../lifecycle/action.js'),
     ])
     const given = await inventoryHosts(flags.hosts)
     const request = {action: args.action, ...(flags.role !== undefined ? {role: flags.role} : {}), ...(flags.node !== undefined ? {node: flags.node} : {})}

@@ -35,7 +35,7 @@ Clusters that link to this one follow it: each is re-planned from its registered
     const {args, flags} = await this.parse(Scale)
     const wait = lockWaitMs(flags['lock-wait'])
     const [{planAndRegister}, {renderPlan, redactPlan}, {readStoredInventory, requestDigest}] = await Promise.all([
-      import('../lifecycle/apply.js'), import('../plan/show.js'), import('../lifecycle/operation-record.js'),
+      import('../lifecycle/apply.js'), import('../plan/show.js'), import('../operation/record.js'),
     ])
     const operation = {
       kind: 'scale' as const,

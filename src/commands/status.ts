@@ -23,7 +23,7 @@ export default class Status extends BaseCommand {
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Status)
     const [{clusterStatus}, {readStoredInventory}, {SshTransport}] = await Promise.all([
-      import('../lifecycle/status.js'), import('../lifecycle/operation-record.js'), import('../transport/ssh.js'),
+      import('../lifecycle/status.js'), import('../operation/record.js'), import('../transport/ssh.js'),
     ])
     const given = await inventoryHosts(flags.hosts)
     const store = await openStoreFromFlags(flags)

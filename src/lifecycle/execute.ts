@@ -15,7 +15,7 @@ import {EXIT, ShoalError} from '../errors.js'
 import {describeProbe, healthTiming, waitHealthy} from './health.js'
 import type {HostLookup} from './hosts.js'
 import {MEMBERSHIP_FILE, membershipOf, scriptEnv} from './membership.js'
-import {markStep, NodeMarks, readProgress, stepKey, stepRecordValue, type CurrentOperation, type FailureRecord, type NodeMark, type OperationData} from './operation-record.js'
+import {markStep, NodeMarks, readProgress, stepKey, stepRecordValue, type CurrentOperation, type FailureRecord, type NodeMark, type OperationData} from '../operation/record.js'
 import {redact, type Reporter} from './progress.js'
 import {commitStep} from './register.js'
 

@@ -5,7 +5,7 @@ import type {Store} from '../store/store.js'
 import {planAndRegister} from './apply.js'
 import {compile} from './compile.js'
 import {followLinks, type FollowResult, type FollowRunner} from './dependents.js'
-import {readStoredInventory, requestDigest} from './operation-record.js'
+import {readStoredInventory, requestDigest} from '../operation/record.js'
 import {runOperation, type OperationOptions, type OperationOutcome, type OperationRequest} from './operation.js'
 
 /**

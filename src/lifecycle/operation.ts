@@ -24,7 +24,7 @@ import {
   type LastOperation,
   type OperationData,
   unfinishedError,
-} from './operation-record.js'
+} from '../operation/record.js'
 import type {Reporter} from './progress.js'
 import {lockCluster} from './register.js'
 

@@ -8,7 +8,7 @@ import {EXIT, ShoalError} from '../errors.js'
 import {describeProbe, healthTiming} from './health.js'
 import {hostLookup} from './hosts.js'
 import {scriptEnv} from './membership.js'
-import {readCurrent, readFailure, readLast, type CurrentOperation, type FailureRecord, type LastOperation} from './operation-record.js'
+import {readCurrent, readFailure, readLast, type CurrentOperation, type FailureRecord, type LastOperation} from '../operation/record.js'
 import {redact} from './progress.js'
 import {readRegistered} from './registered.js'
 
