@@ -112,9 +112,9 @@ describe('scaling', () => {
     expect(codes(plan({operation: {kind: 'destroy'}}))).toEqual(['not-registered'])
   })
 
-  it('refuses to plan while an operation is in flight', () => {
+  it('plans from an unfinished operation instead of refusing it (fix forward: see plan-fix-forward.test.ts)', () => {
     const current: ClusterState = {...applied(ok(plan())), adding: ['zk-main-zk-3']}
-    expect(codes(plan({current, operation: {kind: 'scale', role: 'zk', add: 1}}))).toEqual(['operation-in-flight'])
+    expect(codes(plan({current, operation: {kind: 'scale', role: 'zk', add: 1}}))).toEqual([])
   })
 
   it('refuses a state registered for another cluster', () => {
@@ -245,13 +245,20 @@ describe('secrets', () => {
 describe('steps', () => {
   const spec = zkSpec({count: 5}, {update: {canaries: 1, max_in_flight: '50%'}})
 
-  it('orders a create: register, files, init, start with canary first and health per batch, mark active', () => {
+  it('orders a create: register, files, init, start of every node before health (a quorum forms), mark active', () => {
     const p = ok(plan({spec}))
     expect(p.steps.map((s) => `${s.kind}${s.service ? `:${s.service}` : ''}:${s.nodes.length}`)).toEqual([
-      'commit:0', 'install:5', 'run:init:3', 'run:init:2', 'run:start:1', 'health:1', 'run:start:3', 'health:3', 'run:start:1', 'health:1', 'commit:0',
+      'commit:0', 'install:5', 'run:init:3', 'run:init:2', 'run:start:3', 'run:start:2', 'health:5', 'commit:0',
     ])
-    expect(p.steps[4]!.batch).toEqual({index: 1, of: 3, canary: true})
+    expect(p.steps.some((s) => s.batch?.canary)).toBe(false)
     expect(new Set(p.steps.map((s) => s.id)).size).toBe(p.steps.length)
+  })
+
+  it('starts the joiners of a scale out canary first, with health after each batch (the update policy)', () => {
+    const p = ok(then(ok(plan({spec})), {kind: 'scale', role: 'zk', add: 4}))
+    expect(p.steps.filter((s) => s.service === 'start' || s.kind === 'health').map((s) => `${s.kind}:${s.nodes.length}${s.batch?.canary ? ':canary' : ''}`)).toEqual([
+      'run:1:canary', 'health:1:canary', 'run:2', 'health:2', 'run:1', 'health:1',
+    ])
   })
 
   it('runs scale_out only on existing members and reloads changed files before new members start', () => {

@@ -10,7 +10,8 @@ import {hostSlots, milliCpu, occupy, placeRole, type Demand, type HostSlot} from
 import {byRole, compileTemplates, renderNode, sharedView, type SharedView} from './render.js'
 import {buildSteps, type RoleGroups} from './steps.js'
 import {byRoleThenSid, diffEntries, treeEntries, TreeKeys, type TreeEntries} from './tree.js'
-import type {ClusterState, FileChange, NodeRecord, Operation, Plan, PlanError, PlannedNode, RenderedFile, RoleIds} from './types.js'
+import type {ClusterState, FileChange, NodeFacts, NodeRecord, Operation, Plan, PlanError, PlannedNode, RenderedFile, RoleIds} from './types.js'
+import type {LifecycleService} from '../spec/types.js'
 
 export interface PlanInput {
   /** A validated spec (for `destroy` and `scale` usually the registered one, `current.spec`). */
@@ -25,6 +26,12 @@ export interface PlanInput {
   otherUsage?: Record<string, HostUsage>
   /** Registered state of every cluster this spec links to, by cluster name. */
   linked?: Record<string, ClusterState>
+  /**
+   * What scripts already did per node in earlier operations that did not finish (see NodeFacts), when known. With
+   * facts, a pending node that is kept skips the scripts it finished, and one that leaves is stopped or destroyed only
+   * where it was started or initialised. Without facts every script a node needs runs (scripts must be idempotent).
+   */
+  facts?: Record<string, NodeFacts>
 }
 
 /** Stop rendering after this many template errors: one broken template on 10,000 nodes is one problem, not 10,000. */
@@ -35,7 +42,10 @@ interface RolePlan {
   spec: RoleSpec | undefined
   before: number
   after: number
+  /** Members that stay (registered active, or leaving in an unfinished operation and kept now). */
   kept: NodeRecord[]
+  /** Nodes registered pending by an unfinished operation that join now, keeping their identity and host. */
+  reused: NodeRecord[]
   leaving: NodeRecord[]
   joining: HostView[]
   ids: RoleIds | undefined
@@ -54,10 +64,12 @@ function isInt(n: unknown, min: number): n is number {
 }
 
 /** The node count each role should have after the operation, or errors. */
-function targetCounts(spec: ClusterSpec, current: ClusterState | undefined, op: Operation, present: Map<string, NodeRecord[]>, errors: PlanError[]): {counts: Map<string, number>; remove: Set<string>} {
+function targetCounts(spec: ClusterSpec, facts: PlanInput['facts'], op: Operation, present: Map<string, NodeRecord[]>, errors: PlanError[]): {counts: Map<string, number>; remove: Set<string>} {
   const counts = new Map<string, number>()
   const remove = new Set<string>()
   const currentCount = (role: string): number => present.get(role)?.length ?? 0
+  /** Members a scale counts from: nodes still pending from an unfinished operation are not members yet. */
+  const memberCount = (role: string): number => (present.get(role) ?? []).filter((n) => n.state !== 'pending').length
   const checkBounds = (role: string, count: number): void => {
     const scale = spec.roles[role]?.scale
     if ((scale?.min !== undefined && count < scale.min) || (scale?.max !== undefined && count > scale.max)) {
@@ -74,6 +86,14 @@ function targetCounts(spec: ClusterSpec, current: ClusterState | undefined, op: 
       checkBounds(role, roleSpec.count)
     }
     for (const role of present.keys()) if (!counts.has(role)) counts.set(role, 0)
+    return {counts, remove}
+  }
+  if (op.kind === 'rollback') {
+    // Back to the members before the unfinished operation: joiners leave; leavers stay unless their data is gone.
+    for (const [role, nodes] of present) {
+      for (const n of nodes) if (n.state === 'pending' || (n.state === 'leaving' && dataGone(facts, n.node_id))) remove.add(n.node_id)
+      counts.set(role, nodes.filter((n) => !remove.has(n.node_id)).length)
+    }
     return {counts, remove}
   }
   if (op.kind === 'run') {
@@ -98,7 +118,7 @@ function targetCounts(spec: ClusterSpec, current: ClusterState | undefined, op: 
     else target = op.count
   } else if (op.add !== undefined) {
     if (!isInt(op.add, 1)) errors.push({code: 'scale-args', role: op.role, message: `add must be a whole number ≥ 1, got ${op.add}`})
-    else target = now + op.add
+    else target = memberCount(op.role) + op.add
   } else {
     const ids = new Set((present.get(op.role) ?? []).map((n) => n.node_id))
     for (const id of op.remove!) {
@@ -112,6 +132,11 @@ function targetCounts(spec: ClusterSpec, current: ClusterState | undefined, op: 
   counts.set(op.role, target)
   if (!errors.length) checkBounds(op.role, target)
   return {counts, remove}
+}
+
+/** Whether a node's `destroy` began in an earlier operation: it cannot stay a member. */
+function dataGone(facts: PlanInput['facts'], node: string): boolean {
+  return facts?.[node]?.touched.includes('destroy') ?? false
 }
 
 function roleDemand(role: string, spec: RoleSpec, errors: PlanError[]): Demand {
@@ -199,7 +224,7 @@ export function planCluster(input: PlanInput): Plan {
   const errors = admissionErrors(input)
   if (errors.length) return failed(input, errors)
   const present = nodesByRole(input.current)
-  const {counts, remove} = targetCounts(input.spec, input.current, input.operation, present, errors)
+  const {counts, remove} = targetCounts(input.spec, input.facts, input.operation, present, errors)
   if (errors.length) return failed(input, errors)
   const roles = splitMembership(input, present, counts, remove)
   allocateIdentities(input, roles, present, errors)
@@ -211,16 +236,16 @@ export function planCluster(input: PlanInput): Plan {
   return finishPlan(draft, errors)
 }
 
-/** Refusals before any planning: a state of another cluster, nothing registered, or an operation still in flight. */
+/**
+ * Refusals before any planning: a state of another cluster, or nothing registered. A cluster with nodes still pending or
+ * leaving (an unfinished operation) is planned from what stands: that is how an operation is fixed forward.
+ */
 function admissionErrors(input: PlanInput): PlanError[] {
   const {spec, current, operation: op} = input
   const errors: PlanError[] = []
   const name = spec.name
   if (current && current.name !== name) errors.push({code: 'cluster-mismatch', message: `the registered state is for cluster ${current.name}, the spec is for ${name}`})
   if (!current && op.kind !== 'create' && !(op.kind === 'apply' && op.follows === undefined)) errors.push({code: 'not-registered', message: `cluster ${name} is not registered: nothing to ${op.kind}`})
-  if (current && (current.adding.length > 0 || current.deleting.length > 0 || current.nodes.some((n) => n.state !== 'active'))) {
-    errors.push({code: 'operation-in-flight', message: `cluster ${name} has an unfinished operation (nodes pending or leaving): resume or roll it back before planning another`})
-  }
   return errors
 }
 
@@ -236,24 +261,36 @@ function nodesByRole(current: ClusterState | undefined): Map<string, NodeRecord[
   return present
 }
 
-/** Which nodes of each role stay and which leave (named ones, else the highest sids); joiners come later. */
+/** Which registered members stay rather than pending ones, and rather than leaving ones. */
+const STAY_RANK: Record<NodeRecord['state'], number> = {active: 0, leaving: 1, pending: 2}
+
+/**
+ * Which nodes of each role stay and which leave (named ones, else the highest sids). Active members stay first, then
+ * members an unfinished operation was removing, then nodes it had registered pending (they join again, keeping their
+ * ids); a node whose destroy already ran never stays. New joiners come later.
+ */
 function splitMembership(input: PlanInput, present: Map<string, NodeRecord[]>, counts: Map<string, number>, remove: Set<string>): RolePlan[] {
   const {spec, current, operation: op} = input
   const roleOrder = [...Object.keys(spec.roles), ...[...present.keys()].filter((r) => !(r in spec.roles)).sort()]
   return roleOrder.map((role) => {
     const nodes = present.get(role) ?? []
     const after = counts.get(role) ?? 0
-    const byRequest = op.kind === 'scale' && op.role === role && remove.size > 0
-    const kept = byRequest ? nodes.filter((n) => !remove.has(n.node_id)) : nodes.slice(0, Math.min(after, nodes.length))
-    const leaving = byRequest ? nodes.filter((n) => remove.has(n.node_id)) : nodes.slice(kept.length)
-    return {role, spec: spec.roles[role], before: nodes.length, after, kept, leaving, joining: [], ids: current?.ids[role], removedByRequest: byRequest, allocated: []}
+    const byRequest = ((op.kind === 'scale' && op.role === role) || op.kind === 'rollback') && remove.size > 0
+    const staying = byRequest
+      ? nodes.filter((n) => !remove.has(n.node_id))
+      : nodes.filter((n) => !dataGone(input.facts, n.node_id)).sort((a, b) => STAY_RANK[a.state] - STAY_RANK[b.state] || a.sid - b.sid).slice(0, after)
+    const stays = new Set(staying.map((n) => n.node_id))
+    const kept = staying.filter((n) => n.state !== 'pending').sort((a, b) => a.sid - b.sid)
+    const reused = staying.filter((n) => n.state === 'pending').sort((a, b) => a.sid - b.sid)
+    const leaving = nodes.filter((n) => !stays.has(n.node_id))
+    return {role, spec: spec.roles[role], before: nodes.length, after, kept, reused, leaving, joining: [], ids: current?.ids[role], removedByRequest: byRequest && op.kind === 'scale', allocated: []}
   })
 }
 
 /** Node ids and sids for every joiner (lowest never-used sid first; see ids.ts). */
 function allocateIdentities(input: PlanInput, roles: RolePlan[], present: Map<string, NodeRecord[]>, errors: PlanError[]): void {
   for (const r of roles) {
-    const joining = r.after - r.kept.length
+    const joining = r.after - r.kept.length - r.reused.length
     if (joining <= 0 || !r.spec) continue
     const bounds = sidBounds(r.spec)
     const inUse = new Set((present.get(r.role) ?? []).map((n) => n.sid))
@@ -279,6 +316,8 @@ function placeJoiners(input: PlanInput, roles: RolePlan[], errors: PlanError[]):
   }
   if (errors.length) return
   for (const r of roles) {
+    // A reused pending node keeps its host and identity; it takes the spec's image (it never ran the old one).
+    r.joining = r.reused.map((n) => ({...hostView(n, false), ...(r.spec ? {image: r.spec.image} : {})}))
     if (r.allocated.length === 0 || !r.spec) continue
     const spec = r.spec
     const demand = roleDemand(r.role, spec, errors)
@@ -287,11 +326,11 @@ function placeJoiners(input: PlanInput, roles: RolePlan[], errors: PlanError[]):
       errors.push(placed.error)
       continue
     }
-    r.joining = r.allocated.map(({nodeId, sid}, i) => ({
+    r.joining = [...r.joining, ...r.allocated.map(({nodeId, sid}, i) => ({
       node_id: nodeId, role: r.role, sid, ip: placed.hosts[i]!.address, host: placed.hosts[i]!.name, image: spec.image,
       cpu: spec.cpu, memory: spec.memory, memory_bytes: demand.memory, disk: spec.disk, disk_bytes: demand.disk,
       bootstrap: false, home: `${DEFAULTS.nodeHomeRoot}/${name}/${nodeId}`,
-    }))
+    }))]
   }
 }
 
@@ -356,13 +395,14 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   const final = byRole(staying, roleOrder)
   const empty = byRole([], roleOrder)
   // The in-flight view differs by the leaving nodes in hosts and by adding/deleting lists, which few templates read.
-  const inFlightDiffers = leaving.length > 0 || (current !== undefined && joiningIds.size > 0 && templatesMayRead(input.templates, spec, ['adding_hosts']))
+  // Joiners are in adding_hosts during create too: joining means the same in templates, env and the membership file.
+  const inFlightDiffers = leaving.length > 0 || (joiningIds.size > 0 && templatesMayRead(input.templates, spec, ['adding_hosts']))
   return {
     input, roles, roleOrder, finalSpec, specHash: sha256(canonicalJson(finalSpec)), views, staying, leaving, joiningIds, env, secretEnv, secrets, links, compiled, templatesStored,
     lists: {
       final, empty,
       interim: leaving.length ? byRole([...staying, ...leaving], roleOrder) : final,
-      adding: current ? byRole(viewsOf(roles.flatMap((r) => r.joining)), roleOrder) : empty,
+      adding: byRole(viewsOf(roles.flatMap((r) => r.joining)), roleOrder),
       deleting: byRole(leaving, roleOrder),
     },
     inFlightDiffers, destroying,
@@ -436,7 +476,7 @@ function buildStates(draft: Draft, revision: number, rendered: Rendered, record:
   for (const [id, files] of rendered.interim) if (files.length) interimFiles[id] = Object.fromEntries(files.map((f) => [f.dest, f.content]))
   for (const [id, files] of rendered.final) if (files.length) finalFiles[id] = Object.fromEntries(files.map((f) => [f.dest, f.content]))
   return {
-    interim: {...common, nodes: interimNodes, adding: current ? [...draft.joiningIds].sort() : [], deleting: draft.leaving.map((n) => n.node_id).sort(), ids, files: interimFiles},
+    interim: {...common, nodes: interimNodes, adding: [...draft.joiningIds].sort(), deleting: draft.leaving.map((n) => n.node_id).sort(), ids, files: interimFiles},
     final: {...common, nodes: draft.staying.map((v) => record(v, 'active')).sort(byRoleThenSid), adding: [], deleting: [], ids: finalIds, files: finalFiles},
   }
 }
@@ -464,7 +504,8 @@ function finishPlan(draft: Draft, errors: PlanError[]): Plan {
   let states = buildStates(draft, revision, rendered, record)
   let finalTree: TreeEntries = destroying ? [] : treeEntries(states.final, keys)
   const base = {cluster: name, operation: op, baseRevision, specHash: draft.specHash, errors: [], secrets: sortedSecrets(draft.secrets)}
-  if (current && !destroying && draft.joiningIds.size === 0 && draft.leaving.length === 0) {
+  const staleFiles = draft.staying.some((v) => input.facts?.[v.node_id]?.filesStale === true)
+  if (current && !destroying && draft.joiningIds.size === 0 && draft.leaving.length === 0 && !staleFiles) {
     const unchanged = diffEntries(before, finalTree)
     if (unchanged.puts.length === 0 && unchanged.deletes.length === 0) {
       return {...base, revision, nodes: plannedNodes(draft, rendered), desired: states.final, tree: finalTree, changes: unchanged, steps: []}
@@ -487,6 +528,7 @@ function finishPlan(draft: Draft, errors: PlanError[]): Plan {
 /** Per node: what happens to it and why, with its files and their changes against the registry. */
 function plannedNodes(draft: Draft, rendered: Rendered): PlannedNode[] {
   const {current} = draft.input
+  const input = draft.input
   const out: PlannedNode[] = []
   for (const r of draft.roles) {
     for (const n of r.kept) {
@@ -498,26 +540,58 @@ function plannedNodes(draft: Draft, rendered: Rendered): PlannedNode[] {
       const reason = [changes.length ? `files change: ${changes.map((c) => c.dest).join(', ')}` : 'unchanged', ...(drift ? ['image or resources differ from the spec (not changed by this operation)'] : [])].join('; ')
       out.push({...view, state: 'active', change: 'keep', reason, files, ...(sameFiles(interim, files) ? {} : {interim}), fileChanges: changes})
     }
+    const reusedIds = new Set(r.reused.map((n) => n.node_id))
     for (const n of r.joining) {
       const files = rendered.final.get(n.node_id) ?? []
       const interim = rendered.interim.get(n.node_id) ?? files
-      const reason = !current ? 'new cluster' : r.before === 0 ? `role ${r.role} added` : `scale out ${r.role} ${r.before} → ${r.after}`
+      const members = r.kept.length
+      const reason =
+        reusedIds.has(n.node_id) ? 'registered by an unfinished operation; joins now (scripts it finished there are not run again)'
+        : !current ? 'new cluster' : members === 0 ? `role ${r.role} added` : `scale out ${r.role} ${members} → ${r.after}`
       out.push({...n, state: 'active', change: 'create', reason, files, ...(sameFiles(interim, files) ? {} : {interim}), fileChanges: fileChanges(files)})
     }
     for (const n of r.leaving) {
-      const reason = draft.destroying ? 'cluster destroyed' : r.removedByRequest ? 'removal requested' : !r.spec ? `role ${r.role} is no longer in the spec` : `scale in ${r.role} ${r.before} → ${r.after} (highest sids leave first)`
+      const reason = n.state === 'pending' ? 'registered by an unfinished operation; leaves again' : draft.destroying ? 'cluster destroyed' : input.operation.kind === 'rollback' ? (n.state === 'leaving' ? 'its destroy already ran: it cannot be restored' : 'rolled back') : r.removedByRequest ? 'removal requested' : !r.spec ? `role ${r.role} is no longer in the spec` : `scale in ${r.role} ${r.before} → ${r.after} (highest sids leave first)`
       out.push({...draft.views.get(n.node_id)!, state: 'leaving', change: 'remove', reason, files: [], fileChanges: []})
     }
   }
   return out
 }
 
+/**
+ * Scripts a node does not need, from the facts of earlier unfinished operations: a joiner skips the init and start it
+ * finished (start only counts once its health passed); a leaver skips the stop and destroy it finished, and one that was
+ * only ever pending is stopped only where start began and destroyed only where init began.
+ */
+function skipsOf(draft: Draft): Map<string, Set<LifecycleService>> {
+  const {facts} = draft.input
+  const skip = new Map<string, Set<LifecycleService>>()
+  if (!facts) return skip
+  for (const r of draft.roles) {
+    for (const n of r.reused) skip.set(n.node_id, new Set((facts[n.node_id]?.done ?? []).filter((s) => s === 'init' || s === 'start')))
+    for (const n of r.leaving) {
+      const f = facts[n.node_id] ?? {done: [], touched: []}
+      const skips = new Set<LifecycleService>(f.done.filter((s) => s === 'stop' || s === 'destroy'))
+      if (n.state === 'pending') {
+        if (!f.touched.includes('start')) skips.add('stop')
+        if (!f.touched.includes('init')) skips.add('destroy')
+      }
+      skip.set(n.node_id, skips)
+    }
+  }
+  return skip
+}
+
 /** The step builder's input per role: who exists, joins, leaves, and which nodes need files installed when. */
 function roleGroups(draft: Draft, rendered: Rendered): RoleGroups[] {
-  const {current} = draft.input
+  const {current, facts} = draft.input
   const viewsOf = (nodes: readonly {node_id: string}[]): HostView[] => nodes.map((n) => draft.views.get(n.node_id)!)
+  const skip = skipsOf(draft)
+  const stale = (id: string): boolean => facts?.[id]?.filesStale === true
   return draft.roles.map((r) => {
     const kept = viewsOf(r.kept)
+    // Members an unfinished scale-in had already stopped start again when they stay.
+    const restarting = viewsOf(r.kept.filter((n) => n.state === 'leaving' && (facts?.[n.node_id]?.touched.includes('stop') ?? false)))
     const stayingViews = [...kept, ...r.joining].sort((a, b) => a.sid - b.sid)
     return {
       role: r.role,
@@ -527,8 +601,10 @@ function roleGroups(draft: Draft, rendered: Rendered): RoleGroups[] {
       leaving: viewsOf(r.leaving),
       bootstrap: stayingViews.find((v) => v.bootstrap),
       installFresh: r.joining.filter((n) => (rendered.interim.get(n.node_id) ?? []).length > 0).map((n) => n.node_id),
-      installChanged: r.kept.filter((n) => differsFromRegistered(rendered.interim.get(n.node_id) ?? [], current?.files[n.node_id])).map((n) => n.node_id),
+      installChanged: r.kept.filter((n) => stale(n.node_id) || differsFromRegistered(rendered.interim.get(n.node_id) ?? [], current?.files[n.node_id])).map((n) => n.node_id),
       installFinal: stayingViews.filter((n) => !sameFiles(rendered.interim.get(n.node_id) ?? [], rendered.final.get(n.node_id) ?? [])).map((n) => n.node_id),
+      ...(skip.size ? {skip} : {}),
+      ...(restarting.length ? {restarting} : {}),
     }
   })
 }

@@ -52,6 +52,10 @@ export interface RoleGroups {
   installChanged: string[]
   /** Remaining nodes whose final files differ from the interim ones. */
   installFinal: string[]
+  /** Per node, services it does not need (finished, or never begun, in an earlier unfinished operation). */
+  skip?: ReadonlyMap<string, ReadonlySet<LifecycleService>>
+  /** Members an earlier unfinished operation stopped that stay: they start again (with health). */
+  restarting?: HostView[]
 }
 
 export interface StepInput {
@@ -75,15 +79,17 @@ export function batches(nodes: HostView[], canaries: number, maxInFlight: CountO
   return out
 }
 
-type Subject = 'joining' | 'leaving' | 'present'
+type Subject = 'joining' | 'leaving' | 'present' | 'existing'
 
-const SUBJECT: Partial<Record<LifecycleService, Subject>> = {init: 'joining', start: 'joining', stop: 'leaving', destroy: 'leaving', scale_out: 'present', scale_in: 'present'}
+const SUBJECT: Partial<Record<LifecycleService, Subject>> = {
+  init: 'joining', start: 'joining', stop: 'leaving', destroy: 'leaving', scale_out: 'present', scale_in: 'present', pre_scale_out: 'existing', pre_scale_in: 'leaving',
+}
 
 /** The nodes a service runs on: its `on` target within the nodes the service concerns. */
 export function serviceTargets(g: RoleGroups, service: LifecycleService, on: ServiceTarget): HostView[] {
   const subject = SUBJECT[service] ?? 'present'
   const present = [...g.existing, ...g.joining, ...g.leaving].sort((a, b) => a.sid - b.sid)
-  const inSubject = subject === 'joining' ? g.joining : subject === 'leaving' ? g.leaving : present
+  const inSubject = subject === 'joining' ? g.joining : subject === 'leaving' ? g.leaving : subject === 'existing' ? g.existing : present
   const chosen =
     on === 'all' ? inSubject
     : on === 'existing' ? g.existing
@@ -111,10 +117,15 @@ export function buildSteps(input: StepInput): Step[] {
       if (health) steps.push({kind: 'health', title: `${g.role}: wait for health on ${b.nodes.length} node${b.nodes.length === 1 ? '' : 's'}${label}`, role: g.role, nodes: ids(b.nodes), ...batch})
     })
   }
-  const runService = (g: RoleGroups, service: LifecycleService, withCanaries = false, health = false): void => {
+  const runService = (g: RoleGroups, service: LifecycleService, withCanaries = false, health = false, only?: HostView[]): void => {
     const spec = g.spec?.services?.[service]
     if (!spec) return
-    pushBatches('run', g, serviceTargets(g, service, spec.on ?? DEFAULTS.serviceOn), service, withCanaries, {}, health && g.spec?.health_check !== undefined)
+    const targets = (only ?? serviceTargets(g, service, spec.on ?? DEFAULTS.serviceOn)).filter((n) => !g.skip?.get(n.node_id)?.has(service))
+    pushBatches('run', g, targets, service, withCanaries, {}, health && g.spec?.health_check !== undefined)
+  }
+  const waitHealth = (g: RoleGroups, nodes: HostView[]): void => {
+    if (nodes.length === 0 || g.spec?.health_check === undefined) return
+    steps.push({kind: 'health', title: `${g.role}: wait for health on ${nodes.length} node${nodes.length === 1 ? '' : 's'}`, role: g.role, nodes: ids(nodes)})
   }
   const byId = (g: RoleGroups, list: string[]): HostView[] => {
     const wanted = new Set(list)
@@ -128,12 +139,26 @@ export function buildSteps(input: StepInput): Step[] {
     if (g.installFresh.length > 0) steps.push({kind: 'install', title: `${g.role}: place files on ${g.installFresh.length} new node${g.installFresh.length === 1 ? '' : 's'}`, role: g.role, nodes: g.installFresh, files: 'interim', reload: false})
     pushBatches('install', g, byId(g, g.installChanged), undefined, false, {files: 'interim', reload: true}, false)
   }
+  // Existing members learn of the joiners before these start (e.g. a quorum store adds a member from an existing one).
+  for (const g of input.roles) if (g.joining.length > 0 && g.existing.length > 0) runService(g, 'pre_scale_out')
   for (const g of input.roles) {
     if (g.joining.length === 0) continue
     runService(g, 'init')
-    runService(g, 'start', true, true)
+    if (g.existing.length > 0) runService(g, 'start', true, true)
+    else {
+      // A role being created has no running member to protect: every node starts before health is awaited, so members
+      // that are healthy only together (a quorum) can form. The update policy governs changes to running nodes.
+      runService(g, 'start')
+      waitHealth(g, g.joining)
+    }
+  }
+  for (const g of input.roles) {
+    if (!g.restarting?.length) continue
+    runService(g, 'start', true, true, g.restarting)
   }
   for (const g of input.roles) if (g.joining.length > 0 && g.existing.length > 0) runService(g, 'scale_out')
+  // Leaving members act before anyone else is told (e.g. hand their data over), then the members that stay.
+  for (const g of input.roles) if (g.leaving.length > 0) runService(g, 'pre_scale_in')
   for (const g of input.roles) if (g.leaving.length > 0 && g.existing.length + g.joining.length > 0) runService(g, 'scale_in')
   for (const g of [...input.roles].reverse()) {
     if (g.leaving.length === 0) continue

@@ -57,12 +57,29 @@ export type Operation =
   | {kind: 'scale'; role: string; count?: number; add?: number; remove?: string[]}
   | {kind: 'destroy'}
   /** A custom action or restart on registered nodes (`shoal run`): no registry change, built by lifecycle/action.ts. */
-  | {kind: 'run'; action: string; role?: string; node?: string}
+  | {kind: 'run'; action: string; role?: string; node?: string; args?: string[]}
+  /**
+   * Undo an unfinished operation as far as it can (`shoal rollback`): planned from the spec registered before it, nodes
+   * that were joining leave, nodes that were leaving stay unless their `destroy` already ran. (A create rolls back as `destroy`.)
+   */
+  | {kind: 'rollback'; of: string}
+
+/**
+ * What lifecycle scripts already did on one node in earlier operations that did not finish (failed, superseded or
+ * abandoned): a planning input, so fixing forward or rolling back keeps finished work and undoes only what was done.
+ */
+export interface NodeFacts {
+  /** Services that finished on the node. */
+  done: LifecycleService[]
+  /** Services that began on the node (finished or not). */
+  touched: LifecycleService[]
+  /** The node's files on its host may differ from the registered ones (an install after a registry commit did not finish). */
+  filesStale?: boolean
+}
 
 export type PlanErrorCode =
   | 'cluster-mismatch'
   | 'not-registered'
-  | 'operation-in-flight'
   | 'unknown-role'
   | 'unknown-node'
   | 'scale-args'

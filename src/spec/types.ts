@@ -48,7 +48,12 @@ export interface ServiceSpec {
   order?: 'parallel' | 'serial'
 }
 
-export const LIFECYCLE_SERVICES = ['init', 'start', 'stop', 'restart', 'scale_out', 'scale_in', 'destroy', 'upgrade'] as const
+/** A custom action: a script, optionally read-only (then it runs without the lock, at any time). */
+export interface ActionSpec extends ServiceSpec {
+  read_only?: boolean
+}
+
+export const LIFECYCLE_SERVICES = ['init', 'start', 'stop', 'restart', 'scale_out', 'scale_in', 'destroy', 'upgrade', 'pre_scale_out', 'pre_scale_in'] as const
 export type LifecycleService = (typeof LIFECYCLE_SERVICES)[number]
 
 export interface HealthCheckSpec {
@@ -91,7 +96,7 @@ export interface RoleSpec {
   files?: FileSpec[]
   services?: Partial<Record<LifecycleService, ServiceSpec>>
   /** Named custom actions, run with `shoal run CLUSTER ACTION`. */
-  actions?: Record<string, ServiceSpec>
+  actions?: Record<string, ActionSpec>
   health_check?: HealthCheckSpec
 }
 
