@@ -89,7 +89,7 @@ describe.each(['embedded', 'etcd'] as const)('a cluster lifecycle on the %s regi
     const env = Object.fromEntries(readFileSync(path.join(home, 'env.txt'), 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
     expect(env).toMatchObject({
       SHOAL_CLUSTER: name, SHOAL_NODE_ID: ids[1], SHOAL_ROLE: 'app', SHOAL_SID: '2', SHOAL_BOOTSTRAP: 'false', SHOAL_HOME: `/srv/shoal/${name}/${ids[1]}`,
-      SHOAL_MEMBERSHIP: `/srv/shoal/${name}/${ids[1]}/.shoal/membership.json`, SHOAL_JOINING: ids.join(' '), SHOAL_LEAVING: '', SHOAL_ENV_PORT: '7000',
+      SHOAL_MEMBERSHIP: `/srv/shoal/${name}/${ids[1]}/.shoal/membership.json`, SHOAL_JOINING: ids.join(' '), SHOAL_LEAVING: '', SHOAL_ENV_PORT: '7000', SHOAL_OPERATION: 'create',
     })
     expect(env.SHOAL_IP).toMatch(/^127\.0\.1\.\d+$/)
     expect(readFileSync(path.join(home, 'greeting.txt'), 'utf8')).toBe(NASTY)
@@ -154,7 +154,7 @@ describe.each(['embedded', 'etcd'] as const)('a cluster lifecycle on the %s regi
   })
 
   it('destroy stops and removes everything: no home, no absolute file, an empty registry', async () => {
-    const result = await ctx.run('destroy', name)
+    const result = await ctx.run('destroy', name, '--yes')
     expectExit(result, 0)
     const lines = markerLines(srvDirs(), name)
     for (const id of [...ids, `${name}-app-4`]) expect([count(lines, `stop ${id}`), count(lines, `destroy ${id}`)]).toEqual([1, 1])
@@ -197,34 +197,36 @@ describe.each(['embedded', 'etcd'] as const)('failures on the %s registry stop t
     }
     expectExit(await run('resume', 'hang'), 0)
     expect((await status(run, 'hang')).nodes.map((n) => [n.state, n.health])).toEqual([['active', 'healthy']])
-    expectExit(await run('destroy', 'hang'), 0)
+    expectExit(await run('destroy', 'hang', '--yes'), 0)
   })
 
-  it('a failing canary stops the operation before any later batch; resume then converges, init ran once per node', async () => {
-    const {cluster, run} = setup(kind, 'canary')
-    control('fail-canary-app-1', true)
+  it('a failing canary of a scale out stops the operation before any later batch; the same command again converges, init ran once per node', async () => {
+    const {cluster, run} = setup(kind, 'canary', {count: 1})
+    expectExit(await run('create', cluster.spec, '--hosts', sandbox.state.inventory), 0)
+    control('fail-canary-app-2', true)
     try {
-      const result = await run('create', cluster.spec, '--hosts', sandbox.state.inventory)
+      const result = await run('scale', 'canary', '--role', 'app', '--add', '2')
       expectExit(result, 1)
-      expect(result.stderr).toMatch(/canary-app-1.*exited 3.*refusing to start canary-app-1/s)
+      expect(result.stderr).toMatch(/canary-app-2.*exited 3.*refusing to start canary-app-2/s)
+      expect(result.stderr).toMatch(/run the same command again.*shoal resume canary.*shoal rollback canary/s)
       const lines = markerLines(srvDirs(), 'canary')
-      expect(count(lines, 'start canary-app-1')).toBe(1)
-      expect(lines.filter((l) => l === 'start canary-app-2' || l === 'start canary-app-3')).toEqual([])
+      expect(count(lines, 'start canary-app-2')).toBe(1)
+      expect(lines.filter((l) => l === 'start canary-app-3')).toEqual([])
       const s = await status(run, 'canary')
-      expect(s.unfinished?.failure).toMatchObject({node: 'canary-app-1', exitCode: 3})
+      expect(s.unfinished?.failure).toMatchObject({node: 'canary-app-2', exitCode: 3})
       expect(s.last).toMatchObject({result: 'failed'})
-      // Another operation is refused while this one is unfinished.
+      // An action that changes things is refused while this one is unfinished, naming the ways out.
       const other = await run('run', 'canary', 'hello')
       expectExit(other, 1)
-      expect(other.stderr).toMatch(/unfinished operation.*shoal resume canary/)
+      expect(other.stderr).toMatch(/unfinished operation.*shoal resume canary.*shoal rollback canary/s)
     } finally {
-      control('fail-canary-app-1', false)
+      control('fail-canary-app-2', false)
     }
-    expectExit(await run('create', cluster.spec, '--hosts', sandbox.state.inventory), 0) // the same command resumes
+    expectExit(await run('scale', 'canary', '--role', 'app', '--add', '2'), 0) // the same command fixes forward
     const lines = markerLines(srvDirs(), 'canary')
     for (const i of [1, 2, 3]) expect(count(lines, `init canary-app-${i}`)).toBe(1)
     expect((await status(run, 'canary')).nodes.map((n) => n.state)).toEqual(['active', 'active', 'active'])
-    expectExit(await run('destroy', 'canary'), 0)
+    expectExit(await run('destroy', 'canary', '--yes'), 0)
   })
 
   it('a host whose sshd is gone fails the step clearly, the registry stays consistent, resume converges once it is back', async () => {
@@ -243,7 +245,7 @@ describe.each(['embedded', 'etcd'] as const)('failures on the %s registry stop t
     expectExit(await run('resume', 'nossh'), 0)
     const after = await status(run, 'nossh')
     expect(after.nodes.map((n) => [n.state, n.health])).toEqual([['active', 'healthy'], ['active', 'healthy'], ['active', 'healthy']])
-    expectExit(await run('destroy', 'nossh'), 0)
+    expectExit(await run('destroy', 'nossh', '--yes'), 0)
   })
 
   it('kill -9 of shoal while a start script runs, and again between later steps: resume converges, init ran exactly once per node', async () => {
@@ -260,7 +262,7 @@ describe.each(['embedded', 'etcd'] as const)('failures on the %s registry stop t
     const second = spawnShoal(['resume', 'killed', '--lock-wait', '60s', ...registry.flags])
     let stdout = ''
     second.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    await eventually('step 8/12 in the output', async () => /\[ ?8\/12\]/.test(stdout), 90_000)
+    await eventually('step 5/6 in the output', async () => /\[5\/6\]/.test(stdout), 90_000)
     second.child.kill('SIGKILL')
     await second.exited
     const third = await run('resume', 'killed', '--lock-wait', '60s')
@@ -273,6 +275,6 @@ describe.each(['embedded', 'etcd'] as const)('failures on the %s registry stop t
     expect(s.last).toMatchObject({result: 'ok'})
     expectExit(await run('resume', 'killed'), 0) // nothing left to resume: changes nothing
     expect(count(markerLines(srvDirs(), 'killed'), 'init killed-app-1')).toBe(1)
-    expectExit(await run('destroy', 'killed'), 0)
+    expectExit(await run('destroy', 'killed', '--yes'), 0)
   })
 })

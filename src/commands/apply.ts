@@ -11,7 +11,7 @@ export default class Apply extends BaseCommand {
   static override description = `With a plan file (from \`shoal plan --out\`), applies exactly that plan; it is refused as stale when the cluster changed since it was made. With a spec, plans it under the cluster lock and applies it (create, or converge counts, files and env of a registered cluster).
 Applying runs every step of the plan: registry commits, files placed on the nodes (reloaded where they changed), lifecycle scripts, health checks. With --registry-only only the registry commits run.
 The operation is recorded and locked as \`apply\`. Clusters that link to this one follow it (re-rendered and reloaded where their files change).
-Applying is idempotent: applying again changes nothing. When an earlier run of the same command stopped (a failure, or the process died), running it again resumes that operation, like \`shoal resume\`.`
+Applying is idempotent: applying again changes nothing. When an earlier operation stopped (a failure, or the process died), applying a spec plans from what stands (registered nodes, scripts finished per node) and keeps finished work: fix the spec or its scripts and apply again. A saved plan resumes its own stopped operation instead (like \`shoal resume\`).`
 
   static override examples = [
     '<%= config.bin %> apply specs/zookeeper.yaml --hosts hosts.yaml',
@@ -51,9 +51,10 @@ Applying is idempotent: applying again changes nothing. When an earlier run of t
           operation,
           requestDigest: saved ? requestDigest({operation, plan: saved.plan}) : requestDigest({operation, spec: input!.spec, templates: input!.templates}),
           ...(hosts ? {inventory: hosts} : {}),
+          ...(saved ? {unfinished: 'resume-same' as const} : {}),
           plan: saved
             ? () => savedPlanned(store, saved)
-            : () => compile(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: {hosts: hosts ?? []}, operation}),
+            : (standing) => compile(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: {hosts: hosts ?? []}, operation, ...(standing.facts ? {facts: standing.facts} : {})}),
         }, await operationOptions(flags, this.jsonEnabled()))
         return reportOutcome(outcome, this.jsonEnabled(), (text) => this.log(text))
       }

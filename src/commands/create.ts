@@ -8,7 +8,8 @@ import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 export default class Create extends BaseCommand {
   static override summary = 'Create a cluster from a spec: register it, place its files, run init and start'
   static override description = `Under the cluster lock: plan, register the nodes (pending), place every node's files, then role by role in declared order run init and start (canaries first, batches of update.max_in_flight), wait for health, and mark the nodes active.
-Refused when the cluster is already registered (change it with \`shoal apply\`). When a create stopped (a failure, or the process died), running the same command again resumes it, like \`shoal resume\`.
+Every node of a role starts before its health is awaited (members of a quorum are healthy only together); update.canaries and max_in_flight govern later changes to running nodes.
+Refused when the cluster is already registered and complete (change it with \`shoal apply\`). When a create stopped (a failure, or the process died), fix the cause (the spec, its scripts) and run the same command again: it plans from what stands (registered nodes, scripts finished per node), keeps finished work, and records the stopped operation as superseded. \`shoal resume\` continues the recorded plan instead; \`shoal rollback\` undoes it.
 The inventory is recorded with the cluster, so later commands (destroy, run, status, resume, scale) reach the hosts without --hosts.`
 
   static override examples = ['<%= config.bin %> create specs/zookeeper.yaml --hosts hosts.yaml', '<%= config.bin %> create specs/zookeeper.yaml --hosts .shoal/sandbox/hosts.yaml --json']
@@ -38,9 +39,10 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
         operation,
         requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates}),
         inventory: hosts,
-        plan: async () => {
-          const compiled = await compile(store, {cluster, spec: input.spec, templates: input.templates, inventory: {hosts}, operation})
-          if (compiled.current) {
+        plan: async (standing) => {
+          const compiled = await compile(store, {cluster, spec: input.spec, templates: input.templates, inventory: {hosts}, operation, ...(standing.facts ? {facts: standing.facts} : {})})
+          const complete = compiled.current?.nodes.every((n) => n.state === 'active') && compiled.current.adding.length === 0 && compiled.current.deleting.length === 0
+          if (compiled.current && complete && standing.unfinished?.current.kind !== 'create') {
             throw new ShoalError(`cluster ${cluster} is already registered in ${store.description}; change it with: shoal apply ${args.spec} --hosts ${flags.hosts}`, 'already-registered', EXIT.failure)
           }
           return compiled

@@ -10,6 +10,7 @@ export default class Scale extends BaseCommand {
   static override description = `Exactly one of --count, --add or --remove. Scaling in without --remove takes the highest sids first. The role's scale bounds from the spec are enforced. New nodes take the lowest never-used sids.
 Plans under the cluster lock and runs the plan: registry commits, files re-rendered and reloaded, the new nodes' init and start, scale_out / scale_in on the members that stay, stop and destroy of the leaving nodes. --registry-only commits the registry changes only. Concurrent scales of one cluster never both proceed (use --lock-wait to queue behind another operation).
 Without --hosts, the inventory recorded with the cluster is used to place new nodes and reach hosts.
+When a scale stopped (a failure, or the process died), fix the cause and run the same command again: it counts from the members that stand (nodes still pending do not count, and join again with their ids), keeps finished work, and records the stopped operation as superseded; or undo it with \`shoal rollback\`.
 Clusters that link to this one follow it: each is re-planned from its registered spec and, where its files change, re-rendered and reloaded as its own operation (see Operations in the README).`
 
   static override examples = [
@@ -55,7 +56,7 @@ Clusters that link to this one follow it: each is re-planned from its registered
         const [{runAndFollow}, {compile}] = await Promise.all([import('../lifecycle/follow.js'), import('../lifecycle/compile.js')])
         const outcome = await runAndFollow(store, {
           cluster: args.cluster, operation, requestDigest: requestDigest({operation}), ...(given ? {inventory: given} : {}),
-          plan: () => compile(store, {cluster: args.cluster, inventory, operation}),
+          plan: (standing) => compile(store, {cluster: args.cluster, inventory, operation, ...(standing.facts ? {facts: standing.facts} : {})}),
         }, await operationOptions(flags, this.jsonEnabled()))
         return reportOutcome(outcome, this.jsonEnabled(), (text) => this.log(text))
       }

@@ -7,7 +7,7 @@ import type {ClusterStatus} from '../lifecycle/status.js'
 
 export default class Status extends BaseCommand {
   static override summary = "Show a cluster's nodes, their health now, and its last operation"
-  static override description = `Reads the registry (no lock taken) and runs every node's health_check once, each bounded by its timeout (--no-health skips that). Shows an unfinished operation with where it stopped, and the result of the last one.`
+  static override description = `Reads the registry (no lock taken) and runs every node's health_check once, each bounded by its timeout (--no-health skips that). Shows an unfinished operation with where it stopped and the ways out, the result of the last one, the step timings of the one shown, and for a failed step the last lines its script printed (all of it: shoal logs).`
 
   static override examples = ['<%= config.bin %> status zk-main', '<%= config.bin %> status zk-main --json']
 
@@ -55,8 +55,17 @@ function renderStatus(s: ClusterStatus): string {
     const f = s.unfinished.failure
     out.push('', `Unfinished operation: "${s.unfinished.title}" (${s.unfinished.id}), started ${s.unfinished.started} by ${s.unfinished.holder}.`)
     if (f) out.push(`  stopped at step ${f.step}${f.node ? ` on ${f.node}` : ''}: ${f.message.split('\n')[0]}`)
-    out.push(`  continue it with: shoal resume ${s.cluster}`)
+    out.push(`  fix the cause and run the same command again (it keeps finished work), continue the recorded plan: shoal resume ${s.cluster}, or undo it: shoal rollback ${s.cluster}`)
   }
-  if (s.last) out.push('', `Last operation: "${s.last.title}" ${s.last.result === 'ok' ? 'succeeded' : `failed at step ${String(s.last.step)}`}, finished ${s.last.finished}.`)
+  if (s.last && s.last.id !== s.unfinished?.id) out.push('', `Last operation: "${s.last.title}" ${s.last.result === 'ok' ? 'succeeded' : `failed at step ${String(s.last.step)}`}, finished ${s.last.finished}.`)
+  if (s.steps?.length) {
+    out.push('', `Steps of "${s.unfinished?.title ?? s.last?.title ?? ''}":`)
+    const width = Math.max(...s.steps.map((t) => t.step.length))
+    for (const t of s.steps) out.push(`  ${t.step.padEnd(width)}  ${t.result.padEnd(7)}  ${`${String(t.seconds ?? 0)}s`.padStart(7)}  ${t.title}`)
+  }
+  if (s.failedOutput) {
+    out.push('', `Last lines of ${s.failedOutput.step} on ${s.failedOutput.node} (all of it: shoal logs ${s.cluster} --step ${s.failedOutput.step} --node ${s.failedOutput.node}):`)
+    for (const line of s.failedOutput.lines) out.push(`  ${line}`)
+  }
   return out.join('\n')
 }

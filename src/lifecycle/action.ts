@@ -1,19 +1,33 @@
 // `shoal run` as a plan: a custom action (or restart) on registered nodes, in batches, honouring the script's `on` and `order`.
 import {batches, serviceTargets, type RoleGroups, type Step} from '../plan/steps.js'
 import type {ClusterState, Plan, PlannedNode} from '../plan/types.js'
-import {DEFAULTS, type ServiceSpec} from '../spec/types.js'
+import {DEFAULTS, type ActionSpec} from '../spec/types.js'
 import {EXIT, ShoalError} from '../errors.js'
 
 export interface ActionRequest {
   action: string
   role?: string
   node?: string
+  /** Arguments after `--`, appended to the action's command shell-quoted. */
+  args?: string[]
 }
 
-/** `actions.<name>` of the role, or for `restart` its restart service. */
-function scriptOf(state: ClusterState, role: string, action: string): ServiceSpec | undefined {
+/** `actions.<name>` of the role, or for `restart` its restart service, else its stop then start (as the schema says). */
+function scriptOf(state: ClusterState, role: string, action: string): ActionSpec | undefined {
   const spec = state.spec?.roles[role]
-  return spec?.actions?.[action] ?? (action === 'restart' ? spec?.services?.restart : undefined)
+  if (spec?.actions?.[action]) return spec.actions[action]
+  if (action !== 'restart') return undefined
+  const services = spec?.services
+  if (services?.restart) return services.restart
+  const stopStart = services?.stop ?? services?.start
+  return stopStart ? {cmd: 'stop, then start', on: 'all', ...(stopStart.order ? {order: stopStart.order} : {})} : undefined
+}
+
+/** Whether the action is read-only in every role that defines it (then it runs without the lock, at any time). */
+export function isReadOnly(state: ClusterState, request: Pick<ActionRequest, 'action' | 'role'>): boolean {
+  const roles = Object.keys(state.spec?.roles ?? {}).filter((r) => request.role === undefined || r === request.role)
+  const scripts = roles.map((r) => state.spec?.roles[r]?.actions?.[request.action]).filter((a): a is ActionSpec => a !== undefined)
+  return scripts.length > 0 && scripts.every((a) => a.read_only === true)
 }
 
 export function planAction(state: ClusterState, request: ActionRequest): Plan {
@@ -27,8 +41,9 @@ export function planAction(state: ClusterState, request: ActionRequest): Plan {
     throw new ShoalError(`node ${request.node} is not registered in cluster ${state.name}${request.role ? ` role ${request.role}` : ''}`, 'unknown-node', EXIT.usage)
   }
   const withScript = roles.filter((r) => scriptOf(state, r, request.action) !== undefined)
+  const readOnly = isReadOnly(state, request)
   if (withScript.length === 0) {
-    const known = [...new Set(roles.flatMap((r) => [...Object.keys(spec.roles[r]?.actions ?? {}), ...(spec.roles[r]?.services?.restart ? ['restart'] : [])]))].sort()
+    const known = [...new Set(roles.flatMap((r) => [...Object.keys(spec.roles[r]?.actions ?? {}), ...(scriptOf(state, r, 'restart') ? ['restart'] : [])]))].sort()
     throw new ShoalError(
       `no role of ${state.name}${request.role ? ` matching --role ${request.role}` : ''} defines the action ${request.action} (available: ${known.join(', ') || 'none'})`,
       'unknown-action',
@@ -40,7 +55,8 @@ export function planAction(state: ClusterState, request: ActionRequest): Plan {
   const maxInFlight = spec.update?.max_in_flight ?? DEFAULTS.maxInFlight
   for (const role of withScript) {
     const script = scriptOf(state, role, request.action)!
-    const nodes = state.nodes.filter((n) => n.role === role && n.state === 'active')
+    // A read-only action also reaches nodes an unfinished operation left pending or leaving.
+    const nodes = state.nodes.filter((n) => n.role === role && (readOnly || n.state === 'active'))
     const group: RoleGroups = {role, spec: spec.roles[role], existing: nodes, joining: [], leaving: [], bootstrap: nodes.find((n) => n.bootstrap), installFresh: [], installChanged: [], installFinal: []}
     const targets = serviceTargets(group, 'restart', script.on ?? DEFAULTS.serviceOn).filter((n) => request.node === undefined || n.node_id === request.node)
     const list = batches(targets, canaries, maxInFlight, (script.order ?? DEFAULTS.serviceOrder) === 'serial')
@@ -50,8 +66,15 @@ export function planAction(state: ClusterState, request: ActionRequest): Plan {
       const batch = list.length > 1 ? {batch: {index: index + 1, of: list.length, canary: b.canary}} : {}
       const ids = b.nodes.map((n) => n.node_id)
       const count = `${ids.length} node${ids.length === 1 ? '' : 's'}`
-      const which = spec.roles[role]?.actions?.[request.action] ? {action: request.action} : {service: 'restart' as const}
-      steps.push({kind: 'run', title: `${role}: run ${request.action} on ${count}${label}`, role, nodes: ids, ...which, ...batch})
+      const services = spec.roles[role]?.services
+      if (spec.roles[role]?.actions?.[request.action]) steps.push({kind: 'run', title: `${role}: run ${request.action} on ${count}${label}`, role, nodes: ids, action: request.action, ...batch})
+      else if (services?.restart) steps.push({kind: 'run', title: `${role}: run restart on ${count}${label}`, role, nodes: ids, service: 'restart', ...batch})
+      else {
+        // No restart script: the role's stop, then its start, batch by batch.
+        for (const service of ['stop', 'start'] as const) {
+          if (services?.[service]) steps.push({kind: 'run', title: `${role}: restart: run ${service} on ${count}${label}`, role, nodes: ids, service, ...batch})
+        }
+      }
       if (health) steps.push({kind: 'health', title: `${role}: wait for health on ${count}${label}`, role, nodes: ids, ...batch})
     })
   }
@@ -62,7 +85,7 @@ export function planAction(state: ClusterState, request: ActionRequest): Plan {
   const nodes: PlannedNode[] = state.nodes.map((n) => ({...n, change: 'keep', reason: `run ${request.action}`, files: [], fileChanges: []}))
   return {
     cluster: state.name,
-    operation: {kind: 'run', action: request.action, ...(request.role !== undefined ? {role: request.role} : {}), ...(request.node !== undefined ? {node: request.node} : {})},
+    operation: {kind: 'run', action: request.action, ...(request.role !== undefined ? {role: request.role} : {}), ...(request.node !== undefined ? {node: request.node} : {}), ...(request.args?.length ? {args: request.args} : {})},
     baseRevision: state.revision,
     revision: state.revision,
     specHash: state.specHash,

@@ -1,7 +1,7 @@
 // Read everything a plan depends on (spec files, inventory, registry) and call the pure planner.
 import {planCluster} from '../plan/plan.js'
 import type {Inventory} from '../plan/inventory.js'
-import type {ClusterState, Operation, Plan, PlanError} from '../plan/types.js'
+import type {ClusterState, NodeFacts, Operation, Plan, PlanError} from '../plan/types.js'
 import type {ClusterSpec} from '../spec/types.js'
 import type {Store} from '../store/store.js'
 import {EXIT, ShoalError} from '../errors.js'
@@ -21,6 +21,8 @@ export interface CompileInput {
   cluster: string
   inventory: Inventory
   operation: Operation
+  /** What scripts did in unfinished operations (fix forward, rollback). */
+  facts?: Record<string, NodeFacts>
 }
 
 export function planErrorMessage(errors: readonly PlanError[]): string {
@@ -47,6 +49,7 @@ export async function compile(store: Store, input: CompileInput): Promise<Compil
     operation: input.operation,
     otherUsage: await otherUsage(store, input.cluster),
     linked: await linkedStates(store, spec),
+    ...(input.facts ? {facts: input.facts} : {}),
   })
   if (plan.errors.length > 0) {
     throw new ShoalError(`cannot plan ${input.cluster}:\n${planErrorMessage(plan.errors)}`, plan.errors[0]!.code, EXIT.failure)

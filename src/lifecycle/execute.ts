@@ -15,7 +15,8 @@ import {EXIT, ShoalError} from '../errors.js'
 import {describeProbe, healthTiming, waitHealthy} from './health.js'
 import type {HostLookup} from './hosts.js'
 import {MEMBERSHIP_FILE, membershipOf, scriptEnv} from './membership.js'
-import {markStep, NodeMarks, readProgress, stepKey, stepRecordValue, type CurrentOperation, type FailureRecord, type NodeMark, type OperationData} from '../operation/record.js'
+import {LogBuffer, logKey, timingOp, type NodeLog, type StepTiming} from '../operation/history.js'
+import {NodeMarks, readProgress, stepKey, stepRecordValue, type CurrentOperation, type FailureRecord, type NodeMark, type OperationData} from '../operation/record.js'
 import {redact, type Reporter} from './progress.js'
 import {commitStep} from './register.js'
 
@@ -23,8 +24,8 @@ export interface ExecuteContext {
   store: Store
   transport: Transport
   hosts: HostLookup
-  /** The cluster lock, held for the whole run. */
-  lock: ClusterLock
+  /** The cluster lock, held for the whole run; undefined for a read-only action (no lock, no progress records). */
+  lock: ClusterLock | undefined
   current: CurrentOperation
   data: OperationData
   reporter: Reporter
@@ -54,9 +55,12 @@ const NODE_HOME_ROOT = DEFAULTS.nodeHomeRoot
 
 export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
   const {plan} = ctx.data
-  const progress = await readProgress(ctx.store, plan.cluster)
+  const {lock} = ctx
+  const progress = lock ? await readProgress(ctx.store, plan.cluster) : {steps: new Set<string>(), nodes: new Map<string, Map<string, NodeMark>>()}
   const runner = new StepRunner(ctx)
-  let modRevision = await guardRevision(ctx, progress.steps)
+  let modRevision = lock ? await guardRevision(ctx, progress.steps) : 0
+  const timing = (step: Step, started: string, result: StepTiming['result']): ReturnType<typeof timingOp> =>
+    timingOp(plan.cluster, ctx.current.id, {step: step.id, title: step.title, started, result, ...(result === 'running' ? {} : {finished: new Date().toISOString()})})
   let ran = 0
   let skipped = 0
   for (const [index, step] of plan.steps.entries()) {
@@ -65,19 +69,24 @@ export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
       skipped++
       continue
     }
-    await assertLockHeld(ctx)
+    if (lock) await assertLockHeld(ctx, lock)
     const marks = progress.nodes.get(step.id) ?? new Map<string, NodeMark>()
     ctx.reporter.step(step, index, plan.steps.length, marks.size > 0)
+    const started = new Date().toISOString()
+    await ctx.store.txn([], [timing(step, started, 'running')])
     try {
       if (step.kind === 'commit') {
-        // The step's progress record is part of the commit itself: applied and recorded, or neither.
-        const result = await commitStep(ctx.store, plan, step, modRevision, ctx.lock, {[stepKey(plan.cluster, step.id)]: stepRecordValue()})
+        if (!lock) throw new ShoalError('a registry commit needs the cluster lock', 'lock-required')
+        // The step's progress record (and its timing) is part of the commit itself: applied and recorded, or neither.
+        const done = timing(step, started, 'ok') as {key: string; value: string}
+        const result = await commitStep(ctx.store, plan, step, modRevision, lock, {[stepKey(plan.cluster, step.id)]: stepRecordValue(), [done.key]: done.value})
         modRevision = result.modRevision
       } else {
         await runner.run(step, marks)
-        await markStep(ctx.store, plan.cluster, step.id)
+        await ctx.store.txn([], [...(lock ? [{type: 'put' as const, key: stepKey(plan.cluster, step.id), value: stepRecordValue()}] : []), timing(step, started, 'ok')])
       }
     } catch (error) {
+      await ctx.store.txn([], [timing(step, started, 'failed')]).catch(() => undefined)
       if (error instanceof StepFailed) throw error
       throw new StepFailed({step: step.id, title: step.title, message: `step ${step.id} (${step.title}) failed: ${(error as Error).message}`, at: new Date().toISOString()})
     }
@@ -87,11 +96,11 @@ export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
 }
 
 /** A process that stalled past its lease has lost the lock (someone may be resuming): it must not run another step. */
-async function assertLockHeld(ctx: ExecuteContext): Promise<void> {
-  const held = await readLock(ctx.store, ctx.lock.cluster)
-  if (held?.id !== ctx.lock.info.id) {
+async function assertLockHeld(ctx: ExecuteContext, lock: ClusterLock): Promise<void> {
+  const held = await readLock(ctx.store, lock.cluster)
+  if (held?.id !== lock.info.id) {
     throw new ShoalError(
-      `lost the lock of cluster ${ctx.lock.cluster} (its lease expired${held ? `; now held by ${held.holder} for "${held.operation}"` : ''}); stopping before the next step`,
+      `lost the lock of cluster ${lock.cluster} (its lease expired${held ? `; now held by ${held.holder} for "${held.operation}"` : ''}); stopping before the next step`,
       'lock-lost',
       EXIT.failure,
     )
@@ -126,6 +135,8 @@ class StepRunner {
   private readonly prepared = new Set<string>()
   private readonly limiter: Limiter
   private readonly marks: NodeMarks
+  /** Output of the script (or reloads) running per step and node, kept in the registry when the node is done there. */
+  private readonly logs = new Map<string, LogBuffer>()
 
   constructor(private readonly ctx: ExecuteContext) {
     this.nodes = new Map(ctx.data.plan.nodes.map((n) => [n.node_id, n]))
@@ -158,12 +169,34 @@ class StepRunner {
     return scriptEnv(this.ctx.data.plan, this.ctx.data.env, node)
   }
 
-  private output(node: PlannedNode): {onStdoutLine: (line: string) => void; onStderrLine: (line: string) => void} {
+  private output(step: Step, node: PlannedNode): {onStdoutLine: (line: string) => void; onStderrLine: (line: string) => void} {
     const secrets = this.ctx.data.plan.secrets
-    return {
-      onStdoutLine: (line) => this.ctx.reporter.output(node.node_id, 'stdout', redact(line, secrets)),
-      onStderrLine: (line) => this.ctx.reporter.output(node.node_id, 'stderr', redact(line, secrets)),
+    const key = `${step.id}\u0000${node.node_id}`
+    let log = this.logs.get(key)
+    if (!log) this.logs.set(key, (log = new LogBuffer()))
+    const buffer = log
+    const line = (stream: 'stdout' | 'stderr') => (text: string): void => {
+      const clean = redact(text, secrets)
+      buffer.add(stream, clean)
+      this.ctx.reporter.output(node.node_id, stream, clean)
     }
+    return {onStdoutLine: line('stdout'), onStderrLine: line('stderr')}
+  }
+
+  /** The node's log of a step as registry puts (none when it printed nothing and ended well). */
+  private logEntry(step: Step, node: PlannedNode, exit?: NodeLog['exit']): Record<string, string> {
+    const key = `${step.id}\u0000${node.node_id}`
+    const log = this.logs.get(key)
+    this.logs.delete(key)
+    if (!log?.size && !exit) return {}
+    return {[logKey(this.ctx.data.plan.cluster, this.ctx.current.id, step.id, node.node_id)]: JSON.stringify((log ?? new LogBuffer()).entry(step.id, node.node_id, exit))}
+  }
+
+  /** Mark a node of a step (with its log); a read-only action records only the log. */
+  private async done(step: Step, node: PlannedNode, mark: NodeMark, exit?: NodeLog['exit']): Promise<void> {
+    const log = mark === 'done' ? this.logEntry(step, node, exit) : {}
+    if (this.ctx.lock) await this.marks.mark(step.id, node.node_id, mark, log)
+    else if (Object.keys(log).length) await this.ctx.store.txn([], Object.entries(log).map(([key, value]) => ({type: 'put' as const, key, value})))
   }
 
   /** The node home exists and holds this operation's membership file (once per node and run). */
@@ -174,7 +207,14 @@ class StepRunner {
     this.prepared.add(node.node_id)
   }
 
-  private fail(step: Step, node: PlannedNode, host: TransportHost, what: string, result?: ExecResult): StepFailed {
+  private async fail(step: Step, node: PlannedNode, host: TransportHost, what: string, result?: ExecResult): Promise<StepFailed> {
+    const exit = result ? {exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut} : {exitCode: null}
+    const log = this.logEntry(step, node, exit)
+    if (Object.keys(log).length) await this.ctx.store.txn([], Object.entries(log).map(([key, value]) => ({type: 'put' as const, key, value}))).catch(() => undefined)
+    return this.failure(step, node, host, what, result)
+  }
+
+  private failure(step: Step, node: PlannedNode, host: TransportHost, what: string, result?: ExecResult): StepFailed {
     const secrets = this.ctx.data.plan.secrets
     const stderr = result ? redact((result.stderr ?? '').trim().split('\n').slice(-10).join('\n'), secrets) : undefined
     const how = result ? (result.timedOut ? 'timed out (the remote process group was killed)' : result.signal ? `was killed by ${result.signal}` : `exited ${String(result.exitCode)}`) : ''
@@ -197,7 +237,7 @@ class StepRunner {
     const host = this.ctx.hosts(node)
     // A node interrupted mid-install may have new files whose reload never ran: reload them all on the retry.
     const retry = mark === 'started'
-    if (step.reload) await this.marks.mark(step.id, node.node_id, 'started')
+    if (step.reload) await this.done(step, node, 'started')
     assertHome(this.ctx.data.plan.cluster, node)
     const files = step.files === 'final' ? node.files : (node.interim ?? node.files)
     // The membership file (once per node and run) and the node's files go in one command: each command costs a session.
@@ -215,7 +255,7 @@ class StepRunner {
         })),
       ], INSTALL_TIMEOUT_MS)
     } catch (error) {
-      throw this.fail(step, node, host, `installing files: ${(error as Error).message}`)
+      throw await this.fail(step, node, host, `installing files: ${(error as Error).message}`)
     }
     this.prepared.add(node.node_id)
     const installed = files.map((file, i) => ({file, result: results[membership.length + i]!}))
@@ -226,14 +266,14 @@ class StepRunner {
         reloads.set(entry.file.reload, [...(reloads.get(entry.file.reload) ?? []), entry])
       }
       for (const [command, entries] of reloads) {
-        const result = await transport.exec(host, command, {timeoutMs: serviceTimeoutMs(undefined), env: this.env(node), cwd: node.home, ...this.output(node)})
+        const result = await transport.exec(host, command, {timeoutMs: serviceTimeoutMs(undefined), env: this.env(node), cwd: node.home, ...this.output(step, node)})
         if (result.exitCode !== 0) {
           for (const entry of entries) await restoreFile(transport, host, entry.result, INSTALL_TIMEOUT_MS)
-          throw this.fail(step, node, host, `the reload \`${command}\` of ${entries.map((e) => e.file.dest).join(', ')} (restored to the previous content)`, result)
+          throw await this.fail(step, node, host, `the reload \`${command}\` of ${entries.map((e) => e.file.dest).join(', ')} (restored to the previous content)`, result)
         }
       }
     }
-    await this.marks.mark(step.id, node.node_id, 'done')
+    await this.done(step, node, 'done')
   }
 
   private async script(step: Step, node: PlannedNode, mark: NodeMark | undefined): Promise<void> {
@@ -247,9 +287,14 @@ class StepRunner {
     if (!spec) throw new ShoalError(`role ${String(step.role)} has no ${String(name)} script, yet the plan runs it`, 'operation-record-invalid')
     const host = this.ctx.hosts(node)
     await this.prepare(node, host)
-    const result = await this.ctx.transport.exec(host, spec.cmd, {timeoutMs: serviceTimeoutMs(spec), env: this.env(node), cwd: node.home, ...this.output(node)})
-    if (result.exitCode !== 0) throw this.fail(step, node, host, `${String(name)} (\`${spec.cmd}\`)`, result)
-    await this.marks.mark(step.id, node.node_id, 'done')
+    // Recorded as begun before it runs: an operation that stops now still knows the script touched this node.
+    await this.done(step, node, 'started')
+    const op = this.ctx.data.plan.operation
+    const args = op.kind === 'run' && step.action !== undefined ? (op.args ?? []) : []
+    const cmd = args.length ? `${spec.cmd} ${args.map(shellQuote).join(' ')}` : spec.cmd
+    const result = await this.ctx.transport.exec(host, cmd, {timeoutMs: serviceTimeoutMs(spec), env: this.env(node), cwd: node.home, ...this.output(step, node)})
+    if (result.exitCode !== 0) throw await this.fail(step, node, host, `${String(name)} (\`${spec.cmd}\`)`, result)
+    await this.done(step, node, 'done', {exitCode: 0})
   }
 
   private async health(step: Step, node: PlannedNode, mark: NodeMark | undefined): Promise<void> {
@@ -261,9 +306,9 @@ class StepRunner {
     const timing = healthTiming(check)
     const outcome = await waitHealthy((timeoutMs) => this.ctx.transport.exec(host, check.cmd, {timeoutMs, env: this.env(node), cwd: node.home}), timing)
     if (!outcome.healthy) {
-      throw this.fail(step, node, host, `not healthy within start_period ${check.start_period ?? DEFAULTS.healthStartPeriod} (${outcome.tries} tries of \`${check.cmd}\`; last: ${redact(describeProbe(outcome.last), this.ctx.data.plan.secrets)})`)
+      throw await this.fail(step, node, host, `not healthy within start_period ${check.start_period ?? DEFAULTS.healthStartPeriod} (${outcome.tries} tries of \`${check.cmd}\`; last: ${redact(describeProbe(outcome.last), this.ctx.data.plan.secrets)})`)
     }
-    await this.marks.mark(step.id, node.node_id, 'done')
+    await this.done(step, node, 'done')
   }
 
   private async remove(step: Step, node: PlannedNode, mark: NodeMark | undefined): Promise<void> {
@@ -283,8 +328,8 @@ class StepRunner {
       `rmdir -- ${shellQuote(clusterDir)} 2>/dev/null || true`,
     ].join('\n')
     const result = await this.ctx.transport.exec(host, command, {timeoutMs: INSTALL_TIMEOUT_MS})
-    if (result.exitCode !== 0) throw this.fail(step, node, host, `removing ${home}`, result)
-    await this.marks.mark(step.id, node.node_id, 'done')
+    if (result.exitCode !== 0) throw await this.fail(step, node, host, `removing ${home}`, result)
+    await this.done(step, node, 'done')
   }
 }
 

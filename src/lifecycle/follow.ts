@@ -18,7 +18,7 @@ export function hostFollower(store: Store, options: OperationOptions): FollowRun
     const hosts = await readStoredInventory(store, cluster)
     if (!hosts) return registryFollower(store, options.lockWaitMs)(cluster, operation)
     const once = (): Promise<OperationOutcome> =>
-      runOperation(store, {cluster, operation, requestDigest: requestDigest({operation}), plan: () => compile(store, {cluster, inventory: {hosts}, operation})}, options)
+      runOperation(store, {cluster, operation, requestDigest: requestDigest({operation}), unfinished: 'resume-same', plan: () => compile(store, {cluster, inventory: {hosts}, operation})}, options)
     let outcome = await once()
     let ran = outcome.ran
     if (outcome.resumed) {

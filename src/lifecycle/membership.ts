@@ -1,6 +1,6 @@
 // What a lifecycle script is told about the operation: the before/after membership (a JSON file) and SHOAL_* env values.
 import {HOST_FIELDS, type HostView} from '../render/view.js'
-import type {Plan} from '../plan/types.js'
+import type {Operation, Plan} from '../plan/types.js'
 import type {EnvValue} from '../spec/types.js'
 
 /** Role -> nodes (sid order), as the membership file holds them. */
@@ -43,11 +43,26 @@ export function envVarName(param: string): string {
   return `SHOAL_ENV_${param.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`
 }
 
+/**
+ * What `SHOAL_OPERATION` says is running: create, apply, scale_out, scale_in, destroy, rollback, or the action's name
+ * (`restart` included). A scale is `scale_out` when nodes join, else `scale_in`.
+ */
+export function operationName(plan: Pick<Plan, 'nodes'> & {operation?: Operation}): string {
+  const op = plan.operation
+  if (!op) return ''
+  if (op.kind === 'run') return op.action
+  if (op.kind === 'scale') return plan.nodes.some((n) => n.change === 'create') ? 'scale_out' : 'scale_in'
+  return op.kind
+}
+
 /** The environment of a script on `node` (the transport shell-quotes every value). */
-export function scriptEnv(plan: Pick<Plan, 'cluster' | 'nodes'>, env: Record<string, EnvValue>, node: HostView): Record<string, string> {
+export function scriptEnv(plan: Pick<Plan, 'cluster' | 'nodes'> & {operation?: Operation}, env: Record<string, EnvValue>, node: HostView): Record<string, string> {
   const ids = (change: 'create' | 'remove'): string => plan.nodes.filter((n) => n.change === change).map((n) => n.node_id).join(' ')
+  const op = plan.operation
   const out: Record<string, string> = {
     SHOAL_CLUSTER: plan.cluster,
+    SHOAL_OPERATION: operationName(plan),
+    ...(op?.kind === 'run' ? {SHOAL_ARGS: (op.args ?? []).join(' ')} : {}),
     SHOAL_NODE_ID: node.node_id,
     SHOAL_ROLE: node.role,
     SHOAL_SID: String(node.sid),

@@ -3,7 +3,7 @@
 import {randomUUID} from 'node:crypto'
 import type {HostSpec} from '../inventory/types.js'
 import {hasChanges} from '../plan/show.js'
-import type {ClusterState, Operation, Plan} from '../plan/types.js'
+import type {ClusterState, NodeFacts, Operation, Plan} from '../plan/types.js'
 import type {Store} from '../store/store.js'
 import {SshTransport} from '../transport/ssh.js'
 import type {Transport} from '../transport/transport.js'
@@ -14,19 +14,26 @@ import {executePlan, StepFailed} from './execute.js'
 import {hostLookup} from './hosts.js'
 import {
   beginOperation,
+  closeUnfinished,
+  factsKey,
   finishOperation,
   inventoryKey,
   readCurrent,
   readOperationData,
   readStoredInventory,
   recordFailure,
+  runSummary,
+  standingFacts,
   type CurrentOperation,
   type LastOperation,
   type OperationData,
   unfinishedError,
+  waysOut,
 } from '../operation/record.js'
 import type {Reporter} from './progress.js'
 import {lockCluster} from './register.js'
+import {beginRun, updateRun} from '../operation/history.js'
+import {defaultHolder} from '../registry/index.js'
 
 /** What a new operation is planned from, called under the lock only when no operation is unfinished. */
 export interface Planned {
@@ -37,6 +44,21 @@ export interface Planned {
   current?: ClusterState
 }
 
+/** What stands when a new operation is planned: what scripts did in unfinished operations, and the one it replaces. */
+export interface Standing {
+  /** Per node, from unfinished (failed, superseded, abandoned) operations; undefined when none is known. */
+  facts?: Record<string, NodeFacts>
+  /** The unfinished operation the new one supersedes, with its recorded data when readable. */
+  unfinished?: {current: CurrentOperation; data?: OperationData}
+}
+
+/**
+ * What a request does about an unfinished operation: `supersede` plans from what stands and replaces it (fix forward:
+ * create, apply, scale, destroy, rollback); `resume-same` resumes it when it is the same request and refuses otherwise
+ * (saved plans, linked clusters following); `refuse` refuses (actions).
+ */
+export type UnfinishedPolicy = 'supersede' | 'resume-same' | 'refuse'
+
 export interface OperationRequest {
   cluster: string
   /** What is asked, for the lock record; undefined = `shoal resume`. */
@@ -46,8 +68,10 @@ export interface OperationRequest {
    * same digest exists, it is resumed; with another digest, the request is refused. Undefined = `shoal resume`.
    */
   requestDigest?: string
-  /** Plan the operation (under the lock). Not called when resuming. */
-  plan?: () => Promise<Planned>
+  /** Plan the operation (under the lock) from what stands. Not called when resuming. */
+  plan?: (standing: Standing) => Promise<Planned>
+  /** Default `supersede`. */
+  unfinished?: UnfinishedPolicy
   /** Inventory hosts given on the command line (paths absolute); recorded with the cluster for later commands. */
   inventory?: HostSpec[]
 }
@@ -68,6 +92,8 @@ export interface OperationOutcome {
   plan?: Plan
   operation?: CurrentOperation
   last?: LastOperation
+  /** The unfinished operation this one replaced. */
+  superseded?: CurrentOperation
   /** Steps run now / finished in an earlier run. */
   ran: number
   skipped: number
@@ -83,23 +109,37 @@ export async function runOperation(store: Store, request: OperationRequest, opti
     let current = await readCurrent(store, cluster)
     let data: OperationData
     let resumed = false
-    if (current) {
-      if (request.requestDigest !== undefined && request.requestDigest !== current.requestDigest) throw await unfinishedError(store, cluster, current)
+    let superseded: CurrentOperation | undefined
+    const policy = request.unfinished ?? 'supersede'
+    if (current && (!request.plan || policy !== 'supersede')) {
+      if (request.plan && (policy === 'refuse' || request.requestDigest !== current.requestDigest)) throw await unfinishedError(store, cluster, current)
       data = await readOperationData(store, cluster, current)
       resumed = true
     } else {
       if (!request.plan) return {cluster, changed: false, resumed: false, ran: 0, skipped: 0}
-      const planned = await request.plan()
-      if (!hasChanges(planned.plan)) return {cluster, changed: false, resumed: false, plan: planned.plan, ran: 0, skipped: 0}
+      const standing = await standingFacts(store, cluster, current)
+      const planned = await request.plan({...(standing.facts ? {facts: standing.facts} : {}), ...(current ? {unfinished: {current, ...(standing.data ? {data: standing.data} : {})}} : {})})
+      const id = randomUUID()
+      if (current) {
+        // Fix forward: the unfinished operation is replaced; what its scripts did carries on in the new plan's facts.
+        await closeUnfinished(store, cluster, current, standing.facts, 'superseded', id)
+        superseded = current
+      }
+      if (!hasChanges(planned.plan)) {
+        if (standing.facts) await store.txn([], [{type: 'delete', key: factsKey(cluster)}])
+        return {cluster, changed: false, resumed: false, plan: planned.plan, ran: 0, skipped: 0, ...(superseded ? {superseded} : {})}
+      }
       const {plan} = planned
       data = {
         plan,
         ...(plan.desired?.spec ? {specAfter: plan.desired.spec} : {}),
         ...(planned.current?.spec ? {specBefore: planned.current.spec} : {}),
+        ...(planned.current ? {templatesBefore: planned.current.templates} : {}),
         env: plan.desired?.env ?? planned.current?.env ?? {},
+        ...(standing.facts ? {facts: standing.facts} : {}),
       }
       current = await beginOperation(store, data, {
-        id: randomUUID(),
+        id,
         title: describeOperation(plan.operation),
         requestDigest: request.requestDigest ?? '',
         baseModRevision: planned.expectedModRevision,
@@ -114,18 +154,51 @@ export async function runOperation(store: Store, request: OperationRequest, opti
       result = await executePlan({store, transport, hosts: hostLookup(inventory, cluster), lock, current, data, reporter: options.reporter})
     } catch (error) {
       if (!(error instanceof StepFailed)) throw error
+      if (data.plan.operation.kind === 'run') {
+        // An action changes no membership: its failure ends it, and the cluster stays free for any other operation.
+        await finishOperation(store, cluster, current, false, error.failure)
+        throw new ShoalError(
+          `${error.message}\nThe action "${current.title}" on ${cluster} failed at step ${error.failure.step}; it does not block the cluster. ` +
+            `Its output: shoal logs ${cluster} --operation ${current.id}`,
+          'action-failed',
+          EXIT.failure,
+        )
+      }
       await recordFailure(store, cluster, current, error.failure)
       throw new ShoalError(
-        `${error.message}\nThe operation "${current.title}" on ${cluster} stopped at step ${error.failure.step}; the registry records how far it got. ` +
-          `Fix the cause, then continue it with: shoal resume ${cluster}`,
+        `${error.message}\nThe operation "${current.title}" on ${cluster} stopped at step ${error.failure.step}; the registry records how far it got. ${waysOut(cluster)}.`,
         'operation-failed',
         EXIT.failure,
       )
     }
-    const last = await finishOperation(store, cluster, current, data.plan.operation.kind === 'destroy')
-    return {cluster, changed: true, resumed, plan: data.plan, operation: current, last, ran: result.ran, skipped: result.skipped}
+    const last = await finishOperation(store, cluster, current, data.plan.desired === null)
+    return {cluster, changed: true, resumed, plan: data.plan, operation: current, last, ran: result.ran, skipped: result.skipped, ...(superseded ? {superseded} : {})}
   } finally {
     if (transport && !options.transport) await transport.close().catch(() => undefined)
     await lock.release().catch(() => undefined)
+  }
+}
+
+/**
+ * A read-only action: no lock and no operation record, so it runs at any time, also while another operation runs or
+ * is unfinished. Its output and timings are kept like any operation's (history, `shoal logs`).
+ */
+export async function runReadOnly(store: Store, cluster: string, plan: Plan, options: OperationOptions & {inventory?: HostSpec[]}): Promise<OperationOutcome> {
+  const current: CurrentOperation = {
+    id: randomUUID(), kind: 'run', title: describeOperation(plan.operation), started: new Date().toISOString(), holder: defaultHolder(), planDigest: '', planParts: 0, requestDigest: '', baseModRevision: 0,
+  }
+  const inventory = options.inventory ?? (await readStoredInventory(store, cluster)) ?? []
+  const transport = options.transport ?? new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys})
+  await beginRun(store, cluster, runSummary(current, 'running', {readOnly: true}))
+  try {
+    const result = await executePlan({store, transport, hosts: hostLookup(inventory, cluster), lock: undefined, current, data: {plan, ...(plan.desired?.spec ? {specAfter: plan.desired.spec} : {}), env: plan.desired?.env ?? {}}, reporter: options.reporter})
+    await updateRun(store, cluster, runSummary(current, 'ok', {readOnly: true, finished: new Date().toISOString()}))
+    return {cluster, changed: true, resumed: false, plan, operation: current, ran: result.ran, skipped: 0}
+  } catch (error) {
+    await updateRun(store, cluster, runSummary(current, 'failed', {readOnly: true, finished: new Date().toISOString()})).catch(() => undefined)
+    if (!(error instanceof StepFailed)) throw error
+    throw new ShoalError(`${error.message}\nThe read-only action "${current.title}" on ${cluster} failed. Its output: shoal logs ${cluster} --operation ${current.id}`, 'action-failed', EXIT.failure)
+  } finally {
+    if (!options.transport) await transport.close().catch(() => undefined)
   }
 }

@@ -10,6 +10,7 @@ import {hostLookup} from './hosts.js'
 import {scriptEnv} from './membership.js'
 import {readCurrent, readFailure, readLast, type CurrentOperation, type FailureRecord, type LastOperation} from '../operation/record.js'
 import {redact} from './progress.js'
+import {lastLines, readLogs, readTimings, type StepTiming} from '../operation/history.js'
 import {readRegistered} from './registered.js'
 
 export type Health = 'healthy' | 'unhealthy' | 'unreachable' | 'no-check' | 'not-checked'
@@ -36,7 +37,14 @@ export interface ClusterStatus {
   /** An operation that has not finished (failed or interrupted): `shoal resume` continues it. */
   unfinished?: CurrentOperation & {failure?: FailureRecord}
   last?: LastOperation
+  /** Step timings of the unfinished operation, else of the last one (seconds so far for a running step). */
+  steps?: StepTiming[]
+  /** The last output lines of the node a failed step stopped on (of the unfinished or last operation). */
+  failedOutput?: {step: string; node: string; lines: string[]}
 }
+
+/** Lines of a failed step's output `status` shows. */
+export const FAILED_LINES = 15
 
 /** Read the cluster's status; with a transport, run every node's health check once now (each bounded by its timeout). */
 export async function clusterStatus(store: Store, cluster: string, options: {transport?: Transport; inventory: HostSpec[]}): Promise<ClusterStatus> {
@@ -62,9 +70,20 @@ export async function clusterStatus(store: Store, cluster: string, options: {tra
       }
     }),
   )
+  const runId = current?.id ?? last?.id
+  const steps = runId ? await readTimings(store, cluster, runId) : []
+  const failedStep = current ? failure?.step : last?.result === 'failed' ? last.step : undefined
+  let failedOutput: ClusterStatus['failedOutput']
+  if (runId && failedStep) {
+    const logs = (await readLogs(store, cluster, runId)).filter((l) => l.step === failedStep)
+    const log = logs.find((l) => l.node === failure?.node) ?? logs.find((l) => l.exit !== undefined && l.exit.exitCode !== 0) ?? logs[0]
+    if (log) failedOutput = {step: log.step, node: log.node, lines: lastLines(log, FAILED_LINES)}
+  }
   return {
     cluster,
     registered: state !== undefined,
+    ...(steps.length ? {steps} : {}),
+    ...(failedOutput ? {failedOutput} : {}),
     ...(state ? {revision: state.revision} : {}),
     nodes,
     ...(lock ? {lock} : {}),

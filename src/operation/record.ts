@@ -7,15 +7,20 @@
 //   operations/<cluster>/failure            why the operation stopped (step, node, exit code/signal/timeout, stderr tail)
 //   operations/<cluster>/last               summary of the last operation {kind, result, step, finished}
 //   operations/<cluster>/inventory          the inventory hosts (paths absolute), so later commands reach the hosts
+//   operations/<cluster>/facts              what scripts did per node in operations that were superseded or abandoned
+//                                           (NodeFacts), until one finishes: the next operation plans from them
+//   operations/<cluster>/history|timings|logs  what each operation did (operation/history.ts)
 //
 // `current` is written last when an operation begins (its plan parts are complete before) and deleted when it ends.
 import {canonicalJson, sha256} from '../plan/canonical.js'
 import type {HostSpec} from '../inventory/types.js'
-import type {Operation, Plan} from '../plan/types.js'
+import type {NodeFacts, Operation, Plan} from '../plan/types.js'
 import {defaultHolder} from '../registry/index.js'
 import type {ClusterSpec, EnvValue} from '../spec/types.js'
 import type {Op, Store} from '../store/store.js'
 import {EXIT, ShoalError} from '../errors.js'
+import {factsOf, mergeFacts} from './facts.js'
+import {beginRun, putSummary, readRun, type RunSummary} from './history.js'
 
 /** Each plan part stays far below etcd's 1.5 MiB request limit. */
 const PLAN_PART_CHARS = 512 * 1024
@@ -31,6 +36,7 @@ export const nodeStepKey = (cluster: string, step: string, node: string): string
 export const failureKey = (cluster: string): string => key(cluster, 'failure')
 export const lastKey = (cluster: string): string => key(cluster, 'last')
 export const inventoryKey = (cluster: string): string => key(cluster, 'inventory')
+export const factsKey = (cluster: string): string => key(cluster, 'facts')
 const planPrefix = (cluster: string): string => key(cluster, 'plan/')
 
 /** What executing a plan needs besides the plan: the specs (role scripts) and the env values scripts receive. */
@@ -41,6 +47,10 @@ export interface OperationData {
   /** The spec the cluster was registered with before (undefined at create): scripts of roles that left the spec. */
   specBefore?: ClusterSpec
   env: Record<string, EnvValue>
+  /** The facts of earlier unfinished operations the plan was made from (carried on when this one is superseded too). */
+  facts?: Record<string, NodeFacts>
+  /** The templates registered before (undefined at create): what a rollback renders from. */
+  templatesBefore?: Record<string, string>
 }
 
 export interface CurrentOperation {
@@ -204,11 +214,17 @@ export async function beginOperation(
     requestDigest: options.requestDigest,
     baseModRevision: options.baseModRevision,
   }
-  const ops: Op[] = [{type: 'put', key: currentKey(cluster), value: JSON.stringify(current)}]
+  // The facts this plan was made from now live in its data.
+  const ops: Op[] = [{type: 'put', key: currentKey(cluster), value: JSON.stringify(current)}, {type: 'delete', key: factsKey(cluster)}]
   if (options.inventory) ops.push({type: 'put', key: inventoryKey(cluster), value: JSON.stringify(options.inventory)})
   const begun = await store.txn(noCurrent, ops)
   if (!begun.succeeded) throw unfinished()
+  await beginRun(store, cluster, runSummary(current, 'running'))
   return current
+}
+
+export function runSummary(current: CurrentOperation, result: RunSummary['result'], extra: Partial<RunSummary> = {}): RunSummary {
+  return {id: current.id, kind: current.kind, title: current.title, started: current.started, result, ...extra}
 }
 
 /** Mark one node of a step (a plain write: the caller holds the lock). */
@@ -223,18 +239,26 @@ export async function markNode(store: Store, cluster: string, step: string, node
  * treated as done before the registry says so.
  */
 export class NodeMarks {
-  private readonly pending = new Map<string, {mark: NodeMark; settle: Array<{resolve: () => void; reject: (error: unknown) => void}>}>()
+  private readonly pending = new Map<string, {value: string; settle: Array<{resolve: () => void; reject: (error: unknown) => void}>}>()
   private writing = false
 
   constructor(private readonly store: Store, private readonly cluster: string) {}
 
-  mark(step: string, node: string, mark: NodeMark): Promise<void> {
+  /** Mark a node of a step; `extra` puts (e.g. the node's script output) ride in the same transaction. */
+  mark(step: string, node: string, mark: NodeMark, extra: Record<string, string> = {}): Promise<void> {
     return new Promise((resolve, reject) => {
+      // A later value of the same key replaces an unwritten earlier one (one key may appear once in a transaction).
+      for (const [key, value] of Object.entries(extra)) {
+        const entry = this.pending.get(key) ?? {value, settle: []}
+        entry.value = value
+        this.pending.set(key, entry)
+      }
       const key = nodeStepKey(this.cluster, step, node)
-      // A later mark of the same node replaces an unwritten earlier one (one key may appear once in a transaction).
-      const entry = this.pending.get(key) ?? {mark, settle: []}
-      entry.mark = mark
+      const entry = this.pending.get(key) ?? {value: mark, settle: []}
+      entry.value = mark
       entry.settle.push({resolve, reject})
+      // Re-inserted last, so the mark is never written in an earlier transaction than its extras.
+      this.pending.delete(key)
       this.pending.set(key, entry)
       this.flush()
     })
@@ -245,7 +269,7 @@ export class NodeMarks {
     const batch = [...this.pending].slice(0, Math.max(1, Math.min(this.store.maxOpsPerTxn, 1000)))
     for (const [key] of batch) this.pending.delete(key)
     this.writing = true
-    this.store.txn([], batch.map(([key, {mark}]) => ({type: 'put' as const, key, value: mark}))).then(
+    this.store.txn([], batch.map(([key, {value}]) => ({type: 'put' as const, key, value}))).then(
       () => batch.forEach(([, {settle}]) => settle.forEach((s) => s.resolve())),
       (error: unknown) => batch.forEach(([, {settle}]) => settle.forEach((s) => s.reject(error))),
     ).finally(() => {
@@ -271,12 +295,19 @@ export async function recordFailure(store: Store, cluster: string, current: Curr
   await store.txn([], [
     {type: 'put', key: failureKey(cluster), value: JSON.stringify(failure)},
     {type: 'put', key: lastKey(cluster), value: JSON.stringify(last)},
+    putSummary(cluster, runSummary(current, 'failed', {finished: failure.at})),
   ])
 }
 
-/** The operation finished: drop its plan and progress, keep the summary (after a destroy nothing of the cluster stays). */
-export async function finishOperation(store: Store, cluster: string, current: CurrentOperation, destroyed: boolean): Promise<LastOperation> {
-  const last: LastOperation = {id: current.id, kind: current.kind, title: current.title, result: 'ok', started: current.started, finished: new Date().toISOString()}
+/**
+ * The operation ended: drop its plan and progress and the facts it was planned from, keep the summary (after a destroy
+ * nothing of the cluster stays). A failed action ends too (`result: 'failed'`): actions never block the cluster.
+ */
+export async function finishOperation(store: Store, cluster: string, current: CurrentOperation, destroyed: boolean, failure?: FailureRecord): Promise<LastOperation> {
+  const finished = failure?.at ?? new Date().toISOString()
+  const last: LastOperation = {
+    id: current.id, kind: current.kind, title: current.title, result: failure ? 'failed' : 'ok', ...(failure ? {step: failure.step, message: failure.message} : {}), started: current.started, finished,
+  }
   const ops: Op[] = destroyed
     ? [{type: 'deletePrefix', prefix: operationsPrefix(cluster)}]
     : [
@@ -285,18 +316,52 @@ export async function finishOperation(store: Store, cluster: string, current: Cu
         {type: 'deletePrefix', prefix: stepsPrefix(cluster)},
         {type: 'delete', key: failureKey(cluster)},
         {type: 'put', key: lastKey(cluster), value: JSON.stringify(last)},
+        ...(failure ? [] : [{type: 'delete' as const, key: factsKey(cluster)}]),
+        putSummary(cluster, runSummary(current, failure ? 'failed' : 'ok', {finished})),
       ]
   await store.txn([], ops)
   return last
 }
 
-/** Forget an unfinished operation without running the rest of it (`shoal resume --abandon`). */
-export async function abandonOperation(store: Store, cluster: string): Promise<void> {
+/**
+ * What scripts did per node in the unfinished operation (its plan and progress) and in the ones it superseded, or
+ * those left by an abandoned one; undefined when nothing is known. A record that cannot be read yields no facts.
+ */
+export async function standingFacts(store: Store, cluster: string, current: CurrentOperation | undefined): Promise<{facts?: Record<string, NodeFacts>; data?: OperationData}> {
+  const kept = await store.get(factsKey(cluster))
+  const older = kept ? parse<Record<string, NodeFacts>>(kept.value, factsKey(cluster)) : undefined
+  if (!current) return older ? {facts: older} : {}
+  let data: OperationData
+  try {
+    data = await readOperationData(store, cluster, current)
+  } catch {
+    return older ? {facts: older} : {}
+  }
+  return {facts: mergeFacts(mergeFacts(older, data.facts ?? {}), factsOf(data.plan, await readProgress(store, cluster))), data}
+}
+
+/**
+ * End an unfinished operation without running the rest of it, keeping what its scripts did as facts for the next
+ * operation: `superseded` when another one replaces it (fix forward, rollback, destroy), `abandoned` for `resume --abandon`.
+ */
+export async function closeUnfinished(store: Store, cluster: string, current: CurrentOperation, facts: Record<string, NodeFacts> | undefined, result: 'superseded' | 'abandoned', by?: string): Promise<void> {
+  const old = await readRun(store, cluster, current.id)
   await store.txn([], [
     {type: 'delete', key: currentKey(cluster)},
     {type: 'deletePrefix', prefix: planPrefix(cluster)},
     {type: 'deletePrefix', prefix: stepsPrefix(cluster)},
+    {type: 'delete', key: failureKey(cluster)},
+    ...(facts ? [{type: 'put' as const, key: factsKey(cluster), value: JSON.stringify(facts)}] : []),
+    putSummary(cluster, {...(old ?? runSummary(current, result)), result, finished: old?.finished ?? new Date().toISOString(), ...(by ? {supersededBy: by} : {})}),
   ])
+}
+
+/** Forget an unfinished operation without running the rest of it (`shoal resume --abandon`); what it did stays known. */
+export async function abandonOperation(store: Store, cluster: string): Promise<void> {
+  const current = await readCurrent(store, cluster)
+  if (!current) return
+  const {facts} = await standingFacts(store, cluster, current)
+  await closeUnfinished(store, cluster, current, facts, 'abandoned')
 }
 
 /** Why a new operation cannot begin while one is unfinished, with what to do. */
@@ -305,9 +370,17 @@ export async function unfinishedError(store: Store, cluster: string, current: Cu
   const where = failure ? `; it stopped at step ${failure.step}${failure.node ? ` on ${failure.node}` : ''}` : ''
   return new ShoalError(
     `cluster ${cluster} has an unfinished operation "${current.title}" (id ${current.id}, started ${current.started} by ${current.holder})${where}. ` +
-      `Finish it first with: shoal resume ${cluster}`,
+      `${waysOut(cluster)}`,
     'operation-unfinished',
     EXIT.failure,
+  )
+}
+
+/** The ways out of an unfinished operation, named in every error about one. */
+export function waysOut(cluster: string): string {
+  return (
+    `Fix the cause and run the same command again (create, apply, scale or destroy plan from what stands and keep finished work), ` +
+    `continue the recorded plan with: shoal resume ${cluster}, or undo it with: shoal rollback ${cluster} (its output: shoal logs ${cluster})`
   )
 }
 

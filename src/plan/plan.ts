@@ -359,7 +359,7 @@ interface Draft {
 }
 
 function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, number>, errors: PlanError[]): Draft {
-  const {spec, current} = input
+  const {spec} = input
   const roleOrder = roles.map((r) => r.role)
   const finalSpec = effectiveSpec(spec, counts)
   const views = new Map<string, HostView>()

@@ -75,6 +75,8 @@ export interface NodeFacts {
   touched: LifecycleService[]
   /** The node's files on its host may differ from the registered ones (an install after a registry commit did not finish). */
   filesStale?: boolean
+  /** Its health check did not pass after it was started: its `start` counts as not finished. */
+  unhealthy?: boolean
 }
 
 export type PlanErrorCode =
