@@ -64,7 +64,7 @@ done
 echo "one leader, two followers"
 
 step "destroy it: members stopped, homes removed, registry cleared"
-shoal destroy zk-main --state "$STATE"
+shoal destroy zk-main --yes --state "$STATE"
 shoal get --state "$STATE"
 
 step "stop the sandbox"

@@ -31,7 +31,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  if (registry && (await registeredNodes(registry, CLUSTER, 'lb').catch(() => [])).length > 0) await cli('destroy', CLUSTER)
+  if (registry && (await registeredNodes(registry, CLUSTER, 'lb').catch(() => [])).length > 0) await cli('destroy', CLUSTER, '--yes')
   registry?.dispose()
   await sandbox?.stop()
   copy?.dispose()
@@ -109,7 +109,7 @@ describe('HAProxy in front of web 2 → 4 → 1 through shoal (embedded registry
   }, OPERATION_MS)
 
   it('destroy leaves nothing: no haproxy or web server on the hosts, /srv/shoal empty, the registry empty', async () => {
-    expectOk(await cli('destroy', CLUSTER))
+    expectOk(await cli('destroy', CLUSTER, '--yes'))
     expect(servicesInSandbox()).toEqual([])
     expect(leftUnderSrvShoal(sandbox)).toEqual([])
     expect(await registryKeys(registry)).toEqual([])

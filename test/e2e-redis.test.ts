@@ -27,7 +27,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  if (registry && (await registeredNodes(registry, CLUSTER, 'redis').catch(() => [])).length > 0) await cli('destroy', CLUSTER)
+  if (registry && (await registeredNodes(registry, CLUSTER, 'redis').catch(() => [])).length > 0) await cli('destroy', CLUSTER, '--yes')
   registry?.dispose()
   await sandbox?.stop()
   copy?.dispose()
@@ -116,7 +116,7 @@ describe('Redis Cluster 3 → 4 → 3 masters through shoal (embedded registry)'
   }, OPERATION_MS)
 
   it('destroy leaves nothing: no redis-server on the hosts, /srv/shoal empty, the registry empty', async () => {
-    expectOk(await cli('destroy', CLUSTER))
+    expectOk(await cli('destroy', CLUSTER, '--yes'))
     expect(redisInSandbox()).toEqual([])
     expect(leftUnderSrvShoal(sandbox)).toEqual([])
     expect(await registryKeys(registry)).toEqual([])

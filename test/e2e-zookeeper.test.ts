@@ -36,7 +36,7 @@ beforeAll(async () => {
 afterAll(async () => {
   // A failed test may leave a cluster running: destroy what is registered, then stopping the sandbox kills whatever is left.
   for (const registry of registries) {
-    if ((await registeredNodes(registry, CLUSTER, 'zk').catch(() => [])).length > 0) await cli(registry, 'destroy', CLUSTER)
+    if ((await registeredNodes(registry, CLUSTER, 'zk').catch(() => [])).length > 0) await cli(registry, 'destroy', CLUSTER, '--yes')
     registry.dispose()
   }
   await Promise.all([sandbox?.stop(), etcd?.stop()])
@@ -184,7 +184,7 @@ describe('ZooKeeper 3 → 5 → 3 members through shoal (embedded registry)', ()
   })
 
   it('destroy leaves nothing: no ZooKeeper process on the hosts, /srv/shoal empty, the registry empty', async () => {
-    expectOk(await cli(registry, 'destroy', CLUSTER))
+    expectOk(await cli(registry, 'destroy', CLUSTER, '--yes'))
     expect(javaInSandbox()).toEqual([])
     expect(leftUnderSrvShoal(sandbox)).toEqual([])
     expect(await registryKeys(registry)).toEqual([])
@@ -207,7 +207,7 @@ describe('ZooKeeper create and destroy through shoal (etcd registry)', () => {
   }, OPERATION_MS)
 
   it('destroy leaves nothing on the hosts and nothing under the prefix in etcd', async () => {
-    expectOk(await cli(registry, 'destroy', CLUSTER))
+    expectOk(await cli(registry, 'destroy', CLUSTER, '--yes'))
     expect(javaInSandbox()).toEqual([])
     expect(leftUnderSrvShoal(sandbox)).toEqual([])
     expect(await registryKeys(registry)).toEqual([])

@@ -6,9 +6,10 @@ import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 
 export default class Render extends BaseCommand {
   static override summary = "Print one node's rendered config files"
-  static override description = 'Plans SPEC like `shoal plan` (against the inventory and the registry) and prints the files of NODE as they would be installed. Secret values are redacted unless --show-secrets.'
+  static override description = `Plans SPEC like \`shoal plan\` (against the inventory and the registry) and prints the files of NODE as they would be installed. Secret values are redacted unless --show-secrets.
+With --step, the files as they are on NODE once that step of the plan has run (a step id or its number, as \`shoal plan\` lists them): while an operation runs a node may see other files than at its end, e.g. a template reading adding_hosts.`
 
-  static override examples = ['<%= config.bin %> render specs/zookeeper.yaml --hosts hosts.yaml --node zk-main-zk-1']
+  static override examples = ['<%= config.bin %> render specs/zookeeper.yaml --hosts hosts.yaml --node zk-main-zk-1', '<%= config.bin %> render specs/zookeeper.yaml --hosts hosts.yaml --node zk-main-zk-1 --step 2']
 
   static override args = {
     spec: Args.string({description: 'Cluster spec file', required: true}),
@@ -17,13 +18,14 @@ export default class Render extends BaseCommand {
   static override flags = {
     hosts: Flags.string({description: 'Host inventory file (kind Hosts)', required: true}),
     node: Flags.string({description: 'Node id, e.g. zk-main-zk-1', required: true}),
+    step: Flags.string({description: 'Show the files as they are on the node once this step ran (step id or number)'}),
     'show-secrets': Flags.boolean({description: 'Do not redact secret env values', default: false}),
     ...storeFlags,
   }
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Render)
-    const [{readClusterInput, readInventory}, {compile}, {redactPlan}] = await Promise.all([
+    const [{readClusterInput, readInventory}, {compile}, {redactPlan, redactText, filesAtStep}] = await Promise.all([
       import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../plan/show.js'),
     ])
     const input = readClusterInput(args.spec)
@@ -40,6 +42,24 @@ export default class Render extends BaseCommand {
     if (!node) {
       const known = plan.nodes.map((n) => n.node_id).join(', ') || 'none'
       throw new ShoalError(`no node ${flags.node} in cluster ${plan.cluster}; nodes: ${known}`, 'unknown-node', EXIT.usage)
+    }
+    if (flags.step !== undefined) {
+      const index = /^\d+$/.test(flags.step) ? Number(flags.step) - 1 : plan.steps.findIndex((s) => s.id === flags.step)
+      if (index < 0 || index >= plan.steps.length) {
+        throw new ShoalError(`no step ${flags.step} in the plan; steps: ${plan.steps.map((s) => s.id).join(', ') || 'none'}`, 'unknown-step', EXIT.usage)
+      }
+      const step = plan.steps[index]!
+      const registered = compiled.current?.files[node.node_id]
+      const shown = registered && !flags['show-secrets'] ? Object.fromEntries(Object.entries(registered).map(([dest, content]) => [dest, redactText(content, compiled.plan.secrets)])) : registered
+      const at = filesAtStep(plan, node.node_id, index, shown)
+      if (this.jsonEnabled()) return {node: node.node_id, step: step.id, placedBy: at.placedBy ?? null, files: at.files ?? null}
+      this.log(`# ${node.node_id} once step ${step.id} (${step.title}) ran: ${at.files ? (at.placedBy ? `files placed by step ${at.placedBy}` : 'the registered files (none placed by this plan yet)') : 'no files on the node'}`)
+      for (const file of at.files ?? []) {
+        this.log(`# ${file.dest}`)
+        process.stdout.write(file.content.endsWith('\n') ? file.content : `${file.content}\n`)
+        this.log('')
+      }
+      return undefined
     }
     if (this.jsonEnabled()) return {node: node.node_id, files: node.files.map(({dest, path, mode, owner, content}) => ({dest, path, mode, owner, content}))}
     for (const file of node.files) {

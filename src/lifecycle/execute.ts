@@ -165,8 +165,9 @@ class StepRunner {
     return role
   }
 
-  private env(node: PlannedNode): Record<string, string> {
-    return scriptEnv(this.ctx.data.plan, this.ctx.data.env, node)
+  /** SHOAL_* values of the operation, plus SHOAL_STEP: the step running (as `shoal logs --step` names it). */
+  private env(node: PlannedNode, step: Step): Record<string, string> {
+    return {...scriptEnv(this.ctx.data.plan, this.ctx.data.env, node), SHOAL_STEP: step.id}
   }
 
   private output(step: Step, node: PlannedNode): {onStdoutLine: (line: string) => void; onStderrLine: (line: string) => void} {
@@ -266,7 +267,7 @@ class StepRunner {
         reloads.set(entry.file.reload, [...(reloads.get(entry.file.reload) ?? []), entry])
       }
       for (const [command, entries] of reloads) {
-        const result = await transport.exec(host, command, {timeoutMs: serviceTimeoutMs(undefined), env: this.env(node), cwd: node.home, ...this.output(step, node)})
+        const result = await transport.exec(host, command, {timeoutMs: serviceTimeoutMs(undefined), env: this.env(node, step), cwd: node.home, ...this.output(step, node)})
         if (result.exitCode !== 0) {
           for (const entry of entries) await restoreFile(transport, host, entry.result, INSTALL_TIMEOUT_MS)
           throw await this.fail(step, node, host, `the reload \`${command}\` of ${entries.map((e) => e.file.dest).join(', ')} (restored to the previous content)`, result)
@@ -292,7 +293,7 @@ class StepRunner {
     const op = this.ctx.data.plan.operation
     const args = op.kind === 'run' && step.action !== undefined ? (op.args ?? []) : []
     const cmd = args.length ? `${spec.cmd} ${args.map(shellQuote).join(' ')}` : spec.cmd
-    const result = await this.ctx.transport.exec(host, cmd, {timeoutMs: serviceTimeoutMs(spec), env: this.env(node), cwd: node.home, ...this.output(step, node)})
+    const result = await this.ctx.transport.exec(host, cmd, {timeoutMs: serviceTimeoutMs(spec), env: this.env(node, step), cwd: node.home, ...this.output(step, node)})
     if (result.exitCode !== 0) throw await this.fail(step, node, host, `${String(name)} (\`${spec.cmd}\`)`, result)
     await this.done(step, node, 'done', {exitCode: 0})
   }
@@ -304,7 +305,7 @@ class StepRunner {
     const host = this.ctx.hosts(node)
     await this.prepare(node, host)
     const timing = healthTiming(check)
-    const outcome = await waitHealthy((timeoutMs) => this.ctx.transport.exec(host, check.cmd, {timeoutMs, env: this.env(node), cwd: node.home}), timing)
+    const outcome = await waitHealthy((timeoutMs) => this.ctx.transport.exec(host, check.cmd, {timeoutMs, env: this.env(node, step), cwd: node.home}), timing)
     if (!outcome.healthy) {
       throw await this.fail(step, node, host, `not healthy within start_period ${check.start_period ?? DEFAULTS.healthStartPeriod} (${outcome.tries} tries of \`${check.cmd}\`; last: ${redact(describeProbe(outcome.last), this.ctx.data.plan.secrets)})`)
     }

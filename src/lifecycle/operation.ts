@@ -18,6 +18,7 @@ import {
   factsKey,
   finishOperation,
   inventoryKey,
+  operationsPrefix,
   readCurrent,
   readOperationData,
   readStoredInventory,
@@ -126,7 +127,9 @@ export async function runOperation(store: Store, request: OperationRequest, opti
         superseded = current
       }
       if (!hasChanges(planned.plan)) {
-        if (standing.facts) await store.txn([], [{type: 'delete', key: factsKey(cluster)}])
+        // Nothing stands any more (a create rolled back before it registered anything): nothing of it stays either.
+        if (planned.plan.desired === null && planned.current === undefined) await store.txn([], [{type: 'deletePrefix', prefix: operationsPrefix(cluster)}])
+        else if (standing.facts) await store.txn([], [{type: 'delete', key: factsKey(cluster)}])
         return {cluster, changed: false, resumed: false, plan: planned.plan, ran: 0, skipped: 0, ...(superseded ? {superseded} : {})}
       }
       const {plan} = planned

@@ -1,6 +1,6 @@
 // Plan output: the human-readable plan (node changes, unified diffs of files, steps), secret redaction, change detection.
 import {unifiedDiff} from './diff.js'
-import type {Plan, PlannedNode} from './types.js'
+import type {Plan, PlannedNode, RenderedFile} from './types.js'
 
 export const REDACTED = '<redacted>'
 
@@ -89,6 +89,15 @@ export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
       }
     }
     if (diffs.length) out.push('\nFiles:\n', ...diffs)
+    // What a node sees while the operation runs, where it differs from the end (e.g. a template reads adding_hosts).
+    const inFlight: string[] = []
+    for (const n of plan.nodes) {
+      for (const f of n.interim ?? []) {
+        const end = n.files.find((e) => e.dest === f.dest)
+        if (end?.content !== f.content) inFlight.push(unifiedDiff(f.content, end?.content ?? '', `in-flight/${n.node_id}/${f.dest}`, `planned/${n.node_id}/${f.dest}`))
+      }
+    }
+    if (inFlight.length) out.push('\nFiles while the operation runs (placed first, replaced by the planned ones at the end; see shoal render --step):\n', ...inFlight)
   }
 
   out.push('\nSteps:\n')
@@ -100,4 +109,21 @@ export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
   const changedKept = plan.nodes.filter((n) => n.change === 'keep' && n.fileChanges.length > 0).length
   out.push(`\n${count('create')} to create, ${changedKept} to update, ${count('remove')} to remove; ${plan.changes.puts.length} registry keys to write, ${plan.changes.deletes.length} to delete.\n`)
   return redactText(out.join(''), plan.secrets)
+}
+
+/**
+ * A node's files as they are on it once step `index` (0-based) of the plan has run: the last install step listing it
+ * up to there decides (interim or final files); before any, what is registered for it (undefined: nothing placed yet).
+ */
+export function filesAtStep(plan: Plan, nodeId: string, index: number, registered?: Record<string, string>): {files?: Pick<RenderedFile, 'dest' | 'content'>[]; placedBy?: string} {
+  const node = plan.nodes.find((n) => n.node_id === nodeId)
+  let files: Pick<RenderedFile, 'dest' | 'content'>[] | undefined = registered ? Object.entries(registered).map(([dest, content]) => ({dest, content})) : undefined
+  let placedBy: string | undefined
+  for (const step of plan.steps.slice(0, index + 1)) {
+    if (step.kind === 'remove' && step.nodes.includes(nodeId)) return {}
+    if (step.kind !== 'install' || !node || !step.nodes.includes(nodeId)) continue
+    files = step.files === 'final' ? node.files : (node.interim ?? node.files)
+    placedBy = step.id
+  }
+  return {...(files ? {files} : {}), ...(placedBy ? {placedBy} : {})}
 }
