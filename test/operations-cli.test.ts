@@ -39,15 +39,22 @@ const yaml = (text: string): string => `'${text.replace(/'/g, "''")}'`
 function quorumSpec(name: string, port: number): string {
   const specDir = path.join(dir, name)
   mkdirSync(specDir, {recursive: true})
-  const majority = `python3 -c ${JSON.stringify(`import json,socket,sys
-m=json.load(open(sys.argv[1]))['after']['kv']
-up=0
-for n in m:
-  s=socket.socket(); s.settimeout(1)
-  try: s.connect((n['ip'],${port})); up+=1
-  except OSError: pass
-  finally: s.close()
-sys.exit(0 if up*2>len(m) else 1)`)} "$SHOAL_MEMBERSHIP"`
+  mkdirSync(path.join(specDir, 'templates'), {recursive: true})
+  writeFileSync(path.join(specDir, 'templates', 'majority.py.liquid'), `import json, socket, sys
+members = json.load(open(sys.argv[1]))['after']['kv']
+up = 0
+for n in members:
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        s.connect((n['ip'], ${port}))
+        up += 1
+    except OSError:
+        pass
+    finally:
+        s.close()
+sys.exit(0 if up * 2 > len(members) else 1)
+`)
   writeFileSync(path.join(specDir, 'cluster.yaml'), `apiVersion: shoal/v1
 kind: Cluster
 name: ${name}
@@ -60,6 +67,9 @@ roles:
     memory: 64Mi
     disk: 1Gi
     count: 3
+    files:
+      - template: templates/majority.py.liquid
+        dest: bin/majority.py
     services:
       start:
         cmd: ${yaml(`echo "starting $SHOAL_NODE_ID for $SHOAL_OPERATION with $SHOAL_ENV_TOKEN"; echo "a warning" >&2; if [ -f pid ] && kill -0 "$(cat pid)" 2>/dev/null; then exit 0; fi; nohup python3 -m http.server --bind "$SHOAL_IP" ${port} >/dev/null 2>&1 & echo $! > pid`)}
@@ -75,7 +85,7 @@ roles:
         cmd: ${yaml('echo "about to fail"; exit 5')}
         on: bootstrap
     health_check:
-      cmd: ${yaml(majority)}
+      cmd: python3 bin/majority.py "$SHOAL_MEMBERSHIP"
       interval: 300ms
       timeout: 5s
       start_period: 20s
@@ -91,7 +101,7 @@ interface StatusJson {
 }
 
 describe('a quorum store on sandbox hosts', () => {
-  const spec = quorumSpec('quorum', 17000 + Math.floor(Math.random() * 2000))
+  const spec = quorumSpec('quorum', 20000 + Math.floor(Math.random() * 5000))
 
   it('creates with the default update policy: every member starts before health is awaited', async () => {
     const created = await run('create', spec, '--hosts', sandbox.state.inventory)
@@ -100,19 +110,19 @@ describe('a quorum store on sandbox hosts', () => {
     expectExit(status, 0)
     const s = JSON.parse(status.stdout) as StatusJson
     expect(s.nodes.map((n) => [n.state, n.health])).toEqual([['active', 'healthy'], ['active', 'healthy'], ['active', 'healthy']])
-    expect(s.steps?.map((t) => [t.step, t.result])).toEqual([['1-commit', 'ok'], ['2-run-init-kv', 'ok'], ['3-run-start-kv', 'ok'], ['4-health-kv', 'ok'], ['5-commit', 'ok']])
+    expect(s.steps?.map((t) => [t.step, t.result])).toEqual([['1-commit', 'ok'], ['2-install-kv', 'ok'], ['3-run-init-kv', 'ok'], ['4-run-start-kv', 'ok'], ['5-health-kv', 'ok'], ['6-commit', 'ok']])
     expect(s.steps!.every((t) => typeof t.seconds === 'number' && t.seconds >= 0)).toBe(true)
   }, CLUSTER_MS)
 
   it('keeps every script\'s stdout and stderr per step and node, secrets redacted', async () => {
-    const logs = await run('logs', 'quorum', '--step', '3-run-start-kv', '--node', 'quorum-kv-2')
+    const logs = await run('logs', 'quorum', '--step', '4-run-start-kv', '--node', 'quorum-kv-2')
     expectExit(logs, 0)
     expect(logs.stdout).toContain('quorum-kv-2 | starting quorum-kv-2 for create with <redacted>')
     expect(logs.stdout).toContain('quorum-kv-2 ! a warning')
     expect(logs.stdout).not.toContain('quorum-kv-1 |')
     expect(logs.stdout).not.toContain(SECRET)
     const json = JSON.parse((await run('logs', 'quorum', '--json')).stdout) as {logs: Array<{step: string; node: string}>; timings: unknown[]}
-    expect(json.logs.filter((l) => l.step === '3-run-start-kv').map((l) => l.node)).toEqual(['quorum-kv-1', 'quorum-kv-2', 'quorum-kv-3'])
+    expect(json.logs.filter((l) => l.step === '4-run-start-kv').map((l) => l.node)).toEqual(['quorum-kv-1', 'quorum-kv-2', 'quorum-kv-3'])
   }, CLUSTER_MS)
 
   it('a failed step shows its last lines in text status; a read-only action runs while the operation is unfinished, its arguments shell-quoted', async () => {

@@ -248,7 +248,7 @@ describe('steps', () => {
   it('orders a create: register, files, init, start of every node before health (a quorum forms), mark active', () => {
     const p = ok(plan({spec}))
     expect(p.steps.map((s) => `${s.kind}${s.service ? `:${s.service}` : ''}:${s.nodes.length}`)).toEqual([
-      'commit:0', 'install:5', 'run:init:3', 'run:init:2', 'run:start:3', 'run:start:2', 'health:5', 'commit:0',
+      'commit:0', 'install:5', 'run:init:5', 'run:start:5', 'health:5', 'commit:0',
     ])
     expect(p.steps.some((s) => s.batch?.canary)).toBe(false)
     expect(new Set(p.steps.map((s) => s.id)).size).toBe(p.steps.length)

@@ -106,9 +106,9 @@ export function buildSteps(input: StepInput): Step[] {
   const canaries = input.update?.canaries ?? DEFAULTS.canaries
   const maxInFlight = input.update?.max_in_flight ?? DEFAULTS.maxInFlight
 
-  const pushBatches = (kind: 'run' | 'install', g: RoleGroups, nodes: HostView[], service: LifecycleService | undefined, withCanaries: boolean, extra: Partial<Step>, health: boolean): void => {
+  const pushBatches = (kind: 'run' | 'install', g: RoleGroups, nodes: HostView[], service: LifecycleService | undefined, withCanaries: boolean, extra: Partial<Step>, health: boolean, whole = false): void => {
     const serial = service !== undefined && g.spec?.services?.[service]?.order === 'serial'
-    const list = batches(nodes, withCanaries ? canaries : 0, maxInFlight, serial)
+    const list = batches(nodes, withCanaries ? canaries : 0, whole ? Math.max(1, nodes.length) : maxInFlight, serial)
     list.forEach((b, index) => {
       const what = kind === 'run' ? `run ${service}` : 'install changed files and reload'
       const batch = list.length > 1 ? {batch: {index: index + 1, of: list.length, canary: b.canary}} : {}
@@ -117,11 +117,11 @@ export function buildSteps(input: StepInput): Step[] {
       if (health) steps.push({kind: 'health', title: `${g.role}: wait for health on ${b.nodes.length} node${b.nodes.length === 1 ? '' : 's'}${label}`, role: g.role, nodes: ids(b.nodes), ...batch})
     })
   }
-  const runService = (g: RoleGroups, service: LifecycleService, withCanaries = false, health = false, only?: HostView[]): void => {
+  const runService = (g: RoleGroups, service: LifecycleService, withCanaries = false, health = false, only?: HostView[], whole = false): void => {
     const spec = g.spec?.services?.[service]
     if (!spec) return
     const targets = (only ?? serviceTargets(g, service, spec.on ?? DEFAULTS.serviceOn)).filter((n) => !g.skip?.get(n.node_id)?.has(service))
-    pushBatches('run', g, targets, service, withCanaries, {}, health && g.spec?.health_check !== undefined)
+    pushBatches('run', g, targets, service, withCanaries, {}, health && g.spec?.health_check !== undefined, whole)
   }
   const waitHealth = (g: RoleGroups, nodes: HostView[]): void => {
     if (nodes.length === 0 || g.spec?.health_check === undefined) return
@@ -143,12 +143,14 @@ export function buildSteps(input: StepInput): Step[] {
   for (const g of input.roles) if (g.joining.length > 0 && g.existing.length > 0) runService(g, 'pre_scale_out')
   for (const g of input.roles) {
     if (g.joining.length === 0) continue
-    runService(g, 'init')
-    if (g.existing.length > 0) runService(g, 'start', true, true)
+    // A role being created has no running member to protect: all its nodes init, then all start (one node at a time
+    // only for `order: serial`), then health is awaited, so members that are healthy only together (a quorum) can form.
+    // The update policy governs changes to running nodes: the joiners of a scale out start canary first.
+    const creating = g.existing.length === 0
+    runService(g, 'init', false, false, undefined, creating)
+    if (!creating) runService(g, 'start', true, true)
     else {
-      // A role being created has no running member to protect: every node starts before health is awaited, so members
-      // that are healthy only together (a quorum) can form. The update policy governs changes to running nodes.
-      runService(g, 'start')
+      runService(g, 'start', false, false, undefined, true)
       waitHealth(g, g.joining)
     }
   }
