@@ -118,10 +118,10 @@ async function failAt(args: string[], steps: PlannedStep[], index: number, clust
     let out = ''
     child.child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()))
     const header = new RegExp(`\\[\\s*${index + 1}/${steps.length}\\] ${step.title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)
-    const reached = await eventually(async () => header.test(out) || child.child.exitCode !== null, 120_000)
+    await eventually(`step ${step.id} to begin (or the command to end)`, async () => header.test(out) || child.child.exitCode !== null, 120_000)
     child.child.kill('SIGKILL')
     const ended = await child.exited
-    expect(reached && header.test(out), `step ${step.id} began before the command ended:\n${describeResult(ended)}`).toBe(true)
+    expect(header.test(out), `step ${step.id} began before the command ended:\n${describeResult(ended)}`).toBe(true)
     // The dead process's lock: the documented way to remove it once its holder is gone.
     const held = await run('unlock', cluster, '--json')
     expectExit(held, 0)
@@ -173,7 +173,7 @@ async function expectGone(cluster: string): Promise<void> {
   }
   expect(homes(cluster)).toEqual([])
   expect(srvDirs().filter((srv) => existsSync(path.join(srv, `abs-${cluster}.conf`)))).toEqual([])
-  expect(await eventually(async () => serviceProcesses(cluster).length === 0, 10_000), `no walk-${cluster}-* process: ${serviceProcesses(cluster).join(' ')}`).toBe(true)
+  await eventually(() => `no walk-${cluster}-* process (left: ${serviceProcesses(cluster).join(' ')})`, async () => serviceProcesses(cluster).length === 0, 10_000)
 }
 
 /** Healthy: `count` active members and nothing else — each running once, files on its host as registered. */
