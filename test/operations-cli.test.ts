@@ -18,7 +18,7 @@ const CLUSTER_MS = 240_000
 beforeAll(async () => {
   assertCliBuilt()
   registry = embeddedRegistry()
-  sandbox = await startSandbox(3)
+  sandbox = await startSandbox(4)
 })
 afterAll(async () => {
   await sandbox?.stop()
