@@ -110,8 +110,13 @@ function repair(names: string[]): void {
   for (const srv of srvDirs()) for (const name of names) rmSync(path.join(srv, name), {force: true})
 }
 
-/** Run `args` and make it fail at `step` (index in `steps`): for real where a script runs, else kill -9 as it begins. */
-async function failAt(args: string[], steps: PlannedStep[], index: number, cluster: string): Promise<void> {
+/**
+ * Run `args` and make it fail at step `index`: for real where a script runs, else kill -9 as it begins. The steps are
+ * the ones a dry run shows now (node ids are never reused, so each round has new joiners); they must match `expected`.
+ */
+async function failAt(args: string[], expected: PlannedStep[], index: number, cluster: string): Promise<void> {
+  const steps = args[0] === 'scale' ? await stepsOf([...args, '--dry-run']) : expected
+  expect(steps.map((s) => s.id)).toEqual(expected.map((s) => s.id))
   const step = steps[index]!
   if (step.kind === 'commit' || step.kind === 'remove' || (step.kind === 'run' && step.nodes.length === 0)) {
     const child = spawnShoal([...args, ...registry.flags])

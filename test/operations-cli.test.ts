@@ -136,7 +136,8 @@ describe('a quorum store on sandbox hosts', () => {
     expect(status.stdout).toMatch(/Last lines of \d+-run-init-kv on quorum-kv-4[^\n]*:\n {2}! cannot initialise: disk full/)
     expect(status.stdout).toMatch(/run-init-kv\s+failed\s+[\d.]+s/)
 
-    const echoed = await run('run', 'quorum', 'echo', '--node', 'quorum-kv-1', '--', 'a b', '$HOME', "it's")
+    // Flags go before `--`: everything after it is the action's arguments.
+    const echoed = await shoal(['run', 'quorum', 'echo', '--node', 'quorum-kv-1', ...registry.flags, '--', 'a b', '$HOME', "it's"])
     expectExit(echoed, 0)
     expect(echoed.stdout).toContain("quorum-kv-1 | [a b][$HOME][it's]")
     // The read-only action left the unfinished operation as it was: fixing forward still works.
