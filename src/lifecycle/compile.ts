@@ -1,5 +1,7 @@
 // Read everything a plan depends on (spec files, inventory, registry) and call the pure planner.
+import {TemplateBudget} from '../render/engine.js'
 import {planCluster} from '../plan/plan.js'
+import {redactText} from '../plan/show.js'
 import type {Inventory} from '../plan/inventory.js'
 import type {ClusterState, Operation, Plan, PlanError} from '../plan/types.js'
 import type {ClusterSpec} from '../spec/types.js'
@@ -21,6 +23,10 @@ export interface CompileInput {
   cluster: string
   inventory: Inventory
   operation: Operation
+  /** Shared by every plan of one command; default: a fresh budget of TEMPLATE_BUDGET_MS for this plan. */
+  templateBudget?: TemplateBudget
+  /** Render only this node's files (see PlanInput.renderOnly). */
+  renderOnly?: string
 }
 
 export function planErrorMessage(errors: readonly PlanError[]): string {
@@ -47,9 +53,12 @@ export async function compile(store: Store, input: CompileInput): Promise<Compil
     operation: input.operation,
     otherUsage: await otherUsage(store, input.cluster),
     linked: await linkedStates(store, spec),
+    templateBudget: input.templateBudget ?? new TemplateBudget(),
+    ...(input.renderOnly !== undefined ? {renderOnly: input.renderOnly} : {}),
   })
   if (plan.errors.length > 0) {
-    throw new ShoalError(`cannot plan ${input.cluster}:\n${planErrorMessage(plan.errors)}`, plan.errors[0]!.code, EXIT.failure)
+    // A message may quote a value (a template error, a bad default): secret values never reach the terminal.
+    throw new ShoalError(redactText(`cannot plan ${input.cluster}:\n${planErrorMessage(plan.errors)}`, plan.secrets), plan.errors[0]!.code, EXIT.failure)
   }
   return {plan, expectedModRevision: snapshot.revisionModRevision, ...(state ? {current: state} : {})}
 }

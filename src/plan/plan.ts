@@ -1,5 +1,5 @@
 // The planner: spec + templates + inventory + registered state + operation → a Plan (pure: no I/O, clock or randomness).
-import type {ParsedTemplate} from '../render/engine.js'
+import {parseTemplate, type ParsedTemplate, type TemplateBudget} from '../render/engine.js'
 import type {ClusterView, HostView, LinkView} from '../render/view.js'
 import {DEFAULTS, type ClusterSpec, type EnvValue, type RoleSpec} from '../spec/types.js'
 import {parseSize} from '../util/units.js'
@@ -7,7 +7,7 @@ import {canonicalJson, sha256} from './canonical.js'
 import {allocate, NO_IDS, release, sidBounds} from './ids.js'
 import type {HostUsage, Inventory} from './inventory.js'
 import {hostSlots, milliCpu, occupy, placeRole, type Demand, type HostSlot} from './placement.js'
-import {byRole, compileTemplates, renderNode, sharedView, type SharedView} from './render.js'
+import {byRole, compileTemplates, renderNode, secretReaders, sharedView, type RenderContext, type SecretNames, type SharedView} from './render.js'
 import {buildSteps, type RoleGroups} from './steps.js'
 import {byRoleThenSid, diffEntries, treeEntries, TreeKeys, type TreeEntries} from './tree.js'
 import type {ClusterState, FileChange, NodeRecord, Operation, Plan, PlanError, PlannedNode, RenderedFile, RoleIds} from './types.js'
@@ -25,6 +25,10 @@ export interface PlanInput {
   otherUsage?: Record<string, HostUsage>
   /** Registered state of every cluster this spec links to, by cluster name. */
   linked?: Record<string, ClusterState>
+  /** Time all template renders of this plan may take together (the caller's clock: the planner reads none itself). */
+  templateBudget?: TemplateBudget
+  /** Render only this node's files (`shoal render --node`): the plan is then for showing that node, never for applying. */
+  renderOnly?: string
 }
 
 /** Stop rendering after this many template errors: one broken template on 10,000 nodes is one problem, not 10,000. */
@@ -167,17 +171,39 @@ function differsFromRegistered(files: readonly RenderedFile[], registered: Recor
   return files.some((f) => registered[f.dest] !== f.content)
 }
 
-function fileChanges(files: readonly RenderedFile[], registered: Record<string, string> = {}): FileChange[] {
+/** `wasSensitive`: destinations whose registered content came from a template that read a secret. */
+function fileChanges(files: readonly RenderedFile[], registered: Record<string, string> = {}, wasSensitive: ReadonlySet<string> = new Set()): FileChange[] {
   const changes: FileChange[] = []
   const dests = new Set<string>()
+  const mark = (dest: string, now: boolean | undefined): {sensitive?: true} => (now || wasSensitive.has(dest) ? {sensitive: true} : {})
   for (const f of files) {
     dests.add(f.dest)
     const before = registered[f.dest]
-    if (before === undefined) changes.push({dest: f.dest, action: 'create', after: f.content})
-    else if (before !== f.content) changes.push({dest: f.dest, action: 'update', before, after: f.content})
+    if (before === undefined) changes.push({dest: f.dest, action: 'create', after: f.content, ...mark(f.dest, f.sensitive)})
+    else if (before !== f.content) changes.push({dest: f.dest, action: 'update', before, after: f.content, ...mark(f.dest, f.sensitive)})
   }
-  for (const dest of Object.keys(registered).sort()) if (!dests.has(dest)) changes.push({dest, action: 'delete', before: registered[dest]})
+  for (const dest of Object.keys(registered).sort()) if (!dests.has(dest)) changes.push({dest, action: 'delete', before: registered[dest], ...mark(dest, false)})
   return changes
+}
+
+/** Per role, the file destinations whose template reads a secret in `state` (its registered spec and templates). */
+function registeredSensitive(state: ClusterState, links: SecretNames['links']): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>()
+  if (!state.spec) return out
+  const compiled = new Map<string, ParsedTemplate>()
+  for (const [path, source] of Object.entries(state.templates)) {
+    try {
+      compiled.set(path, parseTemplate(source))
+    } catch {
+      // A registered template that no longer parses cannot say what it read: treat it as reading secrets.
+      compiled.set(path, parseTemplate('{{ env }}'))
+    }
+  }
+  const readers = secretReaders(compiled, {env: new Set(state.secretEnv), links})
+  for (const [role, roleSpec] of Object.entries(state.spec.roles)) {
+    out.set(role, new Set((roleSpec.files ?? []).filter((f) => readers.has(f.template)).map((f) => f.dest)))
+  }
+  return out
 }
 
 /** Whether any template may read one of `names`: only by naming it, or through a computed `[...]` lookup. */
@@ -312,6 +338,10 @@ interface Draft {
   secrets: Set<string>
   links: Record<string, LinkView>
   compiled: Map<string, ParsedTemplate>
+  /** The parsed templates, which of them read a secret (their files are sensitive) and the command's budget. */
+  renderCtx: RenderContext
+  /** Per role, the destinations whose registered content came from a template that read a secret. */
+  wasSensitive: Map<string, Set<string>>
   templatesStored: Record<string, string>
   lists: {final: Record<string, HostView[]>; interim: Record<string, HostView[]>; empty: Record<string, HostView[]>; adding: Record<string, HostView[]>; deleting: Record<string, HostView[]>}
   /** Whether nodes see anything else while the operation runs than after it (leaving nodes, adding lists). */
@@ -337,8 +367,10 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   const viewsOf = (nodes: readonly {node_id: string}[]): HostView[] => nodes.map((n) => views.get(n.node_id)!)
 
   const {env, secretEnv} = envOf(spec)
-  const secrets = new Set(secretValues({env, secretEnv}))
-  const links = linkViews(input, secrets, errors)
+  // The registered (old) values too: a secret that changes must not show its old value in a diff's `before`.
+  const secrets = new Set([...secretValues({env, secretEnv}), ...(current ? secretValues(current) : [])])
+  const linkSecrets = new Map<string, ReadonlySet<string>>()
+  const links = linkViews(input, secrets, linkSecrets, errors)
 
   const destroying = input.operation.kind === 'destroy'
   let compiled = new Map<string, ParsedTemplate>()
@@ -349,6 +381,9 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   }
   const templatesStored: Record<string, string> = {}
   for (const path of [...compiled.keys()].sort()) templatesStored[path] = input.templates.get(path)!
+  const secretNames: SecretNames = {env: new Set(secretEnv), links: linkSecrets}
+  const renderCtx: RenderContext = {compiled, sensitive: secretReaders(compiled, secretNames), ...(input.templateBudget ? {budget: input.templateBudget} : {})}
+  const wasSensitive = current && (current.secretEnv.length > 0 || linkSecrets.size > 0) ? registeredSensitive(current, linkSecrets) : new Map<string, Set<string>>()
 
   const staying = viewsOf(roles.flatMap((r) => [...r.kept, ...r.joining]))
   const leaving = viewsOf(roles.flatMap((r) => r.leaving))
@@ -358,7 +393,7 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   // The in-flight view differs by the leaving nodes in hosts and by adding/deleting lists, which few templates read.
   const inFlightDiffers = leaving.length > 0 || (current !== undefined && joiningIds.size > 0 && templatesMayRead(input.templates, spec, ['adding_hosts']))
   return {
-    input, roles, roleOrder, finalSpec, specHash: sha256(canonicalJson(finalSpec)), views, staying, leaving, joiningIds, env, secretEnv, secrets, links, compiled, templatesStored,
+    input, roles, roleOrder, finalSpec, specHash: sha256(canonicalJson(finalSpec)), views, staying, leaving, joiningIds, env, secretEnv, secrets, links, compiled, renderCtx, wasSensitive, templatesStored,
     lists: {
       final, empty,
       interim: leaving.length ? byRole([...staying, ...leaving], roleOrder) : final,
@@ -369,8 +404,8 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   }
 }
 
-/** What templates see of each linked cluster; its secrets join the ones plans redact. */
-function linkViews(input: PlanInput, secrets: Set<string>, errors: PlanError[]): Record<string, LinkView> {
+/** What templates see of each linked cluster; its secret values join the ones plans redact, its secret names `linkSecrets`. */
+function linkViews(input: PlanInput, secrets: Set<string>, linkSecrets: Map<string, ReadonlySet<string>>, errors: PlanError[]): Record<string, LinkView> {
   const links: Record<string, LinkView> = {}
   for (const [linkName, other] of Object.entries(input.spec.links ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const state = input.linked?.[other]
@@ -380,6 +415,7 @@ function linkViews(input: PlanInput, secrets: Set<string>, errors: PlanError[]):
     }
     links[linkName] = {cluster: other, env: state.env, hosts: byRole(state.nodes.map((n) => hostView(n, n.bootstrap)), rolesOf(state))}
     for (const s of secretValues(state)) secrets.add(s)
+    linkSecrets.set(linkName, new Set(state.secretEnv))
   }
   return links
 }
@@ -401,11 +437,13 @@ function renderAll(draft: Draft, revision: number, errors: PlanError[]): Rendere
   for (const r of draft.roles) {
     if (!r.spec) continue
     for (const node of [...r.kept, ...r.joining]) {
-      if (errors.length >= MAX_RENDER_ERRORS) return out
+      // The budget error names the template that used it up; what would follow is the same template again.
+      if (errors.length >= MAX_RENDER_ERRORS || errors.some((e) => e.code === 'template-budget')) return out
+      if (draft.input.renderOnly !== undefined && node.node_id !== draft.input.renderOnly) continue
       const self = draft.views.get(node.node_id)!
-      const finalFiles = renderNode(r.spec, self, finalView, draft.compiled, errors)
+      const finalFiles = renderNode(r.spec, self, finalView, draft.renderCtx, errors)
       out.final.set(self.node_id, finalFiles)
-      out.interim.set(self.node_id, draft.inFlightDiffers ? renderNode(r.spec, self, interimView, draft.compiled, errors) : finalFiles)
+      out.interim.set(self.node_id, draft.inFlightDiffers ? renderNode(r.spec, self, interimView, draft.renderCtx, errors) : finalFiles)
     }
   }
   return out
@@ -493,7 +531,7 @@ function plannedNodes(draft: Draft, rendered: Rendered): PlannedNode[] {
       const view = draft.views.get(n.node_id)!
       const files = rendered.final.get(n.node_id) ?? []
       const interim = rendered.interim.get(n.node_id) ?? files
-      const changes = fileChanges(files, current?.files[n.node_id])
+      const changes = fileChanges(files, current?.files[n.node_id], draft.wasSensitive.get(n.role))
       const drift = r.spec && (n.image !== r.spec.image || n.cpu !== r.spec.cpu || n.memory !== r.spec.memory || n.disk !== r.spec.disk)
       const reason = [changes.length ? `files change: ${changes.map((c) => c.dest).join(', ')}` : 'unchanged', ...(drift ? ['image or resources differ from the spec (not changed by this operation)'] : [])].join('; ')
       out.push({...view, state: 'active', change: 'keep', reason, files, ...(sameFiles(interim, files) ? {} : {interim}), fileChanges: changes})

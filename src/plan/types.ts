@@ -73,6 +73,7 @@ export type PlanErrorCode =
   | 'template-missing'
   | 'template-parse'
   | 'template-render'
+  | 'template-budget'
   | 'invalid-value'
 
 /** Why a plan could not be made: a code, a message a person can act on, and where it applies. */
@@ -100,6 +101,8 @@ export interface RenderedFile {
   owner?: string
   /** sha256 of the content, hex. */
   hash: string
+  /** The template reads a secret: the content is shown to no one (plans, diffs, `render` without --show-secrets). */
+  sensitive?: boolean
   check?: string
   reload?: string
 }
@@ -114,6 +117,8 @@ export interface FileChange {
   before?: string
   /** New content (for create and update). */
   after?: string
+  /** The file is or was rendered from a template that reads a secret: before and after are never shown. */
+  sensitive?: boolean
 }
 
 export type NodeChange = 'create' | 'keep' | 'remove'
