@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+import {quoteControl} from '../util/text.js'
 
 /** Values of env parameters marked secret are replaced wherever they appear (also JSON-escaped, in `cluster/spec`). */
 async function redactTree(keys: Record<string, string>): Promise<Record<string, string>> {
@@ -69,7 +70,7 @@ export default class Get extends BaseCommand {
       if (this.jsonEnabled()) return {cluster: args.cluster, revision: snapshot.revision, tree: nest(selected)}
       if (flags.yaml) {
         const {stringify} = await import('yaml')
-        process.stdout.write(stringify(nest(selected)))
+        process.stdout.write(quoteControl(stringify(nest(selected))))
         return undefined
       }
       for (const [k, v] of Object.entries(selected).sort(([a], [b]) => (a < b ? -1 : 1))) {

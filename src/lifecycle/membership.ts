@@ -1,7 +1,9 @@
 // What a lifecycle script is told about the operation: the before/after membership (a JSON file) and SHOAL_* env values.
 import {HOST_FIELDS, type HostView} from '../render/view.js'
 import type {Plan} from '../plan/types.js'
-import type {EnvValue} from '../spec/types.js'
+import {envVarName, type EnvValue} from '../spec/types.js'
+
+export {envVarName}
 
 /** Role -> nodes (sid order), as the membership file holds them. */
 export type RoleMembers = Record<string, HostView[]>
@@ -36,11 +38,6 @@ export function membershipOf(plan: Plan): Membership {
     joining: group(nodes.filter((n) => n.change === 'create')),
     leaving: group(nodes.filter((n) => n.change === 'remove')),
   }
-}
-
-/** `tick_time` -> `SHOAL_ENV_TICK_TIME`. */
-export function envVarName(param: string): string {
-  return `SHOAL_ENV_${param.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`
 }
 
 /** The environment of a script on `node` (the transport shell-quotes every value). */
