@@ -258,6 +258,9 @@ function walkYaml(directory: string, walked: Set<string> = new Set()): Array<Omi
       }
       if (target.isDirectory()) found.push(...walkYaml(path, walked))
       else if (isYaml) found.push({path, explicit: false})
+    } else if (isYaml) {
+      // A FIFO, socket or device named like a spec: reading refuses it with a reason, instead of skipping it silently.
+      found.push({path, explicit: false})
     }
   }
   return found
