@@ -145,7 +145,9 @@ describe.concurrent.each<RegistryKind>(['embedded', 'etcd'])('shoal CLI against 
     const {cluster, run} = setup({name: 'sec', secret: SECRET})
     const planned = await run('plan', cluster.spec, '--hosts', cluster.hosts)
     expectExit(planned, 0)
-    expect(planned.stdout).toContain('password=<redacted>')
+    // members.cfg reads the secret: the plan says it is created and shows none of it.
+    expect(planned.stdout).toContain('+++ planned/sec-zk-1/conf/members.cfg\n@@ created; content hidden: the template reads a secret @@')
+    expect(planned.stdout).not.toContain('password=')
     expect(planned.stdout).not.toContain(SECRET_MARK)
 
     await register(run, cluster)
@@ -158,7 +160,9 @@ describe.concurrent.each<RegistryKind>(['embedded', 'etcd'])('shoal CLI against 
 
     const redacted = await run('render', cluster.spec, '--hosts', cluster.hosts, '--node', 'sec-zk-1')
     expectExit(redacted, 0)
-    expect(redacted.stdout).toContain('password=<redacted>')
+    expect(redacted.stdout).toContain('/conf/members.cfg (mode 0644; content hidden: the template reads a secret, --show-secrets shows it)')
+    expect(redacted.stdout).toMatch(/data\/myid \(mode 0644\)\n1\n/)
+    expect(redacted.stdout).not.toContain('password=')
     expect(redacted.stdout).not.toContain(SECRET_MARK)
     const shown = await run('render', cluster.spec, '--hosts', cluster.hosts, '--node', 'sec-zk-1', '--show-secrets')
     expectExit(shown, 0)
