@@ -3,6 +3,8 @@
 // not garble unrelated output; values in messages are redacted.
 import {describe, expect, it} from 'vitest'
 import {planCluster, redactPlan, renderPlan, type PlanInput} from '../src/plan/index.js'
+import {redactTree} from '../src/plan/show.js'
+import {clusterRoot, treeOf} from '../src/plan/tree.js'
 import type {Plan} from '../src/plan/types.js'
 import type {ClusterSpec} from '../src/spec/types.js'
 import {applied, hosts, zkSpec} from './support/plan-fixtures.js'
@@ -81,6 +83,21 @@ describe('a file whose template reads a secret is sensitive as a whole', () => {
     expect(JSON.stringify(r.steps)).not.toContain(Buffer.from(SECRET).toString('base64'))
     // The saved plan (not redacted) still carries what the registry needs.
     expect(Object.fromEntries(p.tree)['clusters/zk-main/env/password']).toBe(SECRET)
+  })
+})
+
+describe('a registered tree, as `get` shows it', () => {
+  it('hides the secret env value, the stored default and every node\'s sensitive file, and nothing else', () => {
+    const {spec, templates} = secretSpec(SECRET, 'password={{ env.password | base64_encode }}')
+    const root = clusterRoot('zk-main')
+    const tree = Object.fromEntries(Object.entries(treeOf(plan({spec, templates}).desired!)).filter(([k]) => k.startsWith(root)).map(([k, v]) => [k.slice(root.length), v]))
+    const shown = redactTree('zk-main', tree)
+    expect(shown['env/password']).toBe('<redacted>')
+    expect(shown['files/zk-main-zk-1/conf%2Fapp.cfg']).toBe('<redacted>')
+    expect(shown['files/zk-main-zk-2/conf%2Fapp.cfg']).toBe('<redacted>')
+    expect(shown['files/zk-main-zk-2/data%2Fmyid']).toBe('id=2 port=2181\n')
+    expect(JSON.stringify(shown)).not.toContain(SECRET)
+    expect(JSON.stringify(shown)).not.toContain(Buffer.from(SECRET).toString('base64'))
   })
 })
 

@@ -5,17 +5,6 @@ import {EXIT, ShoalError} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 import {quoteControl} from '../util/text.js'
 
-/** Values of env parameters marked secret are replaced wherever they appear (also JSON-escaped, in `cluster/spec`). */
-async function redactTree(keys: Record<string, string>): Promise<Record<string, string>> {
-  const secrets = Object.keys(keys)
-    .filter((k) => k.startsWith('env-secret/') && keys[k] === 'true')
-    .map((k) => keys[`env/${k.slice('env-secret/'.length)}`])
-    .filter((v): v is string => v !== undefined)
-  if (secrets.length === 0) return keys
-  const {redactText} = await import('../plan/show.js')
-  return Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, redactText(v, secrets)]))
-}
-
 /** Nest `a/b/c = v` keys into objects for --json and --yaml. */
 function nest(keys: Record<string, string>): Record<string, unknown> {
   const root: Record<string, unknown> = {}
@@ -33,7 +22,7 @@ function nest(keys: Record<string, string>): Record<string, unknown> {
 
 export default class Get extends BaseCommand {
   static override summary = 'Print registered clusters or a cluster’s metadata tree'
-  static override description = 'Without arguments, lists the registered clusters. With CLUSTER, prints its metadata tree (every key relative to `clusters/<cluster>/`); PATH narrows it to a subtree such as `hosts/zk`. Secret env values are redacted.'
+  static override description = 'Without arguments, lists the registered clusters. With CLUSTER, prints its metadata tree (every key relative to `clusters/<cluster>/`); PATH narrows it to a subtree such as `hosts/zk`. Secret env values, and the files whose template reads a secret, are redacted.'
 
   static override examples = ['<%= config.bin %> get', '<%= config.bin %> get zk-main', '<%= config.bin %> get zk-main hosts/zk --yaml']
 
@@ -63,7 +52,9 @@ export default class Get extends BaseCommand {
       if (snapshot.revisionModRevision === 0) throw new ShoalError(`cluster ${args.cluster} is not registered in ${store.description}`, 'not-registered', EXIT.failure)
       const path = (args.path ?? '').replace(/^\/+|\/+$/g, '')
       const selected: Record<string, string> = {}
-      for (const [k, v] of Object.entries(await redactTree(snapshot.keys))) {
+      // Secret values and the files whose template reads a secret are hidden (the redaction plans use).
+      const {redactTree} = await import('../plan/show.js')
+      for (const [k, v] of Object.entries(redactTree(args.cluster, snapshot.keys))) {
         if (path === '' || k === path || k.startsWith(`${path}/`)) selected[k] = v
       }
       if (Object.keys(selected).length === 0) throw new ShoalError(`no key ${path} in cluster ${args.cluster}`, 'not-found', EXIT.failure)

@@ -1,5 +1,5 @@
 // The planner: spec + templates + inventory + registered state + operation → a Plan (pure: no I/O, clock or randomness).
-import {parseTemplate, type ParsedTemplate, type TemplateBudget} from '../render/engine.js'
+import type {ParsedTemplate, TemplateBudget} from '../render/engine.js'
 import type {ClusterView, HostView, LinkView} from '../render/view.js'
 import {DEFAULTS, type ClusterSpec, type EnvValue, type RoleSpec} from '../spec/types.js'
 import {parseSize} from '../util/units.js'
@@ -7,7 +7,7 @@ import {canonicalJson, sha256} from './canonical.js'
 import {allocate, NO_IDS, release, sidBounds} from './ids.js'
 import type {HostUsage, Inventory} from './inventory.js'
 import {hostSlots, milliCpu, occupy, placeRole, type Demand, type HostSlot} from './placement.js'
-import {byRole, compileTemplates, renderNode, secretReaders, sharedView, type RenderContext, type SecretNames, type SharedView} from './render.js'
+import {byRole, compileTemplates, registeredSensitive, renderNode, secretReaders, sharedView, type RenderContext, type SecretNames, type SharedView} from './render.js'
 import {buildSteps, type RoleGroups} from './steps.js'
 import {byRoleThenSid, diffEntries, treeEntries, TreeKeys, type TreeEntries} from './tree.js'
 import type {ClusterState, FileChange, NodeRecord, Operation, Plan, PlanError, PlannedNode, RenderedFile, RoleIds} from './types.js'
@@ -186,25 +186,6 @@ function fileChanges(files: readonly RenderedFile[], registered: Record<string, 
   return changes
 }
 
-/** Per role, the file destinations whose template reads a secret in `state` (its registered spec and templates). */
-function registeredSensitive(state: ClusterState, links: SecretNames['links']): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>()
-  if (!state.spec) return out
-  const compiled = new Map<string, ParsedTemplate>()
-  for (const [path, source] of Object.entries(state.templates)) {
-    try {
-      compiled.set(path, parseTemplate(source))
-    } catch {
-      // A registered template that no longer parses cannot say what it read: treat it as reading secrets.
-      compiled.set(path, parseTemplate('{{ env }}'))
-    }
-  }
-  const readers = secretReaders(compiled, {env: new Set(state.secretEnv), links})
-  for (const [role, roleSpec] of Object.entries(state.spec.roles)) {
-    out.set(role, new Set((roleSpec.files ?? []).filter((f) => readers.has(f.template)).map((f) => f.dest)))
-  }
-  return out
-}
 
 /** Whether any template may read one of `names`: only by naming it, or through a computed `[...]` lookup. */
 function templatesMayRead(templates: ReadonlyMap<string, string>, spec: ClusterSpec, names: readonly string[]): boolean {

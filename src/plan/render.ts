@@ -4,7 +4,7 @@ import {liquid, parseTemplate, renderTemplate, type ParsedTemplate, type Templat
 import type {ClusterView, HostView, LinkView, NodeView} from '../render/view.js'
 import {DEFAULTS, type ClusterSpec, type EnvValue, type RoleSpec} from '../spec/types.js'
 import {sha256} from './canonical.js'
-import type {PlanError, RenderedFile} from './types.js'
+import type {ClusterState, PlanError, RenderedFile} from './types.js'
 
 /** What every node of one phase of an operation sees alike; a node's view adds only `self`/`host`. */
 export type SharedView = Omit<NodeView, 'self' | 'host'>
@@ -55,10 +55,13 @@ export function compileTemplates(spec: ClusterSpec, templates: ReadonlyMap<strin
   return {compiled, errors}
 }
 
-/** Which secrets a template could read: the cluster's secret env names, and per link the linked cluster's. */
+/**
+ * Which secrets a template could read: the cluster's secret env names, and per link the linked cluster's; `unknown`
+ * when the linked clusters are not at hand (`get` reads one cluster): then any read of a link's env counts.
+ */
 export interface SecretNames {
   env: ReadonlySet<string>
-  links: ReadonlyMap<string, ReadonlySet<string>>
+  links: ReadonlyMap<string, ReadonlySet<string>> | 'unknown'
 }
 
 type Segment = string | number | Segment[]
@@ -71,23 +74,44 @@ type Segment = string | number | Segment[]
  */
 export function secretReaders(compiled: ReadonlyMap<string, ParsedTemplate>, secrets: SecretNames): Set<string> {
   const sensitive = new Set<string>()
-  const anyLinkSecret = [...secrets.links.values()].some((names) => names.size > 0)
+  const links = secrets.links
+  const anyLinkSecret = links === 'unknown' || [...links.values()].some((names) => names.size > 0)
   if (secrets.env.size === 0 && !anyLinkSecret) return sensitive
   const reads = (segments: Segment[]): boolean => {
     const [root, name, field, key] = segments
     if (root === 'env') return secrets.env.size > 0 && (typeof name !== 'string' || secrets.env.has(name))
     if (root !== 'links' || !anyLinkSecret) return false
     if (typeof name !== 'string') return true
-    const names = secrets.links.get(name)
-    if (!names || names.size === 0) return false
+    const names = links === 'unknown' ? undefined : links.get(name)
+    if (links !== 'unknown' && (!names || names.size === 0)) return false
     if (field === undefined || typeof field !== 'string') return true
-    return field === 'env' && (typeof key !== 'string' || names.has(key))
+    return field === 'env' && (typeof key !== 'string' || names === undefined || names.has(key))
   }
   for (const [path, parsed] of compiled) {
     const analysis = liquid().analyzeSync(parsed, {partials: false})
     if (Object.values(analysis.globals).some((variables) => variables.some((v) => reads(v.toArray() as Segment[])))) sensitive.add(path)
   }
   return sensitive
+}
+
+/** Per role, the file destinations whose template reads a secret in `state` (its registered spec and templates). */
+export function registeredSensitive(state: ClusterState, links: SecretNames['links']): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>()
+  if (!state.spec) return out
+  const compiled = new Map<string, ParsedTemplate>()
+  for (const [path, source] of Object.entries(state.templates)) {
+    try {
+      compiled.set(path, parseTemplate(source))
+    } catch {
+      // A registered template that no longer parses cannot say what it read: treat it as reading secrets.
+      compiled.set(path, parseTemplate('{{ env }}'))
+    }
+  }
+  const readers = secretReaders(compiled, {env: new Set(state.secretEnv), links})
+  for (const [role, roleSpec] of Object.entries(state.spec.roles)) {
+    out.set(role, new Set((roleSpec.files ?? []).filter((f) => readers.has(f.template)).map((f) => f.dest)))
+  }
+  return out
 }
 
 export function filePath(home: string, dest: string): string {

@@ -7,7 +7,8 @@
 // replacing every `1` or `on` would garble unrelated output — lint warns about such secrets (env-secret-short).
 import {quoteControl} from '../util/text.js'
 import {unifiedDiff} from './diff.js'
-import {clusterRoot} from './tree.js'
+import {registeredSensitive} from './render.js'
+import {clusterRoot, stateFromTree} from './tree.js'
 import type {ClusterState, Plan, PlannedNode, RenderedFile} from './types.js'
 
 export const REDACTED = '<redacted>'
@@ -112,6 +113,41 @@ export function redactPlan(plan: Plan): Plan {
     secrets: [],
   }
   return {...(redactValue(structural, plan.secrets) as Plan), secrets: []}
+}
+
+/**
+ * A registered cluster's tree (keys relative to `clusters/<cluster>/`, as `get` shows it) for showing: the same
+ * structural hiding as plans (secret env values, the stored spec's defaults, files whose template reads a secret, on
+ * every node of the role), then every secret value in the remaining text. The linked clusters are not read, so any
+ * read of a link's env counts as reading a secret.
+ */
+export function redactTree(cluster: string, keys: Record<string, string>): Record<string, string> {
+  const secretNames = Object.keys(keys).filter((k) => k.startsWith('env-secret/') && keys[k] === 'true').map((k) => k.slice('env-secret/'.length))
+  const secrets = secretNames.map((name) => keys[`env/${name}`]).filter((v): v is string => v !== undefined)
+  const hidden = new Set(secretNames.map((name) => `env/${name}`))
+  const root = clusterRoot(cluster)
+  try {
+    const state = stateFromTree(cluster, Object.fromEntries(Object.entries(keys).map(([k, v]) => [`${root}${k}`, v])))
+    const byRole = registeredSensitive(state, 'unknown')
+    for (const node of state.nodes) {
+      for (const dest of byRole.get(node.role) ?? []) hidden.add(`files/${node.node_id}/${encodeURIComponent(dest)}`)
+    }
+  } catch {
+    // A tree that does not decode still gets the value sweep below.
+  }
+  if (secrets.length === 0 && hidden.size === 0) return keys
+  const out: Record<string, string> = {}
+  for (const [key, value] of Object.entries(keys)) {
+    if (hidden.has(key)) out[key] = REDACTED
+    else if (key === 'cluster/spec') {
+      try {
+        out[key] = redactText(JSON.stringify(redactSpecEnv(JSON.parse(value) as {env?: Record<string, {secret?: boolean}>})), secrets)
+      } catch {
+        out[key] = redactText(value, secrets)
+      }
+    } else out[key] = redactText(value, secrets)
+  }
+  return out
 }
 
 const MARK = {create: '+', keep: '~', remove: '-'} as const
