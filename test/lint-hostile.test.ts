@@ -9,6 +9,8 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {lintPaths, type LintResult} from '../src/lint/lint.js'
 import {formatText} from '../src/lint/format/text.js'
 import {sarifLog} from '../src/lint/format/sarif.js'
+import {formatGithub} from '../src/lint/format/github.js'
+import {formatJunit} from '../src/lint/format/junit.js'
 import {RULES} from '../src/lint/rules.js'
 import {compileValidators} from '../src/spec/schema.js'
 import {LOAD_LIMITS} from '../src/spec/load.js'
@@ -153,6 +155,17 @@ describe('output that echoes input is neutralised', () => {
     expect([...text].filter((c) => c !== '\n' && c !== '\t' && (c < ' ' || c === '\u007f'))).toEqual([])
     expect(text).toContain('unknown key "\\u001b[31mfake\\r" at the top level')
     expect(text).toContain('default "\\u001b[2J\\u001b[Hall clear" does not match the pattern')
+  })
+
+  it('GitHub annotations and JUnit quote them too (the Actions log renders ANSI escapes; XML cannot carry them)', async () => {
+    // A file name is not JSON-quoted in messages: a raw escape in it reaches every format.
+    write('ci-\u001b[2J.yaml', `${HEAD}${ROLE}bogus: 1\n`)
+    const result = await lintPaths(['ci-\u001b[2J.yaml'], {cwd: tmp})
+    expect(result.problems.map((p) => p.rule)).toEqual(['schema-unknown-key'])
+    for (const report of [formatGithub(result), formatJunit(result, {strict: false}), formatText(result, {color: false})]) {
+      expect(report).not.toContain('\u001b')
+      expect(report).toContain('ci-\\x1b[2J.yaml')
+    }
   })
 
   it('a 976 KB line with an error is cut to a window around the column in the code frame', async () => {

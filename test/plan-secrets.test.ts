@@ -4,6 +4,8 @@
 import {describe, expect, it} from 'vitest'
 import {planCluster, redactPlan, renderPlan, type PlanInput} from '../src/plan/index.js'
 import {redactTree} from '../src/plan/show.js'
+import {lintPaths} from '../src/lint/lint.js'
+import {formatLint} from '../src/lint/format/index.js'
 import {clusterRoot, treeOf} from '../src/plan/tree.js'
 import type {Plan} from '../src/plan/types.js'
 import type {ClusterSpec} from '../src/spec/types.js'
@@ -151,5 +153,23 @@ describe('values in error messages', () => {
     const p = planCluster({spec, templates, inventory: hosts(3), operation: {kind: 'create'}})
     expect(p.errors.map((e) => e.code)).toEqual(['template-parse'])
     expect(renderPlan({...p, secrets: [SECRET]})).not.toContain(SECRET)
+  })
+})
+
+describe('lint never echoes a secret', () => {
+  const spec = (extra: string): string => `apiVersion: shoal/v1\nkind: Cluster\nname: demo\nenv:\n  token:\n    type: string\n    secret: true\n${extra}roles:\n  app: {image: a, cpu: 1, memory: 1Gi, disk: 1Gi, count: 1}\n`
+
+  it.each([
+    ['a default breaking its pattern', '    pattern: "^[0-9]+$"\n    default: "hunter2-secret"\n', 'env-default-invalid <stdin>:9:14', 'env parameter "token": default <redacted> does not match the pattern ^[0-9]+$'],
+    ['a default outside its enum', '    enum: ["a-long-value", "another-one"]\n    default: "hunter2-secret"\n', 'env-default-invalid <stdin>:9:14', 'env parameter "token": default <redacted> is not one of the allowed values'],
+    ['a default of the wrong type (schema)', '    default: {nested: "hunter2-secret"}\n', 'schema-type <stdin>:8:14', '"env.token.default" must be a string or number or boolean, got a mapping'],
+  ])('%s: the message and the code frame hide the value, in every format', async (_what, extra, where, message) => {
+    const result = await lintPaths(['-'], {readStdin: async () => spec(extra)})
+    expect(result.problems.map((p) => `${p.rule} ${p.file}:${p.line}:${p.col}`)).toEqual([where])
+    expect(result.problems[0]!.message).toBe(message)
+    for (const format of ['text', 'json', 'sarif', 'junit', 'github'] as const) {
+      const report = formatLint(result, format, {color: false, strict: false, failed: true, cwd: '/', version: '0'})
+      expect(report, format).not.toContain('hunter2')
+    }
   })
 })

@@ -181,14 +181,18 @@ export class LintSession {
   }
 }
 
-/** The default values of env parameters marked secret, as text. */
+/** The default values of env parameters marked secret, as text (every string and number inside one that is not a scalar). */
 function secretDefaults(data: Record<string, unknown> | undefined): string[] {
   const env = data?.env
   if (env === null || typeof env !== 'object') return []
   const out: string[] = []
+  const collect = (value: unknown): void => {
+    if (typeof value === 'string' || typeof value === 'number') out.push(String(value))
+    else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) collect(v)
+  }
   for (const param of Object.values(env as Record<string, unknown>)) {
     const p = param as {secret?: unknown; default?: unknown} | null
-    if (p && typeof p === 'object' && p.secret === true && (typeof p.default === 'string' || typeof p.default === 'number')) out.push(String(p.default))
+    if (p && typeof p === 'object' && p.secret === true) collect(p.default)
   }
   return out
 }

@@ -123,7 +123,7 @@ function describeError(loaded: LoadedYaml, kind: SchemaKind, data: unknown, erro
       return make('schema-required', path.length === 0 ? `missing required key "${missing}"` : `${where} is missing required key "${missing}"`, path, true)
     }
     case 'type': {
-      const expected = String(params.type).replace(',', ' or ')
+      const expected = String(params.type).replace(/,/g, ' or ')
       const got = value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a mapping' : value === REDACTED ? `a ${typeof raw} (value hidden: secret)` : `${typeof value} ${quoted(value)}`
       const hint = path.at(-1) === 'mode' && typeof value === 'number'
         ? `; quote it: mode: "0${String(value)}" (YAML reads an unquoted 0644 as the number 644)` : ''
