@@ -186,7 +186,6 @@ function fileChanges(files: readonly RenderedFile[], registered: Record<string, 
   return changes
 }
 
-
 /** Whether any template may read one of `names`: only by naming it, or through a computed `[...]` lookup. */
 function templatesMayRead(templates: ReadonlyMap<string, string>, spec: ClusterSpec, names: readonly string[]): boolean {
   for (const roleSpec of Object.values(spec.roles)) {
