@@ -61,18 +61,22 @@ describe('size is the attack: time and memory grow with the input, not faster', 
     console.log(`lint: 20,000 keys ${a.ms.toFixed(0)} ms, 100,000 keys ${b.ms.toFixed(0)} ms (ratio ${(b.ms / a.ms).toFixed(1)})`)
   }, 120_000)
 
-  it('100,000 problems in one file (unknown keys): each at its line, and the text report is made in linear time', async () => {
-    const lines = Array.from({length: 100_000}, (_, i) => `x${i}: 1`)
-    const file = write('unknown-100k.yaml', `${HEAD}${ROLE}${lines.join('\n')}\n`)
+  it('100,000 problems in one file (unknown keys): each at its line, and lint and the text report in linear time', async () => {
+    const spec = (count: number): string => `${HEAD}${ROLE}${Array.from({length: count}, (_, i) => `x${i}: 1`).join('\n')}\n`
+    const small = write('unknown-20k.yaml', spec(20_000))
+    const file = write('unknown-100k.yaml', spec(100_000))
+    const a = await timed(() => lintPaths([small]))
     const lint = await timed(() => lintPaths([file]))
     expect(lint.value.problems).toHaveLength(100_000)
     expect(at(lint.value).at(-1)).toBe(`schema-unknown-key ${file}:100005:1`)
     const text = await timed(async () => formatText(lint.value, {color: false}))
     expect(text.value).toContain(`${file}:100005:1: error: unknown key "x99999" at the top level`)
-    expect(lint.ms).toBeLessThan(40_000)
-    expect(text.ms).toBeLessThan(10_000)
-    console.log(`lint: 100,000 unknown keys ${lint.ms.toFixed(0)} ms, text report ${text.ms.toFixed(0)} ms`)
-  }, 120_000)
+    // Bounds for a shared machine (seen: 9 s quiet, 20 s at load 20); 5x the problems must stay far from 25x the time.
+    expect(lint.ms).toBeLessThan(60_000)
+    expect(lint.ms / a.ms).toBeLessThan(12)
+    expect(text.ms).toBeLessThan(15_000)
+    console.log(`lint: 20,000 unknown keys ${a.ms.toFixed(0)} ms, 100,000 ${lint.ms.toFixed(0)} ms, text report ${text.ms.toFixed(0)} ms`)
+  }, 180_000)
 
   it('shoal lint /dev/zero: refused at once as a device, exit 1, in bounded time and memory', async () => {
     const run = await runBounded(['lint', '/dev/zero'])
