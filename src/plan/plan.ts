@@ -7,6 +7,7 @@ import {canonicalJson, sha256} from './canonical.js'
 import {allocate, NO_IDS, release, sidBounds} from './ids.js'
 import type {HostUsage, Inventory} from './inventory.js'
 import {hostSlots, milliCpu, occupy, placeRole, type Demand, type HostSlot} from './placement.js'
+import {hostView, linkView} from './node-view.js'
 import {byRole, compileTemplates, registeredSensitive, renderNode, secretReaders, sharedView, type RenderContext, type SecretNames, type SharedView} from './render.js'
 import {buildSteps, type RoleGroups} from './steps.js'
 import {byRoleThenSid, diffEntries, treeEntries, TreeKeys, type TreeEntries} from './tree.js'
@@ -148,16 +149,6 @@ function envOf(spec: ClusterSpec): {env: Record<string, EnvValue>; secretEnv: st
 
 function secretValues(state: Pick<ClusterState, 'env' | 'secretEnv'>): string[] {
   return state.secretEnv.map((name) => state.env[name]).filter((v) => v !== undefined && String(v) !== '').map(String)
-}
-
-function rolesOf(state: ClusterState): string[] {
-  const declared = state.spec ? Object.keys(state.spec.roles) : []
-  const extra = [...new Set(state.nodes.map((n) => n.role))].filter((r) => !declared.includes(r)).sort()
-  return [...declared, ...extra]
-}
-
-function hostView(node: NodeRecord, bootstrap: boolean): HostView {
-  return {node_id: node.node_id, role: node.role, sid: node.sid, ip: node.ip, host: node.host, image: node.image, cpu: node.cpu, memory: node.memory, memory_bytes: node.memory_bytes, disk: node.disk, disk_bytes: node.disk_bytes, bootstrap, home: node.home}
 }
 
 
@@ -393,7 +384,7 @@ function linkViews(input: PlanInput, secrets: Set<string>, linkSecrets: Map<stri
       errors.push({code: 'link-missing', message: `link ${linkName}: cluster ${other} is not registered; create it first or fix links.${linkName}`})
       continue
     }
-    links[linkName] = {cluster: other, env: state.env, hosts: byRole(state.nodes.map((n) => hostView(n, n.bootstrap)), rolesOf(state))}
+    links[linkName] = linkView(state)
     for (const s of secretValues(state)) secrets.add(s)
     linkSecrets.set(linkName, new Set(state.secretEnv))
   }
