@@ -3,10 +3,10 @@
 import {posix} from 'node:path'
 import type {Step} from '../plan/steps.js'
 import type {PlannedNode, RenderedFile} from '../plan/types.js'
-import {clusterRevisionKey, readLock, type ClusterLock} from '../registry/index.js'
+import {clusterRevisionKey, ensureNodeTokenKey, NODE_TOKEN_FILE, nodeToken, readLock, type ClusterLock} from '../registry/index.js'
 import {DEFAULTS, type RoleSpec, type ServiceSpec} from '../spec/types.js'
 import type {Store} from '../store/store.js'
-import {installFiles, restoreFile, type InstallResult} from '../transport/install.js'
+import {installFiles, restoreFile, type InstallFileOptions, type InstallResult} from '../transport/install.js'
 import {Limiter} from '../transport/limiter.js'
 import type {ExecResult, Transport, TransportHost} from '../transport/transport.js'
 import {shellQuote} from '../util/shell.js'
@@ -126,6 +126,7 @@ class StepRunner {
   private readonly prepared = new Set<string>()
   private readonly limiter: Limiter
   private readonly marks: NodeMarks
+  private tokenKey: Promise<string> | undefined
 
   constructor(private readonly ctx: ExecuteContext) {
     this.nodes = new Map(ctx.data.plan.nodes.map((n) => [n.node_id, n]))
@@ -166,12 +167,23 @@ class StepRunner {
     }
   }
 
-  /** The node home exists and holds this operation's membership file (once per node and run). */
+  /** The node home exists and holds this operation's membership file and the node's metad token (once per node and run). */
   private async prepare(node: PlannedNode, host: TransportHost): Promise<void> {
     if (this.prepared.has(node.node_id)) return
     assertHome(this.ctx.data.plan.cluster, node)
-    await this.ctx.transport.putFile(host, `${node.home}/${MEMBERSHIP_FILE}`, this.membership, {mode: '0644', timeoutMs: INSTALL_TIMEOUT_MS})
+    await installFiles(this.ctx.transport, host, await this.nodeFiles(node), INSTALL_TIMEOUT_MS)
     this.prepared.add(node.node_id)
+  }
+
+  /** Files every node home holds besides the rendered ones; nothing once this run placed them. */
+  private async nodeFiles(node: PlannedNode): Promise<InstallFileOptions[]> {
+    if (this.prepared.has(node.node_id)) return []
+    const cluster = this.ctx.data.plan.cluster
+    this.tokenKey ??= ensureNodeTokenKey(this.ctx.store, cluster)
+    return [
+      {path: `${node.home}/${MEMBERSHIP_FILE}`, content: this.membership, mode: '0644'},
+      {path: `${node.home}/${NODE_TOKEN_FILE}`, content: `${nodeToken(await this.tokenKey, cluster, node.node_id)}\n`, mode: '0600'},
+    ]
   }
 
   private fail(step: Step, node: PlannedNode, host: TransportHost, what: string, result?: ExecResult): StepFailed {
@@ -200,8 +212,8 @@ class StepRunner {
     if (step.reload) await this.marks.mark(step.id, node.node_id, 'started')
     assertHome(this.ctx.data.plan.cluster, node)
     const files = step.files === 'final' ? node.files : (node.interim ?? node.files)
-    // The membership file (once per node and run) and the node's files go in one command: each command costs a session.
-    const membership = this.prepared.has(node.node_id) ? [] : [{path: `${node.home}/${MEMBERSHIP_FILE}`, content: this.membership, mode: '0644'}]
+    // The node's own files (once per node and run) and its rendered files go in one command: each command costs a session.
+    const membership = await this.nodeFiles(node)
     let results: InstallResult[]
     try {
       results = await installFiles(transport, host, [
