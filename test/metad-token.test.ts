@@ -1,0 +1,87 @@
+// The per-node token on the real create path: shoal create places .shoal/token in every node home on a sandbox host,
+// metad accepts it for the node that shares its address with another, and destroy leaves no key of it behind.
+import {mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {afterAll, beforeAll, expect, it} from 'vitest'
+import {openStore} from '../src/store/open.js'
+import {ask, startMetad, stopAllMetad, type MetadProcess} from './support/metad.js'
+import {startSandbox, type TestSandbox} from './support/sandbox.js'
+import {assertCliBuilt, describeResult, embeddedRegistry, registeredNodes, shoal, type Registry} from './support/shoal-cli.js'
+
+const NAME = 'tok'
+let sandbox: TestSandbox | undefined
+let registry: Registry | undefined
+let metad: MetadProcess | undefined
+let dir: string | undefined
+
+beforeAll(async () => {
+  assertCliBuilt()
+  sandbox = await startSandbox(1)
+  registry = embeddedRegistry()
+  dir = mkdtempSync(path.join(tmpdir(), 'shoal-metad-token-'))
+  writeFileSync(path.join(dir, 'conf.liquid'), 'node={{ self.node_id }}\n')
+  writeFileSync(
+    path.join(dir, 'cluster.yaml'),
+    `apiVersion: shoal/v1
+kind: Cluster
+name: ${NAME}
+roles:
+  a:
+    image: debian-12
+    cpu: 1
+    memory: 64Mi
+    disk: 64Mi
+    count: 2
+    placement: {max_per_host: 2}
+    files:
+      - {template: conf.liquid, dest: conf/node.conf}
+    services:
+      start: {cmd: "true"}
+`,
+  )
+})
+afterAll(async () => {
+  await stopAllMetad()
+  await sandbox?.stop()
+  registry?.dispose()
+  if (dir) rmSync(dir, {recursive: true, force: true})
+})
+
+const run = async (...args: string[]): Promise<void> => {
+  const result = await shoal([...args, ...registry!.flags])
+  expect(result.code, describeResult(result)).toBe(0)
+}
+
+it('places a token in each node home at create that proves the node to metad on a shared address', async () => {
+  await run('create', path.join(dir!, 'cluster.yaml'), '--hosts', sandbox!.state.inventory)
+  const address = sandbox!.state.hosts[0]!.address
+  const srv = path.join(sandbox!.state.hosts[0]!.dir, 'srv')
+  const nodes = await registeredNodes(registry!, NAME, 'a')
+  expect(nodes.map((n) => n.ip)).toEqual([address, address])
+  metad = await startMetad(registry!.flags)
+  expect((await ask(metad.url, '/self', {from: address})).json()).toMatchObject({error: {code: 'ambiguous-node'}})
+  const tokens = new Set<string>()
+  for (const node of nodes) {
+    const file = path.join(srv, 'shoal', NAME, node.node_id, '.shoal', 'token')
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+    const token = readFileSync(file, 'utf8').trim()
+    tokens.add(token)
+    const answer = await ask(metad.url, `/self/host/node_id?node=${node.node_id}`, {from: address, headers: {'x-shoal-token': token}})
+    expect(answer.json()).toBe(node.node_id)
+  }
+  expect(tokens.size).toBe(2)
+  const [first, second] = nodes
+  const borrowed = readFileSync(path.join(srv, 'shoal', NAME, second!.node_id, '.shoal', 'token'), 'utf8').trim()
+  expect((await ask(metad.url, `/self?node=${first!.node_id}`, {from: address, headers: {'x-shoal-token': borrowed}})).status).toBe(403)
+})
+
+it('leaves nothing of the token key in the registry after destroy', async () => {
+  await run('destroy', NAME)
+  const store = await openStore({...registry!.store, env: {}})
+  try {
+    expect((await store.range('')).kvs.map((kv) => kv.key)).toEqual([])
+  } finally {
+    await store.close()
+  }
+})
