@@ -3,7 +3,7 @@ import {request} from 'node:http'
 import {freePort} from './etcd.js'
 import {spawnShoal, type CliProcess, type CliResult} from './shoal-cli.js'
 
-const READY_TIMEOUT_MS = 20_000
+const READY_TIMEOUT_MS = 60_000
 /** No single request of a test may take longer (long-polls pass their own, shorter timeout= plus this margin). */
 const REQUEST_LIMIT_MS = 30_000
 
