@@ -122,8 +122,7 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
   const view = async (from: string, pathname = '/self'): Promise<Answer> => ask(metad.url, pathname, {from})
   /** metad has applied the registry up to `revision` (it says so in /health). */
   const caughtUp = async (target: MetadProcess, revision: number): Promise<void> => {
-    const seen = await eventually(async () => ((await ask(target.url, '/health')).json() as {revision: number}).revision >= revision)
-    expect(seen, `metad reached registry revision ${revision}`).toBe(true)
+    await eventually(`metad to reach registry revision ${revision}`, async () => ((await ask(target.url, '/health')).json() as {revision: number}).revision >= revision)
   }
   const storeRevision = async (): Promise<number> => (await store.range('nothing/')).revision
 
@@ -253,8 +252,7 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
     for (const caller of callers) before.set(caller.ip, (await view(caller.ip)).revision!)
     const polls = new Map(callers.map((c) => [c.ip, ask(metad.url, `/self?wait=true&prev_version=${before.get(c.ip)!}&timeout=120`, {from: c.ip, limitMs: 150_000})]))
     polls.get(OTHER_HOST)!.catch(() => undefined) // answered by a later test's change, or cut off when metad stops
-    const parked = await eventually(async () => (await ask(metad.url, '/metrics')).body.includes(`shoal_metad_long_polls_open ${callers.length}\n`))
-    expect(parked, `all ${callers.length} long-polls are waiting`).toBe(true)
+    await eventually(`all ${callers.length} long-polls waiting`, async () => (await ask(metad.url, '/metrics')).body.includes(`shoal_metad_long_polls_open ${callers.length}\n`))
     await run('scale', zk, '--role', 'zk', '--add', '1', '--hosts', specs.hosts.zk, '--registry-only')
     for (const caller of callers) {
       if (caller.ip === OTHER_HOST) continue
@@ -333,8 +331,7 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
       }
       const now = await ask(second.url, '/self', {from: first!.ip})
       const waiting = ask(second.url, `/self?wait=true&prev_version=${now.revision!}`, {from: first!.ip})
-      const parked = await eventually(async () => (await ask(second.url, '/metrics')).body.includes('shoal_metad_long_polls_open 1\n'))
-      expect(parked, 'the long-poll is waiting on the second metad').toBe(true)
+      await eventually('the long-poll waiting on the second metad', async () => (await ask(second.url, '/metrics')).body.includes('shoal_metad_long_polls_open 1\n'))
       const port = second.port
       await second.stop()
       const interrupted = await waiting
@@ -343,7 +340,7 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
       const restarted = await startMetad(registry.flags, [], port)
       try {
         const again = ask(restarted.url, `/self?wait=true&prev_version=${now.revision!}&timeout=120`, {from: first!.ip, limitMs: 150_000})
-        expect(await eventually(async () => (await ask(restarted.url, '/metrics')).body.includes('shoal_metad_long_polls_open 1\n'))).toBe(true)
+        await eventually('the long-poll waiting on the restarted metad', async () => (await ask(restarted.url, '/metrics')).body.includes('shoal_metad_long_polls_open 1\n'))
         await run('scale', zk, '--role', 'zk', '--add', '1', '--hosts', specs.hosts.zk, '--registry-only')
         const woken = await again
         expectStatus(woken, 200)
@@ -384,7 +381,7 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
     } finally {
       metad.resume()
     }
-    expect(await eventually(async () => (await reads()) === '1', 30_000), 'metad read the registry afresh after the compaction').toBe(true)
+    await eventually('metad to read the registry afresh after the compaction', async () => (await reads()) === '1', 30_000)
     const answer = await view(first!.ip)
     expect(Object.keys((answer.json() as Tree).hosts.zk!)).toHaveLength(rest.length + 2)
     expect(answer.revision).toBe(await committed(zk))
@@ -395,8 +392,7 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
     const before = await view(first!.ip)
     await etcd!.kill(0)
     try {
-      const stale = await eventually(async () => (await ask(metad.url, '/health')).status === 503, 30_000)
-      expect(stale, '/health reports the registry away').toBe(true)
+      await eventually('/health to report the registry away', async () => (await ask(metad.url, '/health')).status === 503, 30_000)
       expect((await ask(metad.url, '/health')).json()).toMatchObject({status: 'stale'})
       const during = await view(first!.ip)
       expect([during.status, during.revision, during.body, during.headers['x-shoal-stale']]).toEqual([200, before.revision, before.body, 'true'])
@@ -406,11 +402,10 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
     }
     await run('scale', zk, '--role', 'zk', '--add', '1', '--hosts', specs.hosts.zk, '--registry-only')
     const target = await committed(zk)
-    const fresh = await eventually(async () => {
+    await eventually('metad to serve the change made after etcd came back, no longer stale', async () => {
       const answer = await view(first!.ip)
       return answer.revision === target && answer.headers['x-shoal-stale'] === undefined
     }, 30_000)
-    expect(fresh, 'metad serves the change made after etcd came back, no longer stale').toBe(true)
     expect((await ask(metad.url, '/health')).json()).toMatchObject({status: 'ok'})
   })
 })
