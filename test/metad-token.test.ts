@@ -10,6 +10,8 @@ import {startSandbox, type TestSandbox} from './support/sandbox.js'
 import {assertCliBuilt, describeResult, embeddedRegistry, registeredNodes, shoal, type Registry} from './support/shoal-cli.js'
 
 const NAME = 'tok'
+/** A create and a destroy on a sandbox host: minutes on this shared 2-core machine when it is busy. */
+const SLOW = 300_000
 let sandbox: TestSandbox | undefined
 let registry: Registry | undefined
 let metad: MetadProcess | undefined
@@ -40,7 +42,7 @@ roles:
       start: {cmd: "true"}
 `,
   )
-})
+}, SLOW)
 afterAll(async () => {
   await stopAllMetad()
   await sandbox?.stop()
@@ -74,7 +76,7 @@ it('places a token in each node home at create that proves the node to metad on 
   const [first, second] = nodes
   const borrowed = readFileSync(path.join(srv, 'shoal', NAME, second!.node_id, '.shoal', 'token'), 'utf8').trim()
   expect((await ask(metad.url, `/self?node=${first!.node_id}`, {from: address, headers: {'x-shoal-token': borrowed}})).status).toBe(403)
-})
+}, SLOW)
 
 it('leaves nothing of the token key in the registry after destroy', async () => {
   await run('destroy', NAME)
@@ -84,4 +86,4 @@ it('leaves nothing of the token key in the registry after destroy', async () => 
   } finally {
     await store.close()
   }
-})
+}, SLOW)

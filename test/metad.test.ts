@@ -17,6 +17,9 @@ import {startEtcd, type EtcdCluster} from './support/etcd.js'
 import {ask, startMetad, stopAllMetad, type Answer, type MetadProcess} from './support/metad.js'
 import {assertCliBuilt, describeResult, embeddedRegistry, etcdRegistry, readRegistered, shoal, type Registry} from './support/shoal-cli.js'
 
+/** Tests that run shoal commands and start metad processes: minutes on this shared 2-core machine when it is busy. */
+const SLOW = 300_000
+
 let etcd: EtcdCluster | undefined
 const cleanups: Array<() => void> = []
 
@@ -130,13 +133,14 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
     registry = kind === 'embedded' ? embeddedRegistry() : etcdRegistry(etcd!.endpoints)
     cleanups.push(() => registry.dispose())
     specs = writeSpecs(kind)
-    await run('apply', specs.zk, '--hosts', specs.hosts.zk, '--registry-only')
-    await run('apply', specs.app, '--hosts', specs.hosts.app, '--registry-only')
-    await run('apply', specs.other, '--hosts', specs.hosts.other, '--registry-only')
-    await run('apply', specs.pair, '--hosts', specs.hosts.pair, '--registry-only')
+    await Promise.all([
+      run('apply', specs.zk, '--hosts', specs.hosts.zk, '--registry-only').then(() => run('apply', specs.app, '--hosts', specs.hosts.app, '--registry-only')),
+      run('apply', specs.other, '--hosts', specs.hosts.other, '--registry-only'),
+      run('apply', specs.pair, '--hosts', specs.hosts.pair, '--registry-only'),
+    ])
     store = await openStore({...registry.store, env: {}})
     metad = await startMetad(registry.flags, ['--verbose', '--trusted-proxy', `${PROXY}/32`])
-  })
+  }, SLOW)
   afterAll(async () => {
     await metad?.stop()
     await store?.close()
@@ -265,7 +269,7 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
     // The other cluster's poll was looked at in the same round that answered the ones above, and left waiting.
     expect(await settled(polls.get(OTHER_HOST)!)).toBe('pending')
     expect((await ask(metad.url, '/metrics')).body).toContain('shoal_metad_long_polls_open 1\n')
-  })
+  }, SLOW)
 
   it('answers at once when the caller is behind, and 304 with the same revision when nothing changed in time', async () => {
     const [first] = await nodes(zk)
@@ -319,7 +323,7 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
     expect(Object.keys((after.json() as Tree).hosts.db!)).toEqual([db!.node_id, newId])
     expect(after.revision).toBe(await committed(other))
     expect(((await view(newIp)).json() as Tree).host.node_id).toBe(newId)
-  })
+  }, SLOW)
 
   it('gives the same answers from a second metad, and from one restarted while a caller waits', async () => {
     const [first] = await nodes(zk)
@@ -353,7 +357,7 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
     } finally {
       await second.stop()
     }
-  })
+  }, SLOW)
 
   it('recovers from a compacted watch by reading the registry afresh', async () => {
     const [first, ...rest] = await nodes(zk)
@@ -385,7 +389,7 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
     const answer = await view(first!.ip)
     expect(Object.keys((answer.json() as Tree).hosts.zk!)).toHaveLength(rest.length + 2)
     expect(answer.revision).toBe(await committed(zk))
-  })
+  }, SLOW)
 
   it.runIf(kind === 'etcd')('answers the last state it had, marked stale, while etcd is away, and catches up when it is back', async () => {
     const [first] = await nodes(zk)
@@ -407,5 +411,5 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
       return answer.revision === target && answer.headers['x-shoal-stale'] === undefined
     }, 30_000)
     expect((await ask(metad.url, '/health')).json()).toMatchObject({status: 'ok'})
-  })
+  }, SLOW)
 })
