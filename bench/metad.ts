@@ -1,6 +1,6 @@
 // metad benchmark (issue 12): 1,000 long-polls from distinct 127.0.x.x addresses on one metad over a 1,000-node registry
 // in a real etcd: commit → last woken caller answered, metad's RSS with the polls open, plain GET /self per second.
-import {spawn} from 'node:child_process'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {request} from 'node:http'
 import {connect, type Socket} from 'node:net'
@@ -33,6 +33,8 @@ export interface MetadBenchResult {
   /** metad's own CPU time (user + system): per wake-up round of 1,000 answers, and per plain GET. */
   cpuPerRoundMs: number
   cpuPerGetUs: number
+  /** The yardstick: a bare Node http server answering a fixed body of the same size, same client, same 5 s. */
+  bare: {getPerSecond: number; cpuPerGetUs: number}
 }
 
 /** Node `i` of the registry (0..999) lives at 127.0.(10 + i / 250).(1 + i % 250). */
@@ -155,6 +157,36 @@ function rssMb(pid: number): number {
   return kb / 1024
 }
 
+/** `connections` keep-alive sockets from node addresses asking `path` back to back for 5 s: answers/s, server CPU µs each. */
+async function getLoad(port: number, pid: number, callers: readonly string[], connections: number, path: string): Promise<{perSecond: number; cpuPerGetUs: number; bodyBytes: number}> {
+  let failure: Error | undefined
+  const conns = Array.from({length: connections}, (_, i) => new Conn(port, callers[(i * 17) % callers.length]!, (error) => (failure ??= error)))
+  let count = 0
+  let bodyBytes = 0
+  const cpuBefore = cpuMs(pid)
+  const end = performance.now() + 5000
+  await Promise.all(conns.map(async (conn) => {
+    while (performance.now() < end && !failure) {
+      const res = await conn.get(path)
+      if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}: ${res.body}`)
+      bodyBytes = res.body.length
+      count++
+    }
+  }))
+  const cpu = cpuMs(pid) - cpuBefore
+  for (const conn of conns) conn.close()
+  if (failure) throw failure
+  return {perSecond: count / 5, cpuPerGetUs: (cpu * 1000) / count, bodyBytes}
+}
+
+/** A bare Node http server answering `bytes` bytes to every request: what any Node service pays per answer here. */
+async function bareServer(port: number, bytes: number): Promise<ChildProcess> {
+  const code = `const b='x'.repeat(${bytes});require('http').createServer((q,r)=>{r.writeHead(200,{'Content-Type':'application/json','Content-Length':b.length,'X-Shoal-Revision':'1'});r.end(b)}).listen(${port},'127.0.0.1',()=>console.log('up'))`
+  const child = spawn(process.execPath, ['-e', code], {stdio: ['ignore', 'pipe', 'inherit']})
+  await new Promise((resolve) => child.stdout!.once('data', resolve))
+  return child
+}
+
 export async function benchMetad(rounds = 20): Promise<MetadBenchResult> {
   const etcd = await startEtcd()
   const store = new EtcdStore({endpoints: etcd.endpoints})
@@ -222,25 +254,18 @@ export async function benchMetad(rounds = 20): Promise<MetadBenchResult> {
 
     // Plain GET /self: keep-alive connections, each from one node's address, asking back to back for 5 s.
     const getConnections = 64
-    const getConns = Array.from({length: getConnections}, (_, i) => new Conn(port, callers[(i * 17) % nodes]!, (error) => (failure ??= error)))
-    let count = 0
-    let bodyBytes = 0
-    const getCpuBefore = cpuMs(metad.pid!)
-    const until5s = performance.now() + 5000
-    await Promise.all(getConns.map(async (conn) => {
-      while (performance.now() < until5s) {
-        const res = await conn.get('/self')
-        if (res.status !== 200) throw new Error(`GET /self answered ${res.status}: ${res.body}`)
-        bodyBytes = res.body.length
-        count++
-      }
-    }))
-    const getCpuMs = cpuMs(metad.pid!) - getCpuBefore
-    for (const conn of getConns) conn.close()
-    if (failure) throw failure
+    const plain = await getLoad(port, metad.pid!, callers, getConnections, '/self')
+    const barePort = await freePort()
+    const bare = await bareServer(barePort, plain.bodyBytes)
+    let yardstick: Awaited<ReturnType<typeof getLoad>>
+    try {
+      yardstick = await getLoad(barePort, bare.pid!, callers, getConnections, '/self')
+    } finally {
+      bare.kill()
+    }
     return {
-      nodes, polls: nodes, rounds, lastWokenMs, eachWokenMs, wokenByOneCluster, rssMb: rss, rssIdleMb, getPerSecond: count / 5, getConnections, bodyBytes,
-      cpuPerRoundMs: roundCpuMs / rounds, cpuPerGetUs: (getCpuMs * 1000) / count,
+      nodes, polls: nodes, rounds, lastWokenMs, eachWokenMs, wokenByOneCluster, rssMb: rss, rssIdleMb, getPerSecond: plain.perSecond, getConnections, bodyBytes: plain.bodyBytes,
+      cpuPerRoundMs: roundCpuMs / rounds, cpuPerGetUs: plain.cpuPerGetUs, bare: {getPerSecond: yardstick.perSecond, cpuPerGetUs: yardstick.cpuPerGetUs},
     }
   } finally {
     metad.kill('SIGTERM')

@@ -163,7 +163,9 @@ async function metad(): Promise<void> {
   console.log(`  a commit to one linked cluster of 10 nodes woke ${r.wokenByOneCluster} callers`)
   console.log(`metad RSS with the ${r.polls} polls open: ${r.rssMb.toFixed(0)} MB (${r.rssIdleMb.toFixed(0)} MB before them; goal ≤ 150 MB)`)
   console.log(`plain GET /self (${r.bodyBytes}-byte answers, ${r.getConnections} keep-alive connections from node addresses, client in the same 2 cores): ${r.getPerSecond.toFixed(0)} GET/s (goal ≥ 5,000)`)
-  console.log(`metad's own CPU: ${r.cpuPerRoundMs.toFixed(0)} ms per commit waking ${r.polls} callers (answers and the re-polls), ${r.cpuPerGetUs.toFixed(0)} µs per GET /self = ${(1e6 / r.cpuPerGetUs).toFixed(0)} GET/s per core it gets`)
+  console.log(`  yardstick: a bare Node http server answering ${r.bodyBytes} fixed bytes, same client: ${r.bare.getPerSecond.toFixed(0)} GET/s; metad / bare = ${(r.getPerSecond / r.bare.getPerSecond).toFixed(2)}`)
+  console.log(`metad's own CPU: ${r.cpuPerRoundMs.toFixed(0)} ms per commit waking ${r.polls} callers (answers and the re-polls), ${r.cpuPerGetUs.toFixed(0)} µs per GET /self ` +
+    `= ${(1e6 / r.cpuPerGetUs).toFixed(0)} GET/s per core it gets (the bare server: ${r.bare.cpuPerGetUs.toFixed(0)} µs)`)
 }
 
 async function section(name: string, run: () => Promise<void>): Promise<void> {
