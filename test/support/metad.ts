@@ -1,6 +1,7 @@
 // Runs `shoal metad` as a real process on a free port, and asks it questions from chosen loopback source addresses.
 import {request} from 'node:http'
 import {freePort} from './etcd.js'
+import {track} from './resources.js'
 import {spawnShoal, type CliProcess, type CliResult} from './shoal-cli.js'
 
 const READY_TIMEOUT_MS = 60_000
@@ -22,14 +23,14 @@ export interface MetadProcess {
 
 const running = new Set<MetadProcess>()
 
-/** Start metad over `registryFlags`; resolves once it listens (it reads the registry before that). */
-export async function startMetad(registryFlags: readonly string[], extra: readonly string[] = [], port?: number): Promise<MetadProcess> {
+/** Start metad over `registryFlags` on `host` (default 127.0.0.1); resolves once it listens (it reads the registry first). */
+export async function startMetad(registryFlags: readonly string[], extra: readonly string[] = [], port?: number, host = '127.0.0.1'): Promise<MetadProcess> {
   const listenPort = port ?? (await freePort())
-  const proc = spawnShoal(['metad', '--listen', `127.0.0.1:${listenPort}`, ...extra, ...registryFlags], {limitMs: 600_000})
+  const proc = spawnShoal(['metad', '--listen', `${host}:${listenPort}`, ...extra, ...registryFlags], {limitMs: 600_000})
   let stderr = ''
   proc.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   const metad: MetadProcess = {
-    url: `http://127.0.0.1:${listenPort}`,
+    url: `http://${host}:${listenPort}`,
     port: listenPort,
     process: proc,
     stderr: () => stderr,
@@ -37,6 +38,7 @@ export async function startMetad(registryFlags: readonly string[], extra: readon
     resume: () => void proc.child.kill('SIGCONT'),
     async stop() {
       running.delete(metad)
+      untrack()
       if (proc.child.exitCode === null && proc.child.signalCode === null) {
         proc.child.kill('SIGCONT')
         proc.child.kill('SIGTERM')
@@ -45,6 +47,7 @@ export async function startMetad(registryFlags: readonly string[], extra: readon
     },
   }
   running.add(metad)
+  const untrack = track(`shoal metad on ${host}:${listenPort}`, async () => void (await metad.stop()))
   const ready = await Promise.race([
     new Promise<boolean>((resolve) => {
       const check = (): void => {
