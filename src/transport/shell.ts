@@ -6,8 +6,8 @@ import type {ClientChannel} from 'ssh2'
  * The driver, run by sshd as `exec perl -e DRIVER` (Perl is part of every Debian and almost every Linux install; where
  * it is missing the transport falls back to a session per command). Each command is forked, made a session leader
  * (setsid: its process group is its own, as under sshd) and exec'd as `/bin/sh -c <wrapped command>` in the driver's
- * cwd and environment — sshd's session environment, the same one a session per command gets; `_` is set as bash would
- * set it. stdin is the request's bytes on a pipe, then EOF. stdout and stderr are pipes the driver relays in frames.
+ * cwd and environment — sshd's session environment, the same one a session per command gets; without `_`, as bash
+ * execs leave it. stdin is the request's bytes on a pipe, then EOF. stdout and stderr are pipes the driver relays in frames.
  *
  * Requests (client → driver): `R <id> <script bytes> <stdin bytes>\n<script><stdin>` runs; `K <id> <SIGNAL>\n` signals
  * the command's process group. Frames (driver → client): `<id> <kind> <bytes>\n<bytes>` with kind H (hello: the
@@ -39,13 +39,14 @@ sub spawn { my ($id, $script, $stdin) = @_;
     POSIX::setsid();
     open(STDIN, '<&', $ir); open(STDOUT, '>&', $ow); open(STDERR, '>&', $ew);
     $SIG{$_} = 'DEFAULT' for keys %SIG;
-    $ENV{_} = '/bin/sh';
+    delete $ENV{_};
     exec('/bin/sh', '-c', $script) or POSIX::_exit(127);
   }
   close $ow; close $ew; close $ir;
   if (length $stdin) {
     my $w = fork;
-    if (defined $w && $w == 0) { close $or; close $er; my $off = 0;
+    # The writer holds nothing of the channel, so the driver's end closes the session at once.
+    if (defined $w && $w == 0) { close $or; close $er; open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null'); open(STDERR, '>', '/dev/null'); my $off = 0;
       while ($off < length $stdin) { my $n = syswrite($iw, $stdin, length($stdin) - $off, $off);
         if (!defined $n) { next if $!{EINTR}; last } $off += $n }
       POSIX::_exit(0) }

@@ -1,5 +1,5 @@
 // The SSH Transport (ssh2): one connection per host reused by every call, bounded channels and handshakes, remote kill on timeout.
-import {readFileSync} from 'node:fs'
+import {appendFileSync, readFileSync} from 'node:fs'
 import ssh2 from 'ssh2'
 import type {Client, ClientChannel, ConnectConfig} from 'ssh2'
 import {envPrefix, shellQuote} from '../util/shell.js'
@@ -103,6 +103,11 @@ export class SshTransport implements Transport {
   private closing = false
   private readonly counters: TransportCounters = {handshakes: 0, sessions: 0, commands: 0, roundTrips: 0, bytesOut: 0, bytesIn: 0}
   private readonly sockets = new Set<{bytesWritten: number; bytesRead: number}>()
+  /**
+   * SHOAL_TRANSPORT_STATS=FILE (used by `npm run bench`): the counters and the process's CPU time are sampled as each
+   * command starts and ends, and the samples appended to FILE as one JSON line when the transport closes.
+   */
+  private timeline: Array<TransportCounters & {at: number; cpuMs: number}> | undefined = process.env.SHOAL_TRANSPORT_STATS ? [] : undefined
 
   constructor(options: SshTransportOptions = {}) {
     this.options = {
@@ -124,7 +129,9 @@ export class SshTransport implements Transport {
     if (!(options.timeoutMs > 0 && options.timeoutMs <= MAX_TIMEOUT_MS)) {
       throw new Error(`timeoutMs must be from 1 to ${MAX_TIMEOUT_MS} ms, got ${options.timeoutMs}`)
     }
+    this.sample()
     const raw = await this.run(host, {script: command, ...(options.env ? {env: options.env} : {}), ...(options.cwd !== undefined ? {cwd: options.cwd} : {})}, options)
+    this.sample()
     const collect = options.collect ?? true
     return {
       exitCode: raw.exitCode,
@@ -169,7 +176,19 @@ export class SshTransport implements Transport {
     return {...this.counters, bytesOut, bytesIn}
   }
 
+  /** One sample of the counters and this process's CPU time, when SHOAL_TRANSPORT_STATS asks for a timeline. */
+  private sample(): void {
+    if (!this.timeline) return
+    const cpu = process.cpuUsage()
+    this.timeline.push({at: Date.now(), cpuMs: Math.round((cpu.user + cpu.system) / 1000), ...this.stats()})
+  }
+
   async close(): Promise<void> {
+    this.sample()
+    if (this.timeline && process.env.SHOAL_TRANSPORT_STATS) {
+      appendFileSync(process.env.SHOAL_TRANSPORT_STATS, `${JSON.stringify(this.timeline)}\n`)
+      this.timeline = undefined
+    }
     this.closing = true
     const connections = await Promise.allSettled([...this.pool.values()])
     this.pool.clear()
