@@ -128,7 +128,7 @@ async function lifecycle(): Promise<void> {
       printSteps(r.shoalSteps)
       console.log(`one command on a sandbox host over an open connection: ${r.commandMs.toFixed(0)} ms in the connection's shell, ` +
         `${r.sessionCommandMs.toFixed(0)} ms on a new session (+ login shell); shoal runs 3 per new node (files, init, start), the yardstick 1`)
-      console.log(`shoal's CPU by module (one more create, under node --cpu-prof; not timed): ${r.profile.slice(0, 10).map((p) => `${p.module} ${(p.ms / 1000).toFixed(2)} s`).join(', ')}`)
+      console.log(`shoal's profile by module (one more create under node --cpu-prof, not timed; sample intervals are wall time, so on a loaded machine read the shares, not the seconds): ${r.profile.slice(0, 10).map((p) => `${p.module} ${(p.ms / 1000).toFixed(2)} s`).join(', ')}`)
       for (const a of r.ansible) {
         if (a.ms === undefined) console.log(`ansible-playbook forks=${a.forks}: not measured: ${a.error}`)
         else console.log(`ansible-playbook forks=${String(a.forks).padEnd(2)} (pipelining, no facts, two \`command: sleep 1\` tasks)  ${ms(a.ms)}  = ${(a.ms / r.shoalMs).toFixed(2)}x shoal's time${a.forks === r.nodes ? ' (goal: ≥ 4x)' : ''}`)
