@@ -85,7 +85,7 @@ export function costBetween(timeline: Sample[], from: number, to: number): StepC
   // CPU samples before the transport's first one are unknown: the step's CPU then counts from the first sample.
   const cpuFrom = a === ZERO ? (timeline.find((s) => s.at >= from)?.cpuMs ?? b.cpuMs) : a.cpuMs
   return {
-    cpuMs: b.cpuMs - cpuFrom,
+    cpuMs: b === ZERO ? 0 : Math.max(0, b.cpuMs - cpuFrom),
     handshakes: b.handshakes - a.handshakes,
     sessions: b.sessions - a.sessions,
     commands: b.commands - a.commands,
