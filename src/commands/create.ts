@@ -4,6 +4,7 @@ import {BaseCommand} from '../cli/base.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {inventoryHosts, lockFlags, operationOptions, sshFlags, reportOutcome} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+import {valueFlags} from '../cli/value-flags.js'
 
 export default class Create extends BaseCommand {
   static override summary = 'Create a cluster from a spec: register it, place its files, run init and start'
@@ -11,12 +12,17 @@ export default class Create extends BaseCommand {
 Refused when the cluster is already registered (change it with \`shoal apply\`). When a create stopped (a failure, or the process died), running the same command again resumes it, like \`shoal resume\`.
 The inventory is recorded with the cluster, so later commands (destroy, run, status, resume, scale) reach the hosts without --hosts.`
 
-  static override examples = ['<%= config.bin %> create specs/zookeeper.yaml --hosts hosts.yaml', '<%= config.bin %> create specs/zookeeper.yaml --hosts .shoal/sandbox/hosts.yaml --json']
+  static override examples = [
+    '<%= config.bin %> create specs/zookeeper.yaml --hosts hosts.yaml',
+    '<%= config.bin %> create specs/zookeeper.yaml --hosts .shoal/sandbox/hosts.yaml --json',
+    '<%= config.bin %> create specs/redis-cluster.yaml --hosts hosts.yaml --values prod.yaml --set-file password=secrets/redis-password',
+  ]
 
   static override args = {spec: Args.string({description: 'Cluster spec file', required: true})}
 
   static override flags = {
     hosts: Flags.string({description: 'Host inventory file (kind Hosts)', required: true}),
+    ...valueFlags,
     ...lockFlags,
     ...sshFlags,
     ...storeFlags,
@@ -24,10 +30,12 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Create)
-    const [{readClusterInput}, {compile}, {runAndFollow}, {requestDigest}] = await Promise.all([
-      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/follow.js'), import('../lifecycle/operation-record.js'),
+    const [{readClusterInput}, {compile}, {runAndFollow}, {requestDigest}, {readGivenValues, givenDigestInput}] = await Promise.all([
+      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/follow.js'), import('../lifecycle/operation-record.js'), import('../workspace/values.js'),
     ])
     const input = readClusterInput(args.spec)
+    const given = readGivenValues(flags)
+    const values = givenDigestInput(given)
     const hosts = (await inventoryHosts(flags.hosts))!
     const operation = {kind: 'create' as const}
     const cluster = input.spec.name
@@ -36,10 +44,10 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
       const outcome = await runAndFollow(store, {
         cluster,
         operation,
-        requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates}),
+        requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates, ...(values ? {values} : {})}),
         inventory: hosts,
         plan: async () => {
-          const compiled = await compile(store, {cluster, spec: input.spec, templates: input.templates, inventory: {hosts}, operation})
+          const compiled = await compile(store, {cluster, spec: input.spec, templates: input.templates, inventory: {hosts}, operation, given})
           if (compiled.current) {
             throw new ShoalError(`cluster ${cluster} is already registered in ${store.description}; change it with: shoal apply ${args.spec} --hosts ${flags.hosts}`, 'already-registered', EXIT.failure)
           }

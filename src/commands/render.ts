@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+import {valueFlags} from '../cli/value-flags.js'
 
 export default class Render extends BaseCommand {
   static override summary = "Print one node's rendered config files"
@@ -19,20 +20,22 @@ Control characters in the content are shown quoted (\\x1b); --json gives the exa
     hosts: Flags.string({description: 'Host inventory file (kind Hosts)', required: true}),
     node: Flags.string({description: 'Node id, e.g. zk-main-zk-1', required: true}),
     'show-secrets': Flags.boolean({description: 'Show secret env values and the files whose template reads a secret', default: false}),
+    ...valueFlags,
     ...storeFlags,
   }
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Render)
-    const [{readClusterInput, readInventory}, {compile}, {redactPlan}, {quoteControl}] = await Promise.all([
-      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../plan/show.js'), import('../util/text.js'),
+    const [{readClusterInput, readInventory}, {compile}, {redactPlan}, {quoteControl}, {readGivenValues}] = await Promise.all([
+      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../plan/show.js'), import('../util/text.js'), import('../workspace/values.js'),
     ])
     const input = readClusterInput(args.spec)
     const inventory = readInventory(flags.hosts)
-    const store = await openStoreFromFlags(flags)
+    const given = readGivenValues(flags)
+    const store = await openStoreFromFlags(flags, {readOnly: true})
     let compiled
     try {
-      compiled = await compile(store, {spec: input.spec, templates: input.templates, cluster: input.spec.name, inventory, operation: {kind: 'create'}, renderOnly: flags.node})
+      compiled = await compile(store, {spec: input.spec, templates: input.templates, cluster: input.spec.name, inventory, operation: {kind: 'create'}, renderOnly: flags.node, given})
     } finally {
       await store.close()
     }

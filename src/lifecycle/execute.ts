@@ -14,7 +14,7 @@ import {parseDuration} from '../util/units.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {describeProbe, healthTiming, waitHealthy} from './health.js'
 import type {HostLookup} from './hosts.js'
-import {MEMBERSHIP_FILE, membershipOf, scriptEnv} from './membership.js'
+import {configureEnv, MEMBERSHIP_FILE, membershipOf, scriptEnv} from './membership.js'
 import {markStep, NodeMarks, readProgress, stepKey, stepRecordValue, type CurrentOperation, type FailureRecord, type NodeMark, type OperationData} from './operation-record.js'
 import {redact, type Reporter} from './progress.js'
 import {commitStep} from './register.js'
@@ -155,8 +155,11 @@ class StepRunner {
     return role
   }
 
-  private env(node: PlannedNode): Record<string, string> {
-    return scriptEnv(this.ctx.data.plan, this.ctx.data.env, node)
+  private env(node: PlannedNode, step?: Step): Record<string, string> {
+    const env = scriptEnv(this.ctx.data.plan, this.ctx.data.env, node)
+    if (step?.service !== 'configure') return env
+    const {plan, previousEnv} = this.ctx.data
+    return {...env, ...configureEnv((plan.envChanges ?? []).map((c) => c.name), previousEnv ?? {})}
   }
 
   private output(node: PlannedNode): {onStdoutLine: (line: string) => void; onStderrLine: (line: string) => void} {
@@ -259,7 +262,7 @@ class StepRunner {
     if (!spec) throw new ShoalError(`role ${String(step.role)} has no ${String(name)} script, yet the plan runs it`, 'operation-record-invalid')
     const host = this.ctx.hosts(node)
     await this.prepare(node, host)
-    const result = await this.ctx.transport.exec(host, spec.cmd, {timeoutMs: serviceTimeoutMs(spec), env: this.env(node), cwd: node.home, ...this.output(node)})
+    const result = await this.ctx.transport.exec(host, spec.cmd, {timeoutMs: serviceTimeoutMs(spec), env: this.env(node, step), cwd: node.home, ...this.output(node)})
     if (result.exitCode !== 0) throw this.fail(step, node, host, `${String(name)} (\`${spec.cmd}\`)`, result)
     await this.marks.mark(step.id, node.node_id, 'done')
   }

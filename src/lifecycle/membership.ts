@@ -58,3 +58,10 @@ export function scriptEnv(plan: Pick<Plan, 'cluster' | 'nodes'>, env: Record<str
   for (const [name, value] of Object.entries(env)) out[envVarName(name)] = String(value)
   return out
 }
+
+/** What `configure` is told besides the new values: which parameters changed, and what each one was before. */
+export function configureEnv(changed: readonly string[], previous: Record<string, EnvValue>): Record<string, string> {
+  const out: Record<string, string> = {SHOAL_ENV_CHANGED: [...changed].sort().join(' ')}
+  for (const [name, value] of Object.entries(previous)) out[envVarName(name).replace(/^SHOAL_ENV_/, 'SHOAL_PREVIOUS_ENV_')] = String(value)
+  return out
+}

@@ -12,7 +12,7 @@
 import {canonicalJson, sha256} from '../plan/canonical.js'
 import type {HostSpec} from '../inventory/types.js'
 import type {Operation, Plan} from '../plan/types.js'
-import {defaultHolder} from '../registry/index.js'
+import {defaultHolder, forgetHistory} from '../registry/index.js'
 import type {ClusterSpec, EnvValue} from '../spec/types.js'
 import type {Op, Store} from '../store/store.js'
 import {EXIT, ShoalError} from '../errors.js'
@@ -41,6 +41,8 @@ export interface OperationData {
   /** The spec the cluster was registered with before (undefined at create): scripts of roles that left the spec. */
   specBefore?: ClusterSpec
   env: Record<string, EnvValue>
+  /** Values before the operation of the parameters it changes, for `configure` (`SHOAL_PREVIOUS_ENV_<NAME>`). */
+  previousEnv?: Record<string, EnvValue>
 }
 
 export interface CurrentOperation {
@@ -97,13 +99,15 @@ export interface Progress {
  * operation. `create` and `apply` of one spec are one request (converge to that spec), digested as `create` was before
  * `apply` had its own kind, so an unfinished operation of either resumes under both commands.
  */
-export function requestDigest(request: {operation: Operation; spec?: ClusterSpec; templates?: ReadonlyMap<string, string>; plan?: Plan}): string {
+export function requestDigest(request: {operation: Operation; spec?: ClusterSpec; templates?: ReadonlyMap<string, string>; plan?: Plan; values?: Record<string, unknown>}): string {
   const {operation} = request
   return sha256(canonicalJson({
     operation: operation.kind === 'apply' && operation.follows === undefined ? {kind: 'create'} : operation,
     spec: request.spec ?? null,
     templates: request.templates ? Object.fromEntries(request.templates) : null,
     plan: request.plan ?? null,
+    // Only when values were given, so the digest of a request without them is what it always was.
+    ...(request.values ? {values: request.values} : {}),
   }))
 }
 
@@ -287,6 +291,8 @@ export async function finishOperation(store: Store, cluster: string, current: Cu
         {type: 'put', key: lastKey(cluster), value: JSON.stringify(last)},
       ]
   await store.txn([], ops)
+  // The plan record (with the values the operation replaced) is gone now: let the store forget it too.
+  await forgetHistory(store)
   return last
 }
 
@@ -297,6 +303,7 @@ export async function abandonOperation(store: Store, cluster: string): Promise<v
     {type: 'deletePrefix', prefix: planPrefix(cluster)},
     {type: 'deletePrefix', prefix: stepsPrefix(cluster)},
   ])
+  await forgetHistory(store)
 }
 
 /** Why a new operation cannot begin while one is unfinished, with what to do. */

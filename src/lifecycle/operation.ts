@@ -4,6 +4,8 @@ import {randomUUID} from 'node:crypto'
 import type {HostSpec} from '../inventory/types.js'
 import {hasChanges} from '../plan/show.js'
 import type {ClusterState, Operation, Plan} from '../plan/types.js'
+import type {EnvValue} from '../spec/types.js'
+import {protectSecrets} from '../store/sealed.js'
 import type {Store} from '../store/store.js'
 import {SshTransport} from '../transport/ssh.js'
 import type {Transport} from '../transport/transport.js'
@@ -75,6 +77,16 @@ export interface OperationOutcome {
   dependents?: FollowResult[]
 }
 
+/** The registered values of the parameters a plan changes (a configure script may need the old password to log in). */
+function previousValues(plan: Plan, current: ClusterState | undefined): Record<string, EnvValue> {
+  const out: Record<string, EnvValue> = {}
+  for (const change of plan.envChanges ?? []) {
+    const value = current?.env[change.name]
+    if (value !== undefined) out[change.name] = value
+  }
+  return out
+}
+
 export async function runOperation(store: Store, request: OperationRequest, options: OperationOptions): Promise<OperationOutcome> {
   const {cluster} = request
   const lock = await lockCluster(store, cluster, {operation: request.operation ? describeOperation(request.operation) : 'resume', waitMs: options.lockWaitMs})
@@ -90,6 +102,7 @@ export async function runOperation(store: Store, request: OperationRequest, opti
     } else {
       if (!request.plan) return {cluster, changed: false, resumed: false, ran: 0, skipped: 0}
       const planned = await request.plan()
+      protectSecrets(store, planned.plan.secrets)
       if (!hasChanges(planned.plan)) return {cluster, changed: false, resumed: false, plan: planned.plan, ran: 0, skipped: 0}
       const {plan} = planned
       data = {
@@ -97,6 +110,7 @@ export async function runOperation(store: Store, request: OperationRequest, opti
         ...(plan.desired?.spec ? {specAfter: plan.desired.spec} : {}),
         ...(planned.current?.spec ? {specBefore: planned.current.spec} : {}),
         env: plan.desired?.env ?? planned.current?.env ?? {},
+        ...(plan.envChanges?.length ? {previousEnv: previousValues(plan, planned.current)} : {}),
       }
       current = await beginOperation(store, data, {
         id: randomUUID(),
@@ -106,6 +120,7 @@ export async function runOperation(store: Store, request: OperationRequest, opti
         ...(request.inventory ? {inventory: request.inventory} : {}),
       })
     }
+    protectSecrets(store, data.plan.secrets)
     if (request.inventory && resumed) await store.txn([], [{type: 'put', key: inventoryKey(cluster), value: JSON.stringify(request.inventory)}])
     const inventory = request.inventory ?? (await readStoredInventory(store, cluster)) ?? []
     transport = options.transport ?? new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys})

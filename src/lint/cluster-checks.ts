@@ -125,7 +125,12 @@ function checkEnvParam(name: string, param: EnvParam, report: Report): void {
     if (!typeMatches(param.type, value)) report('env-type-mismatch', at('enum', index), `${label}: enum value ${show(value)} is not of type ${param.type}`)
   }
   const value = param.default
-  if (value === undefined) return
+  if (value === undefined) {
+    report('env-required', at(), `${label} has no default: give it a value at create (--set ${name}=VALUE, --set-file ${name}=PATH or a --values file)`, true)
+    return
+  }
+  // An empty default means "none" (e.g. no password): nothing secret lives in the spec then.
+  if (param.secret && value !== '') report('env-secret-default', at('default'), `${label} is secret but has a default: the secret would live in the spec; remove the default and give the value at create (--set-file ${name}=PATH or a --values file kept out of version control)`)
   if (!typeMatches(param.type, value)) {
     report('env-type-mismatch', at('default'), `${label}: default ${show(value)} is not of type ${param.type}${typeof value === 'string' && param.type !== 'string' ? ' (remove the quotes)' : ''}`)
     return

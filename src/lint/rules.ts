@@ -46,6 +46,8 @@ export const RULES = [
   {id: 'env-pattern-invalid', severity: 'error', group: 'spec', description: "An env parameter's pattern is not a valid regular expression."},
   {id: 'env-name-collision', severity: 'error', group: 'spec', description: 'Two env parameters reach scripts as the same `SHOAL_ENV_<NAME>` variable (they differ only in case, `-` or `_`).'},
   {id: 'env-secret-short', severity: 'warning', group: 'spec', description: 'A secret is shorter than 4 characters: it is hidden wherever shoal knows it prints it, but not searched for in free text such as script output.'},
+  {id: 'env-secret-default', severity: 'warning', group: 'spec', description: 'A `secret: true` parameter has a non-empty `default`: the secret would live in the spec (and in version control). Give it at create with `--set-file`, `--values` or `--set` instead.'},
+  {id: 'env-required', severity: 'info', group: 'spec', description: 'A parameter has no `default`: `shoal create` needs a value for it (`--set`, `--set-file` or a `--values` file); later commands keep the registered value.'},
   {id: 'link-self', severity: 'warning', group: 'spec', description: 'A link points at the cluster itself.'},
   // Templates.
   {id: 'template-path', severity: 'error', group: 'template', description: "A template path is absolute or leaves the spec file's directory (`..`, or a symbolic link leading out of it)."},

@@ -1,9 +1,10 @@
 // The planner: spec + templates + inventory + registered state + operation → a Plan (pure: no I/O, clock or randomness).
 import type {ParsedTemplate, TemplateBudget} from '../render/engine.js'
 import type {ClusterView, HostView, LinkView} from '../render/view.js'
-import {DEFAULTS, type ClusterSpec, type EnvValue, type RoleSpec} from '../spec/types.js'
+import {DEFAULTS, type ClusterSpec, type RoleSpec} from '../spec/types.js'
 import {parseSize} from '../util/units.js'
 import {canonicalJson, sha256} from './canonical.js'
+import {defaultEnv, envChanges, secretValues, type ResolvedEnv} from './env.js'
 import {allocate, NO_IDS, release, sidBounds} from './ids.js'
 import type {HostUsage, Inventory} from './inventory.js'
 import {hostSlots, milliCpu, occupy, placeRole, type Demand, type HostSlot} from './placement.js'
@@ -30,6 +31,8 @@ export interface PlanInput {
   templateBudget?: TemplateBudget
   /** Render only this node's files (`shoal render --node`): the plan is then for showing that node, never for applying. */
   renderOnly?: string
+  /** The parameter values and their sources (plan/env.ts `resolveEnv`); default: the spec's defaults. */
+  env?: ResolvedEnv
 }
 
 /** Stop rendering after this many template errors: one broken template on 10,000 nodes is one problem, not 10,000. */
@@ -51,7 +54,10 @@ interface RolePlan {
 
 function failed(input: PlanInput, errors: PlanError[]): Plan {
   const base = input.current?.revision ?? 0
-  return {cluster: input.spec.name, operation: input.operation, baseRevision: base, revision: base, specHash: '', nodes: [], desired: null, tree: [], changes: {puts: [], deletes: []}, steps: [], errors, secrets: []}
+  // Errors can quote rendered text: they are redacted with every secret the plan would have known.
+  const env = input.env ?? defaultEnv(input.spec)
+  const secrets = new Set([...secretValues(env.values, env.secret), ...(input.current ? secretValues(input.current.env, input.current.secretEnv) : [])])
+  return {cluster: input.spec.name, operation: input.operation, baseRevision: base, revision: base, specHash: '', nodes: [], desired: null, tree: [], changes: {puts: [], deletes: []}, steps: [], envChanges: [], errors, secrets: sortedSecrets(secrets)}
 }
 
 function isInt(n: unknown, min: number): n is number {
@@ -134,23 +140,6 @@ function effectiveSpec(spec: ClusterSpec, counts: Map<string, number>): ClusterS
   for (const [role, roleSpec] of Object.entries(spec.roles)) roles[role] = {...roleSpec, count: counts.get(role) ?? 0}
   return {...spec, roles}
 }
-
-function envOf(spec: ClusterSpec): {env: Record<string, EnvValue>; secretEnv: string[]} {
-  const env: Record<string, EnvValue> = {}
-  const secretEnv: string[] = []
-  for (const name of Object.keys(spec.env ?? {}).sort()) {
-    const param = spec.env![name]!
-    if (param.default === undefined) continue
-    env[name] = param.default
-    if (param.secret) secretEnv.push(name)
-  }
-  return {env, secretEnv}
-}
-
-function secretValues(state: Pick<ClusterState, 'env' | 'secretEnv'>): string[] {
-  return state.secretEnv.map((name) => state.env[name]).filter((v) => v !== undefined && String(v) !== '').map(String)
-}
-
 
 function sameFiles(a: readonly RenderedFile[], b: readonly RenderedFile[]): boolean {
   return a.length === b.length && a.every((f, i) => f.dest === b[i]!.dest && f.hash === b[i]!.hash && f.mode === b[i]!.mode)
@@ -304,8 +293,7 @@ interface Draft {
   staying: HostView[]
   leaving: HostView[]
   joiningIds: Set<string>
-  env: Record<string, EnvValue>
-  secretEnv: string[]
+  env: ResolvedEnv
   secrets: Set<string>
   links: Record<string, LinkView>
   compiled: Map<string, ParsedTemplate>
@@ -337,9 +325,11 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   }
   const viewsOf = (nodes: readonly {node_id: string}[]): HostView[] => nodes.map((n) => views.get(n.node_id)!)
 
-  const {env, secretEnv} = envOf(spec)
-  // The registered (old) values too: a secret that changes must not show its old value in a diff's `before`.
-  const secrets = new Set([...secretValues({env, secretEnv}), ...(current ? secretValues(current) : [])])
+  const env = input.env ?? defaultEnv(spec)
+  const secretEnv = env.secret
+  // The registered (old) values too: a secret that changes must not show its old value in a diff's `before`, and a
+  // configure script may print the old value it authenticates with.
+  const secrets = new Set([...secretValues(env.values, env.secret), ...(current ? secretValues(current.env, current.secretEnv) : [])])
   const linkSecrets = new Map<string, ReadonlySet<string>>()
   const links = linkViews(input, secrets, linkSecrets, errors)
 
@@ -364,7 +354,7 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   // The in-flight view differs by the leaving nodes in hosts and by adding/deleting lists, which few templates read.
   const inFlightDiffers = leaving.length > 0 || (current !== undefined && joiningIds.size > 0 && templatesMayRead(input.templates, spec, ['adding_hosts']))
   return {
-    input, roles, roleOrder, finalSpec, specHash: sha256(canonicalJson(finalSpec)), views, staying, leaving, joiningIds, env, secretEnv, secrets, links, compiled, renderCtx, wasSensitive, templatesStored,
+    input, roles, roleOrder, finalSpec, specHash: sha256(canonicalJson(finalSpec)), views, staying, leaving, joiningIds, env, secrets, links, compiled, renderCtx, wasSensitive, templatesStored,
     lists: {
       final, empty,
       interim: leaving.length ? byRole([...staying, ...leaving], roleOrder) : final,
@@ -385,7 +375,7 @@ function linkViews(input: PlanInput, secrets: Set<string>, linkSecrets: Map<stri
       continue
     }
     links[linkName] = linkView(state)
-    for (const s of secretValues(state)) secrets.add(s)
+    for (const s of secretValues(state.env, state.secretEnv)) secrets.add(s)
     linkSecrets.set(linkName, new Set(state.secretEnv))
   }
   return links
@@ -401,8 +391,8 @@ function renderAll(draft: Draft, revision: number, errors: PlanError[]): Rendere
   const {spec} = draft.input
   const cluster: ClusterView = {name: spec.name, description: spec.description ?? '', spec_hash: draft.specHash, revision}
   const {lists} = draft
-  const finalView: SharedView = sharedView(cluster, draft.env, draft.links, lists.final, lists.empty, lists.empty)
-  const interimView: SharedView = draft.inFlightDiffers ? sharedView(cluster, draft.env, draft.links, lists.interim, lists.adding, lists.deleting) : finalView
+  const finalView: SharedView = sharedView(cluster, draft.env.values, draft.links, lists.final, lists.empty, lists.empty)
+  const interimView: SharedView = draft.inFlightDiffers ? sharedView(cluster, draft.env.values, draft.links, lists.interim, lists.adding, lists.deleting) : finalView
   const out: Rendered = {final: new Map(), interim: new Map()}
   if (draft.destroying) return out
   for (const r of draft.roles) {
@@ -432,7 +422,7 @@ function buildStates(draft: Draft, revision: number, rendered: Rendered, record:
   }
   const common = {
     name: spec.name, description: spec.description ?? '', specHash: draft.specHash, revision, spec: draft.finalSpec,
-    templates: draft.destroying ? (current?.templates ?? {}) : draft.templatesStored, env: draft.env, secretEnv: draft.secretEnv, links: {...spec.links},
+    templates: draft.destroying ? (current?.templates ?? {}) : draft.templatesStored, env: draft.env.values, secretEnv: draft.env.secret, ...(Object.keys(draft.env.sources).length ? {envSources: draft.env.sources} : {}), links: {...spec.links},
   }
   const interimNodes: NodeRecord[] = [
     ...draft.roles.flatMap((r) => r.kept.map((n) => record(draft.views.get(n.node_id)!, 'active'))),
@@ -472,7 +462,8 @@ function finishPlan(draft: Draft, errors: PlanError[]): Plan {
   if (errors.length) return failed(input, errors)
   let states = buildStates(draft, revision, rendered, record)
   let finalTree: TreeEntries = destroying ? [] : treeEntries(states.final, keys)
-  const base = {cluster: name, operation: op, baseRevision, specHash: draft.specHash, errors: [], secrets: sortedSecrets(draft.secrets)}
+  const changedEnv = destroying ? [] : envChanges(current, draft.env)
+  const base = {cluster: name, operation: op, baseRevision, specHash: draft.specHash, envChanges: changedEnv, errors: [], secrets: sortedSecrets(draft.secrets)}
   if (current && !destroying && draft.joiningIds.size === 0 && draft.leaving.length === 0) {
     const unchanged = diffEntries(before, finalTree)
     if (unchanged.puts.length === 0 && unchanged.deletes.length === 0) {
@@ -489,7 +480,7 @@ function finishPlan(draft: Draft, errors: PlanError[]): Plan {
     finalTree = destroying ? [] : treeEntries(states.final, keys)
   }
   const interimTree = treeEntries(states.interim, keys)
-  const steps = buildSteps({roles: roleGroups(draft, rendered), update: spec.update, register: diffEntries(before, interimTree), finalize: diffEntries(interimTree, finalTree)})
+  const steps = buildSteps({roles: roleGroups(draft, rendered), update: spec.update, register: diffEntries(before, interimTree), finalize: diffEntries(interimTree, finalTree), envChanged: changedEnv.length > 0})
   return {...base, revision, nodes: plannedNodes(draft, rendered), desired: destroying ? null : states.final, tree: finalTree, changes: diffEntries(before, finalTree), steps}
 }
 

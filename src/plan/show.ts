@@ -21,7 +21,7 @@ export function hasChanges(plan: Plan): boolean {
 }
 
 /** Each secret as written raw and as it appears inside JSON text (the registered spec is stored as JSON). */
-function secretForms(secrets: readonly string[]): string[] {
+export function secretForms(secrets: readonly string[]): string[] {
   const forms = new Set<string>()
   for (const secret of secrets) {
     if (secret.length < MIN_TEXT_SECRET) continue
@@ -40,6 +40,8 @@ export function redactText(text: string, secrets: readonly string[]): string {
 
 function redactValue(value: unknown, secrets: readonly string[]): unknown {
   if (typeof value === 'string') return redactText(value, secrets)
+  // A secret integer parameter is a number in env records: redact it whole too.
+  if (typeof value === 'number' && secrets.includes(String(value))) return REDACTED
   if (Array.isArray(value)) return value.map((v) => redactValue(v, secrets))
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {}
@@ -187,6 +189,14 @@ function planText(plan: Plan, options: RenderOptions): string {
     else out.push(nodeLine(n))
   }
   if (unchanged) out.push(`  (${unchanged} node${unchanged === 1 ? '' : 's'} unchanged)\n`)
+  if (plan.envChanges?.length) {
+    out.push('\nParameters:\n')
+    for (const c of plan.envChanges) {
+      const value = (v: unknown): string => (v === undefined ? '(none)' : JSON.stringify(v))
+      const what = c.secret ? '<changed>' : c.change === 'remove' ? `${value(c.before)} removed` : `${value(c.before)} → ${value(c.after)}`
+      out.push(`  ~ ${c.name}: ${what}${c.source ? ` (from ${c.source})` : ''}\n`)
+    }
+  }
 
   if (options.diffs !== false) {
     const diffs: string[] = []

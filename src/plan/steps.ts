@@ -9,7 +9,8 @@
 //   health  wait until the role's health_check passes on `nodes`.
 //   remove  delete the nodes' placed files and their home directory.
 // Order (DESIGN.md lifecycle): commit register (new nodes pending, in adding-hosts; removed ones leaving, in
-// deleting-hosts) → install interim files → per role in declared order: init, then start + health in batches
+// deleting-hosts) → install interim files → when env changed, existing nodes configure (+ health, in update batches)
+// → per role in declared order: init, then start + health in batches
 // (canaries first) → existing nodes scale_out → remaining nodes scale_in → per role in reverse declared order: the
 // leaving nodes stop, destroy, remove → commit finalize (nodes active, leaving ones and in-flight markers gone) →
 // install final files where they differ from the interim ones. Destroy is the same walk with every node leaving and
@@ -60,6 +61,8 @@ export interface StepInput {
   update: UpdatePolicy | undefined
   register: TreeChanges
   finalize: TreeChanges
+  /** A parameter value changes: `configure` runs on the existing nodes, after their files were replaced. */
+  envChanged?: boolean
 }
 
 type Batch = {nodes: HostView[]; canary: boolean}
@@ -75,15 +78,16 @@ export function batches(nodes: HostView[], canaries: number, maxInFlight: CountO
   return out
 }
 
-type Subject = 'joining' | 'leaving' | 'present'
+type Subject = 'joining' | 'leaving' | 'present' | 'existing'
 
-const SUBJECT: Partial<Record<LifecycleService, Subject>> = {init: 'joining', start: 'joining', stop: 'leaving', destroy: 'leaving', scale_out: 'present', scale_in: 'present'}
+// configure concerns running members only: joiners start with the new values, leavers are going away.
+const SUBJECT: Partial<Record<LifecycleService, Subject>> = {init: 'joining', start: 'joining', stop: 'leaving', destroy: 'leaving', scale_out: 'present', scale_in: 'present', configure: 'existing'}
 
 /** The nodes a service runs on: its `on` target within the nodes the service concerns. */
 export function serviceTargets(g: RoleGroups, service: LifecycleService, on: ServiceTarget): HostView[] {
   const subject = SUBJECT[service] ?? 'present'
   const present = [...g.existing, ...g.joining, ...g.leaving].sort((a, b) => a.sid - b.sid)
-  const inSubject = subject === 'joining' ? g.joining : subject === 'leaving' ? g.leaving : present
+  const inSubject = subject === 'joining' ? g.joining : subject === 'leaving' ? g.leaving : subject === 'existing' ? g.existing : present
   const chosen =
     on === 'all' ? inSubject
     : on === 'existing' ? g.existing
@@ -128,6 +132,7 @@ export function buildSteps(input: StepInput): Step[] {
     if (g.installFresh.length > 0) steps.push({kind: 'install', title: `${g.role}: place files on ${g.installFresh.length} new node${g.installFresh.length === 1 ? '' : 's'}`, role: g.role, nodes: g.installFresh, files: 'interim', reload: false})
     pushBatches('install', g, byId(g, g.installChanged), undefined, false, {files: 'interim', reload: true}, false)
   }
+  if (input.envChanged) for (const g of input.roles) if (g.existing.length > 0) runService(g, 'configure', true, true)
   for (const g of input.roles) {
     if (g.joining.length === 0) continue
     runService(g, 'init')

@@ -1,6 +1,7 @@
 // The planner's data: registered cluster state, operations, and the plan (plain JSON-serialisable values throughout).
 import type {HostView} from '../render/view.js'
 import type {ClusterSpec, EnvValue, LifecycleService} from '../spec/types.js'
+import type {EnvChange} from './env.js'
 import type {Step} from './steps.js'
 
 /** Lifecycle state of a registered node. */
@@ -34,6 +35,8 @@ export interface ClusterState {
   env: Record<string, EnvValue>
   /** Names of env parameters whose values are secret (sorted). */
   secretEnv: string[]
+  /** Where each value came from (`default`, `--set`, `--set-file PATH`, `FILE:LINE:COL`); given values are kept. */
+  envSources?: Record<string, string>
   /** Link name -> linked cluster name. */
   links: Record<string, string>
   /** Every registered node, sorted by role then sid. */
@@ -158,6 +161,8 @@ export interface Plan {
   /** Registry writes from the registered tree to `tree`. */
   changes: TreeChanges
   steps: Step[]
+  /** Parameters whose value changes (values of secret ones left out); `configure` runs where they do. */
+  envChanges?: EnvChange[]
   /** Non-empty when no plan could be made; everything else is then empty. */
   errors: PlanError[]
   /** Secret values (own and linked env) to redact from any output; `redactPlan` clears it. */

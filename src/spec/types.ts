@@ -53,7 +53,7 @@ export interface ServiceSpec {
   order?: 'parallel' | 'serial'
 }
 
-export const LIFECYCLE_SERVICES = ['init', 'start', 'stop', 'restart', 'scale_out', 'scale_in', 'destroy', 'upgrade'] as const
+export const LIFECYCLE_SERVICES = ['init', 'start', 'stop', 'restart', 'scale_out', 'scale_in', 'destroy', 'upgrade', 'configure'] as const
 export type LifecycleService = (typeof LIFECYCLE_SERVICES)[number]
 
 export interface HealthCheckSpec {
