@@ -32,7 +32,8 @@ function position(node: Node | null, counter: {linePos(offset: number): {line: n
 /** One values file: a YAML mapping of parameter names to scalars, each value tagged `FILE:LINE:COL`. */
 function readValuesFile(path: string, into: Map<string, GivenValue>): void {
   const loaded = loadYamlFile(path)
-  const first = loaded.problems.find((p) => p.severity === 'error')
+  // The loader's own wording of a non-mapping speaks of specs: the check below says it for values files.
+  const first = loaded.problems.find((p) => p.severity === 'error' && p.rule !== 'yaml-not-mapping')
   if (first) {
     const code = first.rule === 'file-unreadable' ? EXIT.usage : EXIT.failure
     throw new ShoalError(`values file ${path}${first.line ? `:${first.line}:${first.col}` : ''}: ${first.message}`, first.rule === 'file-unreadable' ? 'path-not-found' : 'invalid-value', code)
