@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import type {Store} from '../store/store.js'
 
 export const storeFlags = {
-  state: Flags.string({description: 'Embedded registry state directory (used when no etcd endpoints are given)', default: '.shoal', env: 'SHOAL_STATE', helpGroup: 'REGISTRY'}),
+  state: Flags.string({description: 'Embedded registry state directory (used when no etcd endpoints are given); or SHOAL_STATE', default: '.shoal', env: 'SHOAL_STATE', helpGroup: 'REGISTRY'}),
   etcd: Flags.string({description: 'Comma-separated etcd client URLs; the registry lives in etcd instead of --state', env: 'SHOAL_ETCD_ENDPOINTS', helpGroup: 'REGISTRY'}),
   'etcd-prefix': Flags.string({description: 'Key prefix of the metadata tree in etcd', default: '/shoal/', env: 'SHOAL_ETCD_PREFIX', helpGroup: 'REGISTRY'}),
   'etcd-ca': Flags.string({description: 'CA certificate file for etcd TLS', env: 'SHOAL_ETCD_CA', helpGroup: 'REGISTRY'}),

@@ -41,10 +41,10 @@ Applying is idempotent: applying again changes nothing. When an earlier run of t
     if (!isPlanFile && !flags.hosts) throw new ShoalError('applying a spec needs --hosts FILE (the host inventory)', 'usage', EXIT.usage)
     const [{readClusterInput, readInventory}, {readGivenValues, givenDigestInput}] = await Promise.all([import('../workspace/inputs.js'), import('../workspace/values.js')])
     const given = readGivenValues(flags)
-    const values = givenDigestInput(given)
-    if (isPlanFile && values) throw new ShoalError('a saved plan already holds its parameter values: --set, --values, --set-file and --unset go with `shoal plan`', 'usage', EXIT.usage)
+    if (isPlanFile && (given.values.size > 0 || given.unset.length > 0)) throw new ShoalError('a saved plan already holds its parameter values: --set, --values, --set-file and --unset go with `shoal plan`', 'usage', EXIT.usage)
     const saved = isPlanFile ? readPlanFile(args.target) : undefined
     const input = isPlanFile ? undefined : readClusterInput(args.target)
+    const values = input ? givenDigestInput(given, input.spec) : undefined
     const store = await openStoreFromFlags(flags)
     try {
       if (!flags['registry-only']) {

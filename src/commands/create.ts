@@ -35,7 +35,7 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
     ])
     const input = readClusterInput(args.spec)
     const given = readGivenValues(flags)
-    const values = givenDigestInput(given)
+    const values = givenDigestInput(given, input.spec)
     const hosts = (await inventoryHosts(flags.hosts))!
     const operation = {kind: 'create' as const}
     const cluster = input.spec.name

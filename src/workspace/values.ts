@@ -3,6 +3,7 @@
 import {readFileSync} from 'node:fs'
 import {isMap, isScalar, type Node} from 'yaml'
 import type {GivenEnv, GivenValue} from '../plan/env.js'
+import type {ClusterSpec} from '../spec/types.js'
 import {loadYamlFile} from '../spec/load.js'
 import {EXIT, ShoalError} from '../errors.js'
 
@@ -81,8 +82,12 @@ export function readGivenValues(flags: ValueFlagValues): GivenEnv {
   return {values, unset: [...new Set(flags.unset ?? [])]}
 }
 
-/** What the values given amount to, for the request digest (the same command again resumes its operation). */
-export function givenDigestInput(given: GivenEnv): Record<string, unknown> | undefined {
+/**
+ * What the values given amount to, for the request digest (the same command again resumes its operation). A secret
+ * counts by its source only: the digest is stored in the clear, and a hash of a password can be guessed offline.
+ */
+export function givenDigestInput(given: GivenEnv, spec: ClusterSpec): Record<string, unknown> | undefined {
   if (given.values.size === 0 && given.unset.length === 0) return undefined
-  return {values: Object.fromEntries([...given.values].map(([name, v]) => [name, v.value])), unset: [...given.unset].sort()}
+  const values = Object.fromEntries([...given.values].map(([name, v]) => [name, spec.env?.[name]?.secret ? {secret: v.source} : v.value]))
+  return {values, unset: [...given.unset].sort()}
 }
