@@ -105,6 +105,19 @@ async function registry(): Promise<void> {
   console.log(`scale out by one: ${r.scaleTxns} txn, ${r.scaleOps} etcd ops, ${r.scaleBytes} bytes written (${r.scaleMs.toFixed(0)} ms) = ${((r.scaleOps / r.treeKeys) * 100).toFixed(2)}% of the tree's keys`)
 }
 
+async function embeddedHistory(): Promise<void> {
+  const {benchHistory} = await import('./history.js')
+  const r = await benchHistory()
+  const used = median(r.usedMs)
+  const fresh = median(r.freshMs)
+  const kib = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KiB`
+  console.log(`\n## Embedded registry: register a new cluster (shoal apply --registry-only, CLI start to exit) after ${r.operations.toLocaleString('en')} earlier operations on the same state directory vs a fresh one (median of ${r.usedMs.length}, interleaved)`)
+  console.log(`history: ${r.operations} operations (create, change the password twice, destroy; 5 cluster names) in ${(r.historyMs / 1000).toFixed(1)} s`)
+  console.log(`used state dir   ${used.toFixed(0).padStart(5)} ms  (runs: ${r.usedMs.map((v) => v.toFixed(0)).join(', ')})`)
+  console.log(`fresh state dir  ${fresh.toFixed(0).padStart(5)} ms  (runs: ${r.freshMs.map((v) => v.toFixed(0)).join(', ')})`)
+  console.log(`used / fresh = ${(used / fresh).toFixed(2)} (goal ≤ 1.2); state.json with one cluster registered: used ${kib(r.usedStateBytes)}, fresh ${kib(r.freshStateBytes)}; passwords of the history left in it: ${r.leftoverPasswords}`)
+}
+
 const ms = (value: number): string => `${(value / 1000).toFixed(1)} s`
 const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
 
@@ -209,7 +222,8 @@ async function section(name: string, run: () => Promise<void>): Promise<void> {
 const cores = execFileSync('nproc', {encoding: 'utf8'}).trim()
 console.log(`shoal benchmarks — node ${process.version}, ${cores} cores, ${new Date().toISOString()}`)
 // `npm run bench -- lifecycle` (or SHOAL_BENCH_ONLY=lifecycle) reruns just the sandbox sections (e.g. when the machine is quieter);
-// `npm run bench -- metad` (or SHOAL_BENCH_ONLY=metad) runs the metad section alone.
+// `npm run bench -- metad` (or SHOAL_BENCH_ONLY=metad) runs the metad section alone; `-- history` (npm run bench:history)
+// the embedded registry's long-history section.
 const only = process.env.SHOAL_BENCH_ONLY ?? process.argv[2]
 if (only === undefined) {
   coldStart()
@@ -217,5 +231,6 @@ if (only === undefined) {
   await section('Plan', planning)
   await section('Registry', registry)
 }
+if (only === undefined || only === 'history') await section('Embedded registry history', embeddedHistory)
 if (only === undefined || only === 'lifecycle') await lifecycle()
 if (only === undefined || only === 'metad') await section('metad', metad)
