@@ -82,7 +82,7 @@ describe.each(backends)('sealed values on $name', (backend) => {
     const events: WatchEvent[] = []
     const watch = await sealed.watch('w/', start.revision, (e) => events.push(...e), () => undefined)
     await sealed.txn([], [{type: 'put', key: 'w/pw', value: SECRET}])
-    expect(await eventually(async () => events.length > 0), 'a watch event for w/pw').toBe(true)
+    await eventually('a watch event for w/pw', async () => events.length > 0)
     expect(events[0]).toMatchObject({key: 'w/pw', value: SECRET})
     await watch.close()
     await sealed.close()
