@@ -135,7 +135,8 @@ function checkEnvParam(name: string, param: EnvParam, report: Report): void {
     report('env-type-mismatch', at('default'), `${label}: default ${show(value)} is not of type ${param.type}${typeof value === 'string' && param.type !== 'string' ? ' (remove the quotes)' : ''}`)
     return
   }
-  if (param.secret && String(value).length < MIN_TEXT_SECRET) {
+  // An empty default is "none" (no password): there is nothing to hide, and the value is given at create instead.
+  if (param.secret && value !== '' && String(value).length < MIN_TEXT_SECRET) {
     report('env-secret-short', at('default'), `${label}: a secret shorter than ${MIN_TEXT_SECRET} characters is hidden where shoal knows it prints it, but not searched for in free text such as script output (replacing every short match would garble unrelated output); use a longer secret`)
   }
   const why = param.enum && !param.enum.includes(value) ? `is not one of ${param.secret ? 'the allowed values' : param.enum.map((v) => quoted(v)).join(', ')}`
