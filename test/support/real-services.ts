@@ -2,7 +2,7 @@
 // with its ports moved to free ones, the services' own protocols (ZooKeeper four-letter words, HTTP), and what a
 // cluster leaves behind on the hosts (processes in the hosts' mount namespaces, files under their /srv).
 import {execFile} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync} from 'node:fs'
 import {connect} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -19,7 +19,7 @@ export interface SpecCopy {
 /**
  * The example spec `specs/<name>.yaml` unchanged except for the defaults of the env parameters in `defaults` (ports,
  * heap), so test runs in parallel (or beside `scripts/demo.sh`) never share a service port. Its templates are the
- * repository's own, through a symlink.
+ * repository's own, copied beside it.
  */
 export function exampleSpec(name: string, defaults: Record<string, string | number>): SpecCopy {
   const source = path.join(REPO, 'specs', `${name}.yaml`)
@@ -29,7 +29,8 @@ export function exampleSpec(name: string, defaults: Record<string, string | numb
     doc.setIn(['env', param, 'default'], value)
   }
   const dir = mkdtempSync(path.join(tmpdir(), `shoal-e2e-${name}-`))
-  symlinkSync(path.join(REPO, 'specs', name), path.join(dir, name))
+  // A copy, not a symlink: lint refuses templates that resolve outside the spec's directory.
+  cpSync(path.join(REPO, 'specs', name), path.join(dir, name), {recursive: true})
   const spec = path.join(dir, `${name}.yaml`)
   writeFileSync(spec, doc.toString())
   return {spec, dispose: () => rmSync(dir, {recursive: true, force: true})}
