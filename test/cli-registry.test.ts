@@ -136,7 +136,8 @@ describe.concurrent.each<RegistryKind>(['embedded', 'etcd'])('shoal CLI against 
 
     const yaml = await run('get', 'tree', 'env', '--yaml')
     expectExit(yaml, 0)
-    expect(yaml.stdout).toBe('env:\n  client_port: "2181"\n')
+    // `get CLUSTER env` says where each value came from (a default, a values file, --set) and whether it is secret.
+    expect(yaml.stdout).toBe('client_port:\n  value: "2181"\n  source: default\n  secret: false\n')
 
     expectCleanError(await run('get', 'tree', 'no/such/key'), /no key no\/such\/key in cluster tree/)
   })
