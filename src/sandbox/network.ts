@@ -86,9 +86,19 @@ export function addHosts(network: SandboxNetwork, indices: readonly number[]): v
   const lines = indices.flatMap((i) => {
     const ns = namespaceName(network.subnet, i)
     const veth = vethName(network.subnet, i)
-    return [`netns add ${ns}`, `link add ${veth} type veth peer name eth0 netns ${ns}`, `link set ${veth} master ${network.bridge} up`]
+    return [`netns add ${ns}`, `link add ${veth} type veth peer name eth0 address ${hostMac(network.subnet, i)} netns ${ns}`, `link set ${veth} master ${network.bridge} up`]
   })
   mustIp('create the hosts\' network namespaces', ['-batch', '-'], `${lines.join('\n')}\n`)
+}
+
+/**
+ * A host's eth0 address, the same every time the host is made: a host started again (after its sshd died, or a
+ * crash) keeps its MAC, so the machine's and the other hosts' ARP caches stay right; with a new random one, packets
+ * went to the old MAC until those entries went stale (30 s and more).
+ */
+function hostMac(subnet: number, index: number): string {
+  const hex = (n: number): string => n.toString(16).padStart(2, '0')
+  return `02:53:${hex(subnet >> 8)}:${hex(subnet & 255)}:00:${hex(index)}`
 }
 
 /**
