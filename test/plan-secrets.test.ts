@@ -165,8 +165,9 @@ describe('lint never echoes a secret', () => {
     ['a default of the wrong type (schema)', '    default: {nested: "hunter2-secret"}\n', 'schema-type <stdin>:8:14', '"env.token.default" must be a string or number or boolean, got a mapping'],
   ])('%s: the message and the code frame hide the value, in every format', async (_what, extra, where, message) => {
     const result = await lintPaths(['-'], {readStdin: async () => spec(extra)})
-    expect(result.problems.filter((p) => p.rule !== 'env-secret-default').map((p) => `${p.rule} ${p.file}:${p.line}:${p.col}`)).toEqual([where])
-    expect(result.problems[0]!.message).toBe(message)
+    const problems = result.problems.filter((p) => p.rule !== 'env-secret-default')
+    expect(problems.map((p) => `${p.rule} ${p.file}:${p.line}:${p.col}`)).toEqual([where])
+    expect(problems[0]!.message).toBe(message)
     for (const format of ['text', 'json', 'sarif', 'junit', 'github'] as const) {
       const report = formatLint(result, format, {color: false, strict: false, failed: true, cwd: '/', version: '0'})
       expect(report, format).not.toContain('hunter2')
