@@ -7,8 +7,9 @@ import path from 'node:path'
 import {parse, stringify} from 'yaml'
 import type {HostsFile} from '../src/inventory/types.js'
 import {EmbeddedStore} from '../src/store/embedded/embedded-store.js'
-import {SshTransport} from '../src/transport/ssh.js'
+import {SshTransport, type SshTransportOptions} from '../src/transport/ssh.js'
 import {startSandbox, type TestSandbox} from '../test/support/sandbox.js'
+import {childrenCpuMs, costBetween, profileByModule, readTimeline, settledSshdCpuMs, type Sample, type StepCost} from './breakdown.js'
 
 const REPO = path.resolve(import.meta.dirname, '..')
 const FANOUT = path.join(import.meta.dirname, 'ssh-fanout.sh')
@@ -31,6 +32,14 @@ export interface TimedLine {
 export interface StepTime {
   title: string
   ms: number
+  /** What the transport did in the step and shoal's CPU in it (steps that reach hosts). */
+  cost?: StepCost
+}
+
+/** Per run: CPU of the client side (shoal, or the OpenSSH clients) and of the hosts' sshd and what it ran. */
+export interface RunCpu {
+  clientMs: number
+  sshdMs: number
 }
 
 export interface CreateResult {
@@ -44,8 +53,14 @@ export interface CreateResult {
   /** Where the median-closest shoal run spent its time: CLI start until the first step, each step, and the end. */
   shoalSteps: StepTime[]
   ansible: {forks: number; ms?: number; error?: string}[]
-  /** One command (`true`) on a sandbox host over an open connection, median of 15: a new session and login shell there. */
+  /** One command (`true`) on a sandbox host over an open connection, median of 15: in the shell / on a session of its own. */
   commandMs: number
+  sessionCommandMs: number
+  /** Medians over the rounds. */
+  shoalCpu: RunCpu
+  shellCpu: RunCpu
+  /** shoal's CPU in one more (profiled) create, by module. */
+  profile: Array<{module: string; ms: number}>
 }
 
 export interface ScaleResult {
@@ -64,6 +79,8 @@ export interface ScaleResult {
   selfReloads: number
   /** Reloads on the new node (its files are placed before it starts: expected 0). */
   newNodeReloads: number
+  shoalCpu: RunCpu
+  shellCpu: RunCpu
   /** Registry commit of the scale-out → each existing node's reload, ms, over every round. */
   reloadLagMs: {p50: number; p99: number; max: number; count: number}
 }
@@ -74,6 +91,8 @@ export interface LifecycleBench {
   create(rounds: number, ansibleForks?: number[]): Promise<CreateResult>
   /** Scale every cluster `create` made out by one node (one round per cluster). */
   scaleOut(): Promise<ScaleResult>
+  /** The transport's candidate settings, each on the same work (see `candidates`). */
+  candidates(rounds?: number): Promise<Candidate[]>
   stop(): Promise<void>
 }
 
@@ -96,23 +115,34 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
     const addresses = sb.state.hosts.map((h) => h.address)
     const srvOf = new Map(sb.state.hosts.map((h) => [h.address, path.join(h.dir, 'srv')]))
     const ssh = {key: sb.state.key, knownHosts: sb.state.knownHosts, port: sb.port}
+    const sshdPids = sb.state.hosts.map((h) => h.pid)
     const clusters: Array<{name: string; state: string}> = []
 
     return {
       async create(rounds, ansibleForks = [5, nodes]) {
         const shoalRuns: number[] = []
         const shellRuns: number[] = []
-        const lines: TimedLine[][] = []
+        const runs: ShoalRun[] = []
+        const shoalCpu: RunCpu[] = []
+        const shellCpu: RunCpu[] = []
         // Interleaved, so load from other work on the machine hits both alike.
         for (let round = 1; round <= rounds; round++) {
-          shellRuns.push(fanout(ssh, [{addresses: addresses.slice(0, nodes), command: `sleep ${SLEEP}; sleep ${SLEEP}`}], '').ms)
+          let sshd = await settledSshdCpuMs(sshdPids)
+          const shell = fanout(ssh, [{addresses: addresses.slice(0, nodes), command: `sleep ${SLEEP}; sleep ${SLEEP}`}], '')
+          shellRuns.push(shell.ms)
+          shellCpu.push({clientMs: shell.cpuMs, sshdMs: -sshd + (sshd = await settledSshdCpuMs(sshdPids))})
           const cluster = {name: `bench-${round}`, state: path.join(work, `state-${round}`)}
           const run = await shoal(bin, ['create', writeSpec(work, cluster.name, nodes), '--hosts', createInventory, '--state', cluster.state])
+          shoalCpu.push({clientMs: run.cpuMs, sshdMs: (await settledSshdCpuMs(sshdPids)) - sshd})
           clusters.push(cluster)
           shoalRuns.push(run.ms)
-          lines.push(run.lines)
+          runs.push(run)
           log(`create round ${round}: shoal ${run.ms.toFixed(0)} ms vs shell ${shellRuns.at(-1)!.toFixed(0)} ms`)
         }
+        // One more create, profiled (not timed: the profiler costs CPU): shoal's CPU by module.
+        const profileDir = path.join(work, 'cpu-profile')
+        await shoal(bin, ['create', writeSpec(work, 'bench-profiled', nodes), '--hosts', createInventory, '--state', path.join(work, 'state-profiled')], ['--cpu-prof', `--cpu-prof-dir=${profileDir}`])
+        const profile = profileByModule(profileDir)
         const ansible: CreateResult['ansible'] = []
         const ready = ansibleForks.length > 0 ? ansibleReady(log) : true
         for (const forks of ansibleForks) {
@@ -129,8 +159,10 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
         }
         const pick = closestToMedian(shoalRuns)
         const commandMs = await commandCost(sb)
+        const sessionCommandMs = await commandCost(sb, {persistentShell: false})
         return {
-          commandMs, nodes, rounds, shoalMs: median(shoalRuns), shellMs: median(shellRuns), shoalRuns, shellRuns, shoalSteps: stepTimes(lines[pick]!, shoalRuns[pick]!), ansible,
+          commandMs, sessionCommandMs, nodes, rounds, shoalMs: median(shoalRuns), shellMs: median(shellRuns), shoalRuns, shellRuns, shoalSteps: stepTimes(runs[pick]!), ansible,
+          shoalCpu: medianCpu(shoalCpu), shellCpu: medianCpu(shellCpu), profile,
         }
       },
 
@@ -138,7 +170,9 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
         if (clusters.length === 0) throw new Error('scaleOut needs the clusters create() made')
         const shoalRuns: number[] = []
         const shellRuns: number[] = []
-        const lines: TimedLine[][] = []
+        const runs: ShoalRun[] = []
+        const shoalCpu: RunCpu[] = []
+        const shellCpu: RunCpu[] = []
         const lags: number[] = []
         let membersRewritten = 0
         let membersReloadedOnce = 0
@@ -151,20 +185,27 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
           // The yardstick: reload on the existing nodes, init + start on the new one, scale_out on the existing ones,
           // one reused connection per host (ControlMaster), as shoal does.
           const control = mkdtempSync(path.join(tmpdir(), 'sbc-'))
+          let sshd = await settledSshdCpuMs(sshdPids)
+          let clientMs = 0
           try {
-            shellRuns.push(fanout(ssh, [
+            const shell = fanout(ssh, [
               {addresses: addresses.slice(0, nodes), command: `sleep ${SLEEP}`},
               {addresses: [newHost], command: `sleep ${SLEEP}; sleep ${SLEEP}`},
               {addresses: addresses.slice(0, nodes), command: `sleep ${SLEEP}`},
-            ], control).ms)
+            ], control)
+            shellRuns.push(shell.ms)
+            clientMs = shell.cpuMs
           } finally {
+            // The persisted masters' CPU is counted once they exit and are reaped (by nobody we wait for: not counted).
             closeMasters(control)
           }
+          shellCpu.push({clientMs, sshdMs: -sshd + (sshd = await settledSshdCpuMs(sshdPids))})
           const before = nodeFiles(srvOf, cluster.name)
           const fromRevision = await storeRevision(cluster.state)
           const run = await shoal(bin, ['scale', cluster.name, '--role', ROLE, '--add', '1', '--hosts', sb.state.inventory, '--state', cluster.state])
+          shoalCpu.push({clientMs: run.cpuMs, sshdMs: (await settledSshdCpuMs(sshdPids)) - sshd})
           shoalRuns.push(run.ms)
-          lines.push(run.lines)
+          runs.push(run)
           log(`scale round ${round + 1}: shoal ${run.ms.toFixed(0)} ms vs shell ${shellRuns.at(-1)!.toFixed(0)} ms`)
 
           const commitAt = await registerCommitTime(cluster.state, cluster.name, fromRevision)
@@ -187,11 +228,14 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
         const pick = closestToMedian(shoalRuns)
         const sorted = [...lags].sort((a, b) => a - b)
         return {
-          rounds: clusters.length, shoalMs: median(shoalRuns), shellMs: median(shellRuns), shoalRuns, shellRuns, shoalSteps: stepTimes(lines[pick]!, shoalRuns[pick]!),
+          rounds: clusters.length, shoalMs: median(shoalRuns), shellMs: median(shellRuns), shoalRuns, shellRuns, shoalSteps: stepTimes(runs[pick]!),
+          shoalCpu: medianCpu(shoalCpu), shellCpu: medianCpu(shellCpu),
           existing, membersRewritten, membersReloadedOnce, selfRewritten, selfReloads, newNodeReloads,
           reloadLagMs: {p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? NaN, count: sorted.length},
         }
       },
+
+      candidates: (rounds = 3) => candidates(sb, sshdPids, rounds),
 
       async stop() {
         process.removeListener('SIGINT', interrupted)
@@ -274,8 +318,8 @@ update: {canaries: 0, max_in_flight: 100%}
 }
 
 /** What one command on a host costs over an already open connection (shoal's transport). */
-async function commandCost(sb: TestSandbox): Promise<number> {
-  const transport = new SshTransport()
+async function commandCost(sb: TestSandbox, options: SshTransportOptions = {}): Promise<number> {
+  const transport = new SshTransport(options)
   try {
     const host = sb.hosts[0]!
     await transport.exec(host, 'true', {timeoutMs: 60_000})
@@ -291,11 +335,89 @@ async function commandCost(sb: TestSandbox): Promise<number> {
   }
 }
 
-/** Run the built CLI; time it and its stdout lines; throw with its output when it fails. */
-function shoal(bin: string, args: string[]): Promise<Timed & {lines: TimedLine[]}> {
+/** A shoal run: wall time, its stdout lines, its CPU and its transport's timeline (see breakdown.ts). */
+export interface ShoalRun extends Timed {
+  lines: TimedLine[]
+  /** Epoch ms when it was spawned (the timeline's clock). */
+  startedAt: number
+  cpuMs: number
+  timeline: Sample[]
+}
+
+export interface Candidate {
+  name: string
+  /** Medians over the rounds. */
+  wallMs: number
+  clientCpuMs: number
+  sshdCpuMs: number
+  sessions: number
+  roundTrips: number
+  bytesOut: number
+  bytesIn: number
+}
+
+/** How many hosts and how much work each candidate does: what one operation does per node, a bit more. */
+export const CANDIDATE_WORK = {hosts: 20, commands: 10, fileBytes: 64 * 1024}
+
+/**
+ * The transport settings the issue asks to measure, on the same work in this process: connect to 20 hosts, run 10
+ * commands and put one 64 KiB file on each, close. Interleaved rounds; CPU of this process (the transport) and of the
+ * hosts' sshd with everything it ran.
+ */
+async function candidates(sb: TestSandbox, sshdPids: number[], rounds: number): Promise<Candidate[]> {
+  const variants: Array<{name: string; options: SshTransportOptions}> = [
+    {name: 'a session + login shell per command', options: {persistentShell: false}},
+    {name: 'one long-lived shell per connection (default)', options: {}},
+    {name: 'shell, cipher chacha20-poly1305', options: {algorithms: {cipher: ['chacha20-poly1305@openssh.com']}}},
+    {name: 'shell, cipher aes128-gcm', options: {algorithms: {cipher: ['aes128-gcm@openssh.com']}}},
+    {name: 'shell, aes128-ctr + hmac-sha2-256-etm', options: {algorithms: {cipher: ['aes128-ctr'], hmac: ['hmac-sha2-256-etm@openssh.com']}}},
+    {name: 'shell, kex ecdh-sha2-nistp256', options: {algorithms: {kex: ['ecdh-sha2-nistp256']}}},
+  ]
+  const hosts = sb.hosts.slice(0, CANDIDATE_WORK.hosts)
+  const file = Buffer.alloc(CANDIDATE_WORK.fileBytes, 'shoal\n')
+  const samples = variants.map(() => [] as Candidate[])
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, variant] of variants.entries()) {
+      const sshd = await settledSshdCpuMs(sshdPids)
+      const cpu = process.cpuUsage()
+      const start = performance.now()
+      const transport = new SshTransport(variant.options)
+      try {
+        await Promise.all(hosts.map(async (host) => {
+          for (let c = 0; c < CANDIDATE_WORK.commands; c++) {
+            const result = await transport.exec(host, 'true', {timeoutMs: 60_000})
+            if (result.exitCode !== 0) throw new Error(`${variant.name}: \`true\` exited ${result.exitCode} on ${host.name}`)
+          }
+          await transport.putFile(host, '/srv/bench-candidate.dat', file)
+        }))
+      } finally {
+        await transport.close()
+      }
+      const wallMs = performance.now() - start
+      const used = process.cpuUsage(cpu)
+      const stats = transport.stats()
+      samples[i]!.push({
+        name: variant.name, wallMs, clientCpuMs: (used.user + used.system) / 1000, sshdCpuMs: (await settledSshdCpuMs(sshdPids)) - sshd,
+        sessions: stats.sessions, roundTrips: stats.roundTrips, bytesOut: stats.bytesOut, bytesIn: stats.bytesIn,
+      })
+    }
+  }
+  return samples.map((runs) => ({
+    ...runs[0]!,
+    wallMs: median(runs.map((r) => r.wallMs)),
+    clientCpuMs: median(runs.map((r) => r.clientCpuMs)),
+    sshdCpuMs: median(runs.map((r) => r.sshdCpuMs)),
+  }))
+}
+
+/** Run the built CLI; time it and its stdout lines; throw with its output when it fails. `nodeArgs` e.g. --cpu-prof. */
+function shoal(bin: string, args: string[], nodeArgs: string[] = []): Promise<ShoalRun> {
+  const statsFile = path.join(tmpdir(), `shoal-bench-stats-${process.pid}-${Math.random().toString(36).slice(2)}.jsonl`)
   return new Promise((resolve, reject) => {
+    const cpuBefore = childrenCpuMs()
+    const startedAt = Date.now()
     const start = performance.now()
-    const child = spawn(process.execPath, [bin, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1'}})
+    const child = spawn(process.execPath, [...nodeArgs, bin, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1', SHOAL_TRANSPORT_STATS: statsFile}})
     const lines: TimedLine[] = []
     let partial = ''
     let stderr = ''
@@ -311,7 +433,9 @@ function shoal(bin: string, args: string[]): Promise<Timed & {lines: TimedLine[]
     child.once('close', (code, signal) => {
       clearTimeout(limit)
       const ms = performance.now() - start
-      if (code === 0) return resolve({ms, lines})
+      const timeline = readTimeline(statsFile)
+      rmSync(statsFile, {force: true})
+      if (code === 0) return resolve({ms, lines, startedAt, cpuMs: childrenCpuMs() - cpuBefore, timeline})
       const out = lines.map((l) => l.line).slice(-15).join('\n')
       reject(new Error(`shoal ${args.join(' ')} ${signal ? `was killed by ${signal}` : `exited ${code}`}:\n${out}\n${stderr.trim().split('\n').slice(-15).join('\n')}`))
     })
@@ -323,8 +447,9 @@ interface Phase {
   command: string
 }
 
-/** Time the yardstick script over the phases. */
-function fanout(ssh: {key: string; knownHosts: string; port: number}, phases: Phase[], controlDir: string): Timed {
+/** Time the yardstick script over the phases (cpuMs: the script and its OpenSSH clients). */
+function fanout(ssh: {key: string; knownHosts: string; port: number}, phases: Phase[], controlDir: string): Timed & {cpuMs: number} {
+  const cpuBefore = childrenCpuMs()
   const errors = path.join(tmpdir(), `shoal-bench-fanout-${process.pid}.err`)
   rmSync(errors, {force: true})
   const input = phases.map((p) => `${p.addresses.join(',')}\t${p.command}\n`).join('')
@@ -334,7 +459,7 @@ function fanout(ssh: {key: string; knownHosts: string; port: number}, phases: Ph
   const why = existsSync(errors) ? readFileSync(errors, 'utf8').trim().split('\n').slice(-5).join(' | ') : ''
   rmSync(errors, {force: true})
   if (result.status !== 0) throw new Error(`the OpenSSH yardstick failed (exit ${result.status}${result.error ? `, ${result.error.message}` : ''}): ${why}`)
-  return {ms}
+  return {ms, cpuMs: childrenCpuMs() - cpuBefore}
 }
 
 /** Close the master connections a yardstick or Ansible run left in `dir`, then remove it. */
@@ -466,12 +591,17 @@ async function registerCommitTime(stateDir: string, cluster: string, afterRevisi
   }
 }
 
-/** Step headers (`==> [i/n] title`) and when they appeared: the time until the next one is the step's. */
-function stepTimes(lines: TimedLine[], totalMs: number): StepTime[] {
+/** Step headers (`==> [i/n] title`) and when they appeared: the time until the next one is the step's; with its costs. */
+function stepTimes(run: ShoalRun): StepTime[] {
+  const {lines, ms: totalMs} = run
   const headers = lines.filter((l) => l.line.startsWith('==> ')).map((l) => ({at: l.at, title: l.line.slice(4)}))
   if (headers.length === 0) return [{title: 'whole run (no step lines)', ms: totalMs}]
+  const cost = (from: number, to: number): StepCost => costBetween(run.timeline, run.startedAt + from, run.startedAt + to)
   const out: StepTime[] = [{title: 'start: CLI, lock, plan, record the operation', ms: headers[0]!.at}]
-  headers.forEach((h, i) => out.push({title: h.title, ms: (headers[i + 1]?.at ?? lines.at(-1)!.at) - h.at}))
+  headers.forEach((h, i) => {
+    const end = headers[i + 1]?.at ?? lines.at(-1)!.at
+    out.push({title: h.title, ms: end - h.at, cost: cost(h.at, end)})
+  })
   out.push({title: 'finish: record, unlock, exit', ms: totalMs - lines.at(-1)!.at})
   return out
 }
@@ -479,6 +609,10 @@ function stepTimes(lines: TimedLine[], totalMs: number): StepTime[] {
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.floor(sorted.length / 2)]!
+}
+
+function medianCpu(runs: RunCpu[]): RunCpu {
+  return {clientMs: median(runs.map((r) => r.clientMs)), sshdMs: median(runs.map((r) => r.sshdMs))}
 }
 
 function closestToMedian(values: number[]): number {

@@ -3,6 +3,7 @@ import {execFileSync, spawnSync} from 'node:child_process'
 import {mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {formatCost, type StepCost} from './breakdown.js'
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'run.js')
 
@@ -104,6 +105,19 @@ async function registry(): Promise<void> {
   console.log(`scale out by one: ${r.scaleTxns} txn, ${r.scaleOps} etcd ops, ${r.scaleBytes} bytes written (${r.scaleMs.toFixed(0)} ms) = ${((r.scaleOps / r.treeKeys) * 100).toFixed(2)}% of the tree's keys`)
 }
 
+async function embeddedHistory(): Promise<void> {
+  const {benchHistory} = await import('./history.js')
+  const r = await benchHistory()
+  const used = median(r.usedMs)
+  const fresh = median(r.freshMs)
+  const kib = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KiB`
+  console.log(`\n## Embedded registry: register a new cluster (shoal apply --registry-only, CLI start to exit) after ${r.operations.toLocaleString('en')} earlier operations on the same state directory vs a fresh one (median of ${r.usedMs.length}, interleaved)`)
+  console.log(`history: ${r.operations} operations (create, change the password twice, destroy; 5 cluster names) in ${(r.historyMs / 1000).toFixed(1)} s`)
+  console.log(`used state dir   ${used.toFixed(0).padStart(5)} ms  (runs: ${r.usedMs.map((v) => v.toFixed(0)).join(', ')})`)
+  console.log(`fresh state dir  ${fresh.toFixed(0).padStart(5)} ms  (runs: ${r.freshMs.map((v) => v.toFixed(0)).join(', ')})`)
+  console.log(`used / fresh = ${(used / fresh).toFixed(2)} (goal ≤ 1.2); state.json with one cluster registered: used ${kib(r.usedStateBytes)}, fresh ${kib(r.freshStateBytes)}; passwords of the history left in it: ${r.leftoverPasswords}`)
+}
+
 const ms = (value: number): string => `${(value / 1000).toFixed(1)} s`
 const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
 
@@ -116,18 +130,21 @@ async function lifecycle(): Promise<void> {
     await section('Lifecycle: create', async () => {
       bench = await startLifecycleBench(50)
       const load = loadAverage()
-      const r = await bench.create(rounds)
+      // SHOAL_BENCH_ANSIBLE=50 (comma-separated forks; empty = none) narrows the Ansible runs, the slowest part.
+      const forks = process.env.SHOAL_BENCH_ANSIBLE?.split(',').filter(Boolean).map(Number)
+      const r = await bench.create(rounds, forks)
       console.log(`\n## Lifecycle: shoal create of ${r.nodes} sandbox nodes, init and start each \`sleep 1\` (median of ${r.rounds} interleaved rounds; load average ${load} → ${loadAverage()} on ${cores} cores: noisy)`)
       console.log(`yardstick: ${r.nodes} parallel OpenSSH clients, \`sleep 1; sleep 1\` each   ${ms(r.shellMs)}  (runs: ${r.shellRuns.map(ms).join(', ')})`)
       console.log(`shoal create (CLI start to exit, embedded registry)          ${ms(r.shoalMs)}  (runs: ${r.shoalRuns.map(ms).join(', ')})`)
       console.log(`shoal / OpenSSH = ${(r.shoalMs / r.shellMs).toFixed(2)} (goal ≤ 1.1)`)
-      console.log('where shoal spent its time (the run closest to the median):')
-      for (const step of r.shoalSteps) console.log(`  ${ms(step.ms).padStart(7)}  ${step.title}`)
-      console.log(`one command on a sandbox host over an open connection (a new session + the login shell's startup files): ${r.commandMs.toFixed(0)} ms; ` +
-        'shoal runs 3 per new node (files, init, start), the yardstick 1')
+      printCpu(r.shoalCpu, r.shellCpu)
+      printSteps(r.shoalSteps)
+      console.log(`one command on a sandbox host over an open connection: ${r.commandMs.toFixed(0)} ms in the connection's shell, ` +
+        `${r.sessionCommandMs.toFixed(0)} ms on a new session (+ login shell); shoal runs 3 per new node (files, init, start), the yardstick 1`)
+      console.log(`shoal's profile by module (one more create under node --cpu-prof, not timed; sample intervals are wall time, so on a loaded machine read the shares, not the seconds): ${r.profile.slice(0, 10).map((p) => `${p.module} ${(p.ms / 1000).toFixed(2)} s`).join(', ')}`)
       for (const a of r.ansible) {
         if (a.ms === undefined) console.log(`ansible-playbook forks=${a.forks}: not measured: ${a.error}`)
-        else console.log(`ansible-playbook forks=${String(a.forks).padEnd(2)} (pipelining, no facts, two \`command: sleep 1\` tasks)  ${ms(a.ms)}  = ${(a.ms / r.shoalMs).toFixed(2)}x shoal's time${a.forks === r.nodes ? ' (goal: shoal ≥ 2x faster)' : ''}`)
+        else console.log(`ansible-playbook forks=${String(a.forks).padEnd(2)} (pipelining, no facts, two \`command: sleep 1\` tasks)  ${ms(a.ms)}  = ${(a.ms / r.shoalMs).toFixed(2)}x shoal's time${a.forks === r.nodes ? ' (goal: ≥ 4x)' : ''}`)
       }
     })
     await section('Lifecycle: scale out', async () => {
@@ -138,16 +155,58 @@ async function lifecycle(): Promise<void> {
       console.log(`yardstick: OpenSSH, one ControlMaster connection per host: reload on 50, init + start on 1, scale_out on 50   ${ms(r.shellMs)}  (runs: ${r.shellRuns.map(ms).join(', ')})`)
       console.log(`shoal scale --add 1 (CLI start to exit)                                                          ${ms(r.shoalMs)}  (runs: ${r.shoalRuns.map(ms).join(', ')})`)
       console.log(`shoal / OpenSSH = ${(r.shoalMs / r.shellMs).toFixed(2)} (goal ≤ 1.2)`)
-      console.log('where shoal spent its time (the run closest to the median):')
-      for (const step of r.shoalSteps) console.log(`  ${ms(step.ms).padStart(7)}  ${step.title}`)
+      printCpu(r.shoalCpu, r.shellCpu)
+      printSteps(r.shoalSteps)
       console.log(`only what changed: members.conf replaced on ${r.membersRewritten}/${r.existing} existing nodes and reloaded exactly once on ${r.membersReloadedOnce}/${r.existing}; ` +
         `self.conf (unchanged) replaced ${r.selfRewritten} times, reloaded ${r.selfReloads} times; reloads on the new nodes: ${r.newNodeReloads}` +
         (r.membersRewritten === r.existing && r.membersReloadedOnce === r.existing && r.selfRewritten + r.selfReloads + r.newNodeReloads === 0 ? ' (as expected)' : ' (NOT as expected)'))
       const lag = r.reloadLagMs
-      console.log(`registry commit of the scale-out → reload on each existing node: p50 ${ms(lag.p50)}, p99 ${ms(lag.p99)}, max ${ms(lag.max)} (${lag.count} reloads)`)
+      console.log(`registry commit of the scale-out → reload on each existing node: p50 ${ms(lag.p50)}, p99 ${ms(lag.p99)}, max ${ms(lag.max)} (${lag.count} reloads; goal p99 ≤ 2 s)`)
+    })
+    await section('Lifecycle: transport candidates', async () => {
+      if (!bench) throw new Error('no sandbox: the create section failed')
+      const {CANDIDATE_WORK} = await import('./lifecycle.js')
+      const load = loadAverage()
+      const list = await bench.candidates(rounds)
+      const w = CANDIDATE_WORK
+      console.log(`\n## Lifecycle: transport candidates — ${w.hosts} hosts at once, each: connect, ${w.commands} commands, one ${w.fileBytes / 1024} KiB file, close (median of ${rounds} interleaved rounds; load average ${load} → ${loadAverage()})`)
+      console.log(`${'candidate'.padEnd(48)} ${'wall'.padStart(7)} ${'shoal CPU'.padStart(10)} ${'sshd CPU'.padStart(9)} sessions round-trips  KiB out/in`)
+      for (const c of list) {
+        console.log(`${c.name.padEnd(48)} ${ms(c.wallMs).padStart(7)} ${ms(c.clientCpuMs).padStart(10)} ${ms(c.sshdCpuMs).padStart(9)} ${String(c.sessions).padStart(8)} ${String(c.roundTrips).padStart(11)}  ${(c.bytesOut / 1024).toFixed(0)}/${(c.bytesIn / 1024).toFixed(0)}`)
+      }
     })
   } finally {
     await bench?.stop()
+  }
+}
+
+/** Issue 12: metad under 1,000 long-polls over a 1,000-node registry in a real etcd. */
+async function metad(): Promise<void> {
+  const {benchMetad, percentile} = await import('./metad.js')
+  const load = loadAverage()
+  const r = await benchMetad(Number(process.env.SHOAL_BENCH_METAD_ROUNDS ?? 20))
+  const f = (v: number): string => `${v.toFixed(0)} ms`
+  console.log(`\n## metad: ${r.polls} long-polls from distinct 127.0.x.x addresses, ${r.nodes}-node registry in etcd (100 clusters of 10, 99 linking to one; load average ${load} → ${loadAverage()} on ${cores} cores)`)
+  console.log(`commit → last woken caller answered (${r.rounds} commits, each waking all ${r.polls}): p50 ${f(percentile(r.lastWokenMs, 50))}, p99 ${f(percentile(r.lastWokenMs, 99))}, max ${f(Math.max(...r.lastWokenMs))} (goal p99 ≤ 100 ms)`)
+  console.log(`  every woken caller: p50 ${f(percentile(r.eachWokenMs, 50))}, p99 ${f(percentile(r.eachWokenMs, 99))} (${r.eachWokenMs.length} answers; coalescing quiet period 20 ms included)`)
+  console.log(`  a commit to one linked cluster of 10 nodes woke ${r.wokenByOneCluster} callers`)
+  console.log(`metad RSS with the ${r.polls} polls open: ${r.rssMb.toFixed(0)} MB (${r.rssIdleMb.toFixed(0)} MB before them; goal ≤ 150 MB)`)
+  console.log(`plain GET /self (${r.bodyBytes}-byte answers, ${r.getConnections} keep-alive connections from node addresses, client in the same 2 cores): ${r.getPerSecond.toFixed(0)} GET/s (goal ≥ 5,000)`)
+  console.log(`  yardstick: a bare Node http server answering ${r.bodyBytes} fixed bytes, same client: ${r.bare.getPerSecond.toFixed(0)} GET/s; metad / bare = ${(r.getPerSecond / r.bare.getPerSecond).toFixed(2)}`)
+  console.log(`metad's own CPU: ${r.cpuPerRoundMs.toFixed(0)} ms per commit waking ${r.polls} callers (answers and the re-polls), ${r.cpuPerGetUs.toFixed(0)} µs per GET /self ` +
+    `= ${(1e6 / r.cpuPerGetUs).toFixed(0)} GET/s per core it gets (the bare server: ${r.bare.cpuPerGetUs.toFixed(0)} µs)`)
+}
+
+function printCpu(shoal: {clientMs: number; sshdMs: number}, shell: {clientMs: number; sshdMs: number}): void {
+  console.log(`CPU (median per run): shoal ${ms(shoal.clientMs)} + its hosts' sshd and commands ${ms(shoal.sshdMs)}; ` +
+    `yardstick: OpenSSH clients ${ms(shell.clientMs)} + sshd and commands ${ms(shell.sshdMs)}`)
+}
+
+function printSteps(steps: Array<{title: string; ms: number; cost?: StepCost}>): void {
+  console.log('where shoal spent its time (the run closest to the median): wall time per step, and what the transport did in it')
+  for (const step of steps) {
+    console.log(`  ${ms(step.ms).padStart(7)}  ${step.title}`)
+    if (step.cost) console.log(`           ${formatCost(step.cost)}`)
   }
 }
 
@@ -162,12 +221,16 @@ async function section(name: string, run: () => Promise<void>): Promise<void> {
 
 const cores = execFileSync('nproc', {encoding: 'utf8'}).trim()
 console.log(`shoal benchmarks — node ${process.version}, ${cores} cores, ${new Date().toISOString()}`)
-// SHOAL_BENCH_ONLY=lifecycle reruns just the sandbox sections (e.g. when the machine is quieter).
-const only = process.env.SHOAL_BENCH_ONLY
+// `npm run bench -- lifecycle` (or SHOAL_BENCH_ONLY=lifecycle) reruns just the sandbox sections (e.g. when the machine is quieter);
+// `npm run bench -- metad` (or SHOAL_BENCH_ONLY=metad) runs the metad section alone; `-- history` (npm run bench:history)
+// the embedded registry's long-history section.
+const only = process.env.SHOAL_BENCH_ONLY ?? process.argv[2]
 if (only === undefined) {
   coldStart()
   lintThroughput()
   await section('Plan', planning)
   await section('Registry', registry)
 }
+if (only === undefined || only === 'history') await section('Embedded registry history', embeddedHistory)
 if (only === undefined || only === 'lifecycle') await lifecycle()
+if (only === undefined || only === 'metad') await section('metad', metad)

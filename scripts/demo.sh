@@ -9,8 +9,6 @@ cd "$(dirname "$0")/.."
 DEMO=.shoal/demo
 SANDBOX=$DEMO/sandbox
 STATE=$DEMO/state
-# Not 22: the machine's own sshd may listen on every address.
-PORT=${SHOAL_DEMO_SSH_PORT:-22022}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 shoal() { echo "\$ shoal $*"; node bin/run.js "$@"; }
@@ -37,8 +35,8 @@ if [ -e "$DEMO" ]; then
   cleanup
 fi
 
-step "three sandbox hosts: sshd on 127.0.1.1-3:$PORT, each with its own /srv"
-shoal sandbox up --hosts 3 --port "$PORT" --dir "$SANDBOX"
+step "three sandbox hosts: each an sshd in its own network namespace (198.18.x.1-3) with its own /srv"
+shoal sandbox up --hosts 3 --dir "$SANDBOX"
 
 step "create the ZooKeeper ensemble (specs/zookeeper.yaml) on them"
 shoal create specs/zookeeper.yaml --hosts "$SANDBOX/hosts.yaml" --state "$STATE"

@@ -6,6 +6,8 @@ need=()
 [ -x /usr/bin/etcd ] || need+=(etcd-server)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v git >/dev/null || need+=(git)
+# The sandbox gives each host a network namespace (ip netns, veth, bridge) and enters it with nsenter (util-linux).
+[ -x /usr/sbin/ip ] || need+=(iproute2)
 # The real services the end-to-end tests and the main job run through shoal. zookeeper brings java (default-jre)
 # as a dependency; redis-server brings redis-cli (redis-tools). The example scripts use python3, bash, timeout and cmp.
 [ -f /usr/share/java/zookeeper.jar ] && [ -x /usr/share/zookeeper/bin/zkCli.sh ] && command -v java >/dev/null || need+=(zookeeper)

@@ -136,7 +136,8 @@ describe.concurrent.each<RegistryKind>(['embedded', 'etcd'])('shoal CLI against 
 
     const yaml = await run('get', 'tree', 'env', '--yaml')
     expectExit(yaml, 0)
-    expect(yaml.stdout).toBe('env:\n  client_port: "2181"\n')
+    // `get CLUSTER env` says where each value came from (a default, a values file, --set) and whether it is secret.
+    expect(yaml.stdout).toBe('client_port:\n  value: "2181"\n  source: default\n  secret: false\n')
 
     expectCleanError(await run('get', 'tree', 'no/such/key'), /no key no\/such\/key in cluster tree/)
   })
@@ -145,7 +146,9 @@ describe.concurrent.each<RegistryKind>(['embedded', 'etcd'])('shoal CLI against 
     const {cluster, run} = setup({name: 'sec', secret: SECRET})
     const planned = await run('plan', cluster.spec, '--hosts', cluster.hosts)
     expectExit(planned, 0)
-    expect(planned.stdout).toContain('password=<redacted>')
+    // members.cfg reads the secret: the plan says it is created and shows none of it.
+    expect(planned.stdout).toContain('+++ planned/sec-zk-1/conf/members.cfg\n@@ created; content hidden: the template reads a secret @@')
+    expect(planned.stdout).not.toContain('password=')
     expect(planned.stdout).not.toContain(SECRET_MARK)
 
     await register(run, cluster)
@@ -158,7 +161,9 @@ describe.concurrent.each<RegistryKind>(['embedded', 'etcd'])('shoal CLI against 
 
     const redacted = await run('render', cluster.spec, '--hosts', cluster.hosts, '--node', 'sec-zk-1')
     expectExit(redacted, 0)
-    expect(redacted.stdout).toContain('password=<redacted>')
+    expect(redacted.stdout).toContain('/conf/members.cfg (mode 0644; content hidden: the template reads a secret, --show-secrets shows it)')
+    expect(redacted.stdout).toMatch(/data\/myid \(mode 0644\)\n1\n/)
+    expect(redacted.stdout).not.toContain('password=')
     expect(redacted.stdout).not.toContain(SECRET_MARK)
     const shown = await run('render', cluster.spec, '--hosts', cluster.hosts, '--node', 'sec-zk-1', '--show-secrets')
     expectExit(shown, 0)

@@ -59,7 +59,7 @@ function expectConsistent(after: RegisteredCluster, before: RegisteredCluster, a
   expect(after.nodes.every(n => n.state === 'active')).toBe(true)
   expect(after.revision).toBe(String(1 + added))
   // No operation left half-done: no joining/leaving markers, no pending multi-transaction record.
-  expect(after.sections).toEqual(['cluster', 'env', 'files', 'hosts', 'ids'])
+  expect(after.sections).toEqual(['cluster', 'env', 'env-source', 'files', 'hosts', 'ids'])
   const everyone = after.nodes.map(n => `${n.sid}=${n.ip}`)
   expect(Object.keys(after.files).sort()).toEqual(after.nodes.map(n => n.node_id).sort())
   for (const [node, files] of Object.entries(after.files)) expect(memberLines(files['conf/members.cfg'] ?? ''), node).toEqual(everyone)

@@ -24,7 +24,7 @@ let lbPort: number
 beforeAll(async () => {
   assertCliBuilt()
   sandbox = await startSandbox(HOSTS)
-  const [web, lb] = await freeServicePorts(sandbox.state.hosts.map((h) => h.address), 2)
+  const [web, lb] = freeServicePorts(2)
   lbPort = lb!
   copy = exampleSpec('haproxy', {web_port: web!, lb_port: lb!})
   registry = embeddedRegistry()

@@ -28,7 +28,7 @@ const registries: Registry[] = []
 beforeAll(async () => {
   assertCliBuilt()
   ;[sandbox, etcd] = await Promise.all([startSandbox(HOSTS), startEtcd()])
-  const [client, peer, election] = await freeServicePorts(sandbox.state.hosts.map((h) => h.address), 3)
+  const [client, peer, election] = freeServicePorts(3)
   clientPort = client!
   copy = exampleSpec('zookeeper', {client_port: client!, peer_port: peer!, election_port: election!, heap: '128m'})
 })

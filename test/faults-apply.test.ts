@@ -56,7 +56,7 @@ async function expectComplete(registry: Registry, cluster: TmpCluster, count: nu
   const {nodes, files, sections} = await readRegistered(registry, cluster.name)
   expect(nodes.map(n => n.sid)).toEqual(Array.from({length: count}, (_, i) => i + 1))
   expect(nodes.every(n => n.state === 'active')).toBe(true)
-  expect(sections).toEqual(['cluster', 'env', 'files', 'hosts', 'ids'])
+  expect(sections).toEqual(['cluster', 'env', 'env-source', 'files', 'hosts', 'ids'])
   expect(Object.keys(files)).toHaveLength(count)
   const everyone = nodes.map(n => `${n.sid}=${n.ip}`)
   for (const [node, nodeFiles] of Object.entries(files)) expect(memberLines(nodeFiles['conf/members.cfg'] ?? ''), node).toEqual(everyone)

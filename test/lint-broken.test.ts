@@ -1,5 +1,6 @@
 // The broken-spec corpus: every file in test/fixtures/broken states its problems in `# expect: rule [file:]line:col`
-// header lines, and lint must report exactly those (rule, file, position) — no more, no fewer.
+// lines (in the header, or at the end where one more header line would move the positions), and lint must report
+// exactly those (rule, file, position) — no more, no fewer.
 import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'

@@ -264,7 +264,7 @@ describe('formats', () => {
   })
 
   it('text: control characters in the offending line are not echoed to the terminal', async () => {
-    expect(formatText(await load(), {color: false})).toContain('kind: C?luster')
+    expect(formatText(await load(), {color: false})).toContain('kind: C\\x00luster')
   })
 
   it('json: the whole result, parseable', async () => {

@@ -4,6 +4,7 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {installFile, installFiles, restoreFile} from '../src/transport/install.js'
+import {knownHostName} from '../src/transport/known-hosts.js'
 import {SshTransport} from '../src/transport/ssh.js'
 import type {Transport, TransportHost} from '../src/transport/transport.js'
 import {shellQuote} from '../src/util/shell.js'
@@ -230,7 +231,7 @@ describe('host keys and connection failures', () => {
     } finally {
       await accepting.close()
     }
-    const recorded = readFileSync(sandbox.state.knownHosts, 'utf8').split('\n').find((line) => line.startsWith(`[${host1.address}]:`))
+    const recorded = readFileSync(sandbox.state.knownHosts, 'utf8').split('\n').find((line) => line.startsWith(`${knownHostName(host1.address, host1.port)} `))
     expect(readFileSync(knownHosts, 'utf8')).toBe(`${recorded}\n`)
     expect(statSync(knownHosts).mode & 0o777).toBe(0o600)
     const strict = new SshTransport()
@@ -243,8 +244,8 @@ describe('host keys and connection failures', () => {
 
   it('refuses a changed host key even with acceptNewHostKeys, naming the file and line', async () => {
     const knownHosts = path.join(scratch, 'changed')
-    const host2Key = readFileSync(sandbox.state.knownHosts, 'utf8').split('\n').find((line) => line.startsWith(`[${host2.address}]:`))!.split(' ').slice(1).join(' ')
-    writeFileSync(knownHosts, `# host 1 recorded with host 2's key\n[${host1.address}]:${host1.port} ${host2Key}\n`)
+    const host2Key = readFileSync(sandbox.state.knownHosts, 'utf8').split('\n').find((line) => line.startsWith(`${knownHostName(host2.address, host2.port)} `))!.split(' ').slice(1).join(' ')
+    writeFileSync(knownHosts, `# host 1 recorded with host 2's key\n${knownHostName(host1.address, host1.port)} ${host2Key}\n`)
     const accepting = new SshTransport({acceptNewHostKeys: true})
     try {
       const attempt = accepting.exec({...host1, knownHosts}, 'true', {timeoutMs: 10_000})

@@ -1,12 +1,18 @@
 // The base of every shoal command: `--json`, documented exit codes kept under `--json`, errors as one clear line.
 import {Command} from '@oclif/core'
 import {EXIT, ShoalError} from '../errors.js'
+import {quoteControl} from '../util/text.js'
 
 /** Library error classes whose messages are written for people. */
 const KNOWN_ERRORS = new Set(['RegistryError', 'StaleError', 'StoreError', 'TreeDecodeError'])
 
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
+
+  /** Every line a command logs may echo input (names, paths, values): control characters are quoted. */
+  public override log(message = '', ...args: unknown[]): void {
+    super.log(quoteControl(message), ...args)
+  }
 
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}; code?: string}): Promise<unknown> {
     // Under --json oclif drops a custom exit code unless it is copied onto the error (see LIBRARY-NOTES).
@@ -20,7 +26,8 @@ export abstract class BaseCommand extends Command {
         this.logJson({error: {code: err.code, message: err.message}})
         this.exit(err.exitCode)
       }
-      this.logToStderr(`shoal: ${err.message}`)
+      // Messages quote input (paths, keys, values): a spec must not be able to drive the terminal through them.
+      this.logToStderr(`shoal: ${quoteControl(err.message)}`)
       this.exit(err.exitCode)
     }
     return super.catch(err)

@@ -2,6 +2,7 @@
 // NO_COLOR) a live status line at the bottom shows the running step and how long it has run; elsewhere plain lines.
 import type {Step} from '../plan/steps.js'
 import type {Reporter} from '../lifecycle/progress.js'
+import {quoteControl} from '../util/text.js'
 
 const COLOURS = [36, 33, 35, 32, 34, 96, 93, 95]
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏']
@@ -37,13 +38,14 @@ export function terminalReporter(stream: NodeJS.WriteStream = process.stdout, op
 
   return {
     step: (step: Step, index, total, resumed) => {
-      const title = `${counter(index, total)} ${step.title}`
+      const title = quoteControl(`${counter(index, total)} ${step.title}`)
       status = {text: title, since: Date.now()}
       write(paint(1, `==> ${title}${resumed ? ' (resuming)' : ''}`))
       startLive()
     },
     skipped: (step: Step, index, total) => write(paint(2, `    ${counter(index, total)} ${step.title}: done earlier`)),
-    output: (node, streamName, line) => write(`${paint(nodeColour(node), node)}${streamName === 'stderr' ? ' !' : ' |'} ${line}`),
-    note: (message) => write(paint(2, `    ${message}`)),
+    // A script's output is the host's to choose: its escape sequences must not drive this terminal.
+    output: (node, streamName, line) => write(`${paint(nodeColour(node), node)}${streamName === 'stderr' ? ' !' : ' |'} ${quoteControl(line)}`),
+    note: (message) => write(paint(2, `    ${quoteControl(message)}`)),
   }
 }

@@ -5,6 +5,7 @@ import {BaseCommand} from '../cli/base.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {inventoryHosts, lockWaitMs, operationFlags, operationOptions, reportOutcome, followText, followError} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+import {valueFlags} from '../cli/value-flags.js'
 
 export default class Apply extends BaseCommand {
   static override summary = 'Apply a saved plan, or a spec'
@@ -17,12 +18,15 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
     '<%= config.bin %> apply specs/zookeeper.yaml --hosts hosts.yaml',
     '<%= config.bin %> apply zk.plan',
     '<%= config.bin %> apply specs/zookeeper.yaml --hosts hosts.yaml --registry-only',
+    '<%= config.bin %> apply specs/redis-cluster.yaml --hosts hosts.yaml --set-file password=secrets/new-password',
+    '<%= config.bin %> apply specs/zookeeper.yaml --hosts hosts.yaml --unset tick_time',
   ]
 
   static override args = {target: Args.string({description: 'A plan file or a cluster spec file', required: true})}
 
   static override flags = {
     hosts: Flags.string({description: 'Host inventory file (kind Hosts); required with a spec'}),
+    ...valueFlags,
     ...operationFlags,
     ...storeFlags,
   }
@@ -35,9 +39,12 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
     ])
     const isPlanFile = readFileSync(args.target, 'utf8').trimStart().startsWith('{')
     if (!isPlanFile && !flags.hosts) throw new ShoalError('applying a spec needs --hosts FILE (the host inventory)', 'usage', EXIT.usage)
-    const {readClusterInput, readInventory} = await import('../workspace/inputs.js')
+    const [{readClusterInput, readInventory}, {readGivenValues, givenDigestInput}] = await Promise.all([import('../workspace/inputs.js'), import('../workspace/values.js')])
+    const given = readGivenValues(flags)
+    if (isPlanFile && (given.values.size > 0 || given.unset.length > 0)) throw new ShoalError('a saved plan already holds its parameter values: --set, --values, --set-file and --unset go with `shoal plan`', 'usage', EXIT.usage)
     const saved = isPlanFile ? readPlanFile(args.target) : undefined
     const input = isPlanFile ? undefined : readClusterInput(args.target)
+    const values = input ? givenDigestInput(given, input.spec) : undefined
     const store = await openStoreFromFlags(flags)
     try {
       if (!flags['registry-only']) {
@@ -49,18 +56,18 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
         const outcome = await runAndFollow(store, {
           cluster: saved ? saved.plan.cluster : input!.spec.name,
           operation,
-          requestDigest: saved ? requestDigest({operation, plan: saved.plan}) : requestDigest({operation, spec: input!.spec, templates: input!.templates}),
+          requestDigest: saved ? requestDigest({operation, plan: saved.plan}) : requestDigest({operation, spec: input!.spec, templates: input!.templates, ...(values ? {values} : {})}),
           ...(hosts ? {inventory: hosts} : {}),
           ...(saved ? {unfinished: 'resume-same' as const} : {}),
           plan: saved
             ? () => savedPlanned(store, saved)
-            : (standing) => compile(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: {hosts: hosts ?? []}, operation, ...(standing.facts ? {facts: standing.facts} : {})}),
+            : (standing) => compile(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: {hosts: hosts ?? []}, operation, given, ...(standing.facts ? {facts: standing.facts} : {})}),
         }, await operationOptions(flags, this.jsonEnabled()))
         return reportOutcome(outcome, this.jsonEnabled(), (text) => this.log(text))
       }
       const outcome = saved
         ? await registerSavedPlan(store, saved, wait)
-        : await planAndRegister(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: readInventory(flags.hosts!), operation: {kind: 'apply'}, lockWaitMs: wait})
+        : await planAndRegister(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: readInventory(flags.hosts!), operation: {kind: 'apply'}, lockWaitMs: wait, given})
       const {plan, changed, result} = outcome
       const {followInRegistry} = await import('../lifecycle/follow.js')
       const dependents = await followInRegistry(store, plan.cluster, wait, plan.operation.kind === 'destroy')

@@ -4,6 +4,7 @@ import {BaseCommand} from '../cli/base.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {inventoryHosts, lockFlags, operationOptions, sshFlags, reportOutcome} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+import {valueFlags} from '../cli/value-flags.js'
 
 export default class Create extends BaseCommand {
   static override summary = 'Create a cluster from a spec: register it, place its files, run init and start'
@@ -12,12 +13,17 @@ Every node of a role starts before its health is awaited (members of a quorum ar
 Refused when the cluster is already registered and complete (change it with \`shoal apply\`). When a create stopped (a failure, or the process died), fix the cause (the spec, its scripts) and run the same command again: it plans from what stands (registered nodes, scripts finished per node), keeps finished work, and records the stopped operation as superseded. \`shoal resume\` continues the recorded plan instead; \`shoal rollback\` undoes it.
 The inventory is recorded with the cluster, so later commands (destroy, run, status, resume, scale) reach the hosts without --hosts.`
 
-  static override examples = ['<%= config.bin %> create specs/zookeeper.yaml --hosts hosts.yaml', '<%= config.bin %> create specs/zookeeper.yaml --hosts .shoal/sandbox/hosts.yaml --json']
+  static override examples = [
+    '<%= config.bin %> create specs/zookeeper.yaml --hosts hosts.yaml',
+    '<%= config.bin %> create specs/zookeeper.yaml --hosts .shoal/sandbox/hosts.yaml --json',
+    '<%= config.bin %> create specs/redis-cluster.yaml --hosts hosts.yaml --values prod.yaml --set-file password=secrets/redis-password',
+  ]
 
   static override args = {spec: Args.string({description: 'Cluster spec file', required: true})}
 
   static override flags = {
     hosts: Flags.string({description: 'Host inventory file (kind Hosts)', required: true}),
+    ...valueFlags,
     ...lockFlags,
     ...sshFlags,
     ...storeFlags,
@@ -25,10 +31,12 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Create)
-    const [{readClusterInput}, {compile}, {runAndFollow}, {requestDigest}] = await Promise.all([
-      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/follow.js'), import('../operation/record.js'),
+    const [{readClusterInput}, {compile}, {runAndFollow}, {requestDigest}, {readGivenValues, givenDigestInput}] = await Promise.all([
+      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/follow.js'), import('../operation/record.js'), import('../workspace/values.js'),
     ])
     const input = readClusterInput(args.spec)
+    const given = readGivenValues(flags)
+    const values = givenDigestInput(given, input.spec)
     const hosts = (await inventoryHosts(flags.hosts))!
     const operation = {kind: 'create' as const}
     const cluster = input.spec.name
@@ -37,10 +45,10 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
       const outcome = await runAndFollow(store, {
         cluster,
         operation,
-        requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates}),
+        requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates, ...(values ? {values} : {})}),
         inventory: hosts,
         plan: async (standing) => {
-          const compiled = await compile(store, {cluster, spec: input.spec, templates: input.templates, inventory: {hosts}, operation, ...(standing.facts ? {facts: standing.facts} : {})})
+          const compiled = await compile(store, {cluster, spec: input.spec, templates: input.templates, inventory: {hosts}, operation, given, ...(standing.facts ? {facts: standing.facts} : {})})
           const complete = compiled.current?.nodes.every((n) => n.state === 'active') && compiled.current.adding.length === 0 && compiled.current.deleting.length === 0
           if (compiled.current && complete && standing.unfinished?.current.kind !== 'create') {
             throw new ShoalError(`cluster ${cluster} is already registered in ${store.description}; change it with: shoal apply ${args.spec} --hosts ${flags.hosts}`, 'already-registered', EXIT.failure)

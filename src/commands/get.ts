@@ -3,16 +3,28 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+import {quoteControl} from '../util/text.js'
 
-/** Values of env parameters marked secret are replaced wherever they appear (also JSON-escaped, in `cluster/spec`). */
-async function redactTree(keys: Record<string, string>): Promise<Record<string, string>> {
-  const secrets = Object.keys(keys)
-    .filter((k) => k.startsWith('env-secret/') && keys[k] === 'true')
-    .map((k) => keys[`env/${k.slice('env-secret/'.length)}`])
-    .filter((v): v is string => v !== undefined)
-  if (secrets.length === 0) return keys
-  const {redactText} = await import('../plan/show.js')
-  return Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, redactText(v, secrets)]))
+function secretNames(keys: Record<string, string>): string[] {
+  return Object.keys(keys).filter((k) => k.startsWith('env-secret/') && keys[k] === 'true').map((k) => k.slice('env-secret/'.length))
+}
+
+interface EnvEntry {
+  value: string
+  /** `default`, `--set`, `--set-file PATH` or `FILE:LINE:COL` (clusters registered before sources were kept: `default`). */
+  source: string
+  secret: boolean
+}
+
+/** `get CLUSTER env`: each parameter's value (secrets redacted) and where it came from. */
+function envEntries(keys: Record<string, string>, redacted: Record<string, string>): Record<string, EnvEntry> {
+  const secret = new Set(secretNames(keys))
+  const out: Record<string, EnvEntry> = {}
+  for (const key of Object.keys(keys).filter((k) => k.startsWith('env/')).sort()) {
+    const name = key.slice('env/'.length)
+    out[name] = {value: redacted[key]!, source: keys[`env-source/${name}`] ?? 'default', secret: secret.has(name)}
+  }
+  return out
 }
 
 /** Nest `a/b/c = v` keys into objects for --json and --yaml. */
@@ -32,9 +44,10 @@ function nest(keys: Record<string, string>): Record<string, unknown> {
 
 export default class Get extends BaseCommand {
   static override summary = 'Print registered clusters or a cluster’s metadata tree'
-  static override description = 'Without arguments, lists the registered clusters. With CLUSTER, prints its metadata tree (every key relative to `clusters/<cluster>/`); PATH narrows it to a subtree such as `hosts/zk`. Secret env values are redacted.'
+  static override description = `Without arguments, lists the registered clusters. With CLUSTER, prints its metadata tree (every key relative to \`clusters/<cluster>/\`); PATH narrows it to a subtree such as \`hosts/zk\`. Secret env values, and the files whose template reads a secret, are redacted.
+PATH \`env\` prints each parameter's value with where it came from: \`default\` (the spec's default, which follows the spec), \`--set\`, \`--set-file PATH\` or \`FILE:LINE:COL\` of a values file (given values stay registered until changed or --unset).`
 
-  static override examples = ['<%= config.bin %> get', '<%= config.bin %> get zk-main', '<%= config.bin %> get zk-main hosts/zk --yaml']
+  static override examples = ['<%= config.bin %> get', '<%= config.bin %> get zk-main', '<%= config.bin %> get zk-main hosts/zk --yaml', '<%= config.bin %> get zk-main env']
 
   static override args = {
     cluster: Args.string({description: 'Cluster name'}),
@@ -49,7 +62,7 @@ export default class Get extends BaseCommand {
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Get)
     const {listClusters, readCluster} = await import('../registry/index.js')
-    const store = await openStoreFromFlags(flags)
+    const store = await openStoreFromFlags(flags, {readOnly: true, sealedPlaceholder: true})
     try {
       if (args.cluster === undefined) {
         const clusters = await listClusters(store)
@@ -61,15 +74,30 @@ export default class Get extends BaseCommand {
       const snapshot = await readCluster(store, args.cluster)
       if (snapshot.revisionModRevision === 0) throw new ShoalError(`cluster ${args.cluster} is not registered in ${store.description}`, 'not-registered', EXIT.failure)
       const path = (args.path ?? '').replace(/^\/+|\/+$/g, '')
+      // Secret values and the files whose template reads a secret are hidden (the redaction plans use).
+      const {redactTree} = await import('../plan/show.js')
+      const redacted = redactTree(args.cluster, snapshot.keys)
+      if (path === 'env') {
+        const env = envEntries(snapshot.keys, redacted)
+        if (this.jsonEnabled()) return {cluster: args.cluster, revision: snapshot.revision, env}
+        if (flags.yaml) {
+          const {stringify} = await import('yaml')
+          process.stdout.write(quoteControl(stringify(env)))
+          return undefined
+        }
+        if (Object.keys(env).length === 0) this.log(`cluster ${args.cluster} has no env parameters`)
+        for (const [name, e] of Object.entries(env)) this.log(quoteControl(`${name} = ${e.value}  (${e.source === 'default' ? 'default' : `from ${e.source}`}${e.secret ? ', secret' : ''})`))
+        return undefined
+      }
       const selected: Record<string, string> = {}
-      for (const [k, v] of Object.entries(await redactTree(snapshot.keys))) {
+      for (const [k, v] of Object.entries(redacted)) {
         if (path === '' || k === path || k.startsWith(`${path}/`)) selected[k] = v
       }
       if (Object.keys(selected).length === 0) throw new ShoalError(`no key ${path} in cluster ${args.cluster}`, 'not-found', EXIT.failure)
       if (this.jsonEnabled()) return {cluster: args.cluster, revision: snapshot.revision, tree: nest(selected)}
       if (flags.yaml) {
         const {stringify} = await import('yaml')
-        process.stdout.write(stringify(nest(selected)))
+        process.stdout.write(quoteControl(stringify(nest(selected))))
         return undefined
       }
       for (const [k, v] of Object.entries(selected).sort(([a], [b]) => (a < b ? -1 : 1))) {

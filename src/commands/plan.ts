@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
 import {EXIT} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+import {valueFlags} from '../cli/value-flags.js'
 
 export default class Plan extends BaseCommand {
   static override summary = 'Show what applying a spec would change, without changing anything'
@@ -13,6 +14,7 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
     '<%= config.bin %> plan specs/zookeeper.yaml --hosts hosts.yaml',
     '<%= config.bin %> plan specs/zookeeper.yaml --hosts hosts.yaml --out zk.plan --detailed-exitcode',
     '<%= config.bin %> plan specs/zookeeper.yaml --hosts hosts.yaml --destroy',
+    '<%= config.bin %> plan specs/zookeeper.yaml --hosts hosts.yaml --set tick_time=3000',
   ]
 
   static override args = {
@@ -24,20 +26,22 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
     out: Flags.string({description: 'Save the plan to this file (mode 0600: it holds secret values) for `shoal apply`'}),
     destroy: Flags.boolean({description: 'Plan the removal of the whole cluster instead', default: false}),
     'detailed-exitcode': Flags.boolean({description: 'Exit 0 when nothing changes, 2 when something does', default: false}),
+    ...valueFlags,
     ...storeFlags,
   }
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Plan)
-    const [{readClusterInput, readInventory}, {compile}, {writePlanFile, PLAN_FORMAT}, {renderPlan, redactPlan, hasChanges}] = await Promise.all([
-      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/plan-file.js'), import('../plan/show.js'),
+    const [{readClusterInput, readInventory}, {compile}, {writePlanFile, PLAN_FORMAT}, {renderPlan, redactPlan, hasChanges}, {readGivenValues}] = await Promise.all([
+      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/plan-file.js'), import('../plan/show.js'), import('../workspace/values.js'),
     ])
     const input = readClusterInput(args.spec)
     const inventory = readInventory(flags.hosts)
-    const store = await openStoreFromFlags(flags)
+    const given = readGivenValues(flags)
+    const store = await openStoreFromFlags(flags, {readOnly: true})
     try {
       const {plan, expectedModRevision} = await compile(store, {
-        spec: input.spec, templates: input.templates, cluster: input.spec.name, inventory, operation: flags.destroy ? {kind: 'destroy'} : {kind: 'apply'},
+        spec: input.spec, templates: input.templates, cluster: input.spec.name, inventory, operation: flags.destroy ? {kind: 'destroy'} : {kind: 'apply'}, given,
       })
       if (flags.out) writePlanFile(flags.out, {format: PLAN_FORMAT, registry: store.description, expectedModRevision, plan})
       const changed = hasChanges(plan)

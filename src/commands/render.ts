@@ -3,11 +3,13 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+import {valueFlags} from '../cli/value-flags.js'
 
 export default class Render extends BaseCommand {
   static override summary = "Print one node's rendered config files"
-  static override description = `Plans SPEC like \`shoal plan\` (against the inventory and the registry) and prints the files of NODE as they would be installed. Secret values are redacted unless --show-secrets.
-With --step, the files as they are on NODE once that step of the plan has run (a step id or its number, as \`shoal plan\` lists them): while an operation runs a node may see other files than at its end, e.g. a template reading adding_hosts.`
+  static override description = `Plans SPEC like \`shoal plan\` (against the inventory and the registry) and prints the files of NODE as they would be installed; only NODE's templates are rendered. Secret values are redacted, and a file whose template reads a secret is not shown at all, unless --show-secrets.
+With --step, the files as they are on NODE once that step of the plan has run (a step id or its number, as \`shoal plan\` lists them): while an operation runs a node may see other files than at its end, e.g. a template reading adding_hosts.
+Control characters in the content are shown quoted (\\x1b); --json gives the exact content.`
 
   static override examples = ['<%= config.bin %> render specs/zookeeper.yaml --hosts hosts.yaml --node zk-main-zk-1', '<%= config.bin %> render specs/zookeeper.yaml --hosts hosts.yaml --node zk-main-zk-1 --step 2']
 
@@ -19,21 +21,23 @@ With --step, the files as they are on NODE once that step of the plan has run (a
     hosts: Flags.string({description: 'Host inventory file (kind Hosts)', required: true}),
     node: Flags.string({description: 'Node id, e.g. zk-main-zk-1', required: true}),
     step: Flags.string({description: 'Show the files as they are on the node once this step ran (step id or number)'}),
-    'show-secrets': Flags.boolean({description: 'Do not redact secret env values', default: false}),
+    'show-secrets': Flags.boolean({description: 'Show secret env values and the files whose template reads a secret', default: false}),
+    ...valueFlags,
     ...storeFlags,
   }
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Render)
-    const [{readClusterInput, readInventory}, {compile}, {redactPlan, redactText, filesAtStep}] = await Promise.all([
-      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../plan/show.js'),
+    const [{readClusterInput, readInventory}, {compile}, {redactPlan, redactText, filesAtStep}, {quoteControl}, {readGivenValues}] = await Promise.all([
+      import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../plan/show.js'), import('../util/text.js'), import('../workspace/values.js'),
     ])
     const input = readClusterInput(args.spec)
     const inventory = readInventory(flags.hosts)
-    const store = await openStoreFromFlags(flags)
+    const given = readGivenValues(flags)
+    const store = await openStoreFromFlags(flags, {readOnly: true})
     let compiled
     try {
-      compiled = await compile(store, {spec: input.spec, templates: input.templates, cluster: input.spec.name, inventory, operation: {kind: 'create'}})
+      compiled = await compile(store, {spec: input.spec, templates: input.templates, cluster: input.spec.name, inventory, operation: {kind: 'create'}, renderOnly: flags.node, given})
     } finally {
       await store.close()
     }
@@ -53,20 +57,28 @@ With --step, the files as they are on NODE once that step of the plan has run (a
       const shown = registered && !flags['show-secrets'] ? Object.fromEntries(Object.entries(registered).map(([dest, content]) => [dest, redactText(content, compiled.plan.secrets)])) : registered
       const at = filesAtStep(plan, node.node_id, index, shown)
       if (this.jsonEnabled()) return {node: node.node_id, step: step.id, placedBy: at.placedBy ?? null, files: at.files ?? null}
-      this.log(`# ${node.node_id} once step ${step.id} (${step.title}) ran: ${at.files ? (at.placedBy ? `files placed by step ${at.placedBy}` : 'the registered files (none placed by this plan yet)') : 'no files on the node'}`)
+      const out = [`# ${node.node_id} once step ${step.id} (${step.title}) ran: ${at.files ? (at.placedBy ? `files placed by step ${at.placedBy}` : 'the registered files (none placed by this plan yet)') : 'no files on the node'}\n`]
       for (const file of at.files ?? []) {
-        this.log(`# ${file.dest}`)
-        process.stdout.write(file.content.endsWith('\n') ? file.content : `${file.content}\n`)
-        this.log('')
+        // A registered copy was rendered by templates this plan may not read any more: hidden whenever the cluster has secrets.
+        const hidden = !flags['show-secrets'] && (file.sensitive ?? (!at.placedBy && compiled.plan.secrets.length > 0))
+        out.push(`# ${file.dest}${hidden ? ' (content hidden: the template reads a secret, --show-secrets shows it)' : ''}\n`)
+        if (!hidden) out.push(file.content.endsWith('\n') ? file.content : `${file.content}\n`)
+        out.push('\n')
       }
+      process.stdout.write(quoteControl(out.join('')))
       return undefined
     }
-    if (this.jsonEnabled()) return {node: node.node_id, files: node.files.map(({dest, path, mode, owner, content}) => ({dest, path, mode, owner, content}))}
-    for (const file of node.files) {
-      this.log(`# ${file.path} (mode ${file.mode}${file.owner ? `, owner ${file.owner}` : ''})`)
-      process.stdout.write(file.content.endsWith('\n') ? file.content : `${file.content}\n`)
-      this.log('')
+    if (this.jsonEnabled()) {
+      return {node: node.node_id, files: node.files.map(({dest, path, mode, owner, content, sensitive}) => ({dest, path, mode, owner, content, ...(sensitive ? {sensitive} : {})}))}
     }
+    const out: string[] = []
+    for (const file of node.files) {
+      const hidden = file.sensitive && !flags['show-secrets']
+      out.push(`# ${file.path} (mode ${file.mode}${file.owner ? `, owner ${file.owner}` : ''}${hidden ? '; content hidden: the template reads a secret, --show-secrets shows it' : ''})\n`)
+      if (!hidden) out.push(file.content.endsWith('\n') ? file.content : `${file.content}\n`)
+      out.push('\n')
+    }
+    process.stdout.write(quoteControl(out.join('')))
     return undefined
   }
 }

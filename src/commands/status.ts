@@ -26,7 +26,7 @@ export default class Status extends BaseCommand {
       import('../lifecycle/status.js'), import('../operation/record.js'), import('../transport/ssh.js'),
     ])
     const given = await inventoryHosts(flags.hosts)
-    const store = await openStoreFromFlags(flags)
+    const store = await openStoreFromFlags(flags, {readOnly: true})
     const transport = flags.health ? new SshTransport({acceptNewHostKeys: flags['accept-new-host-keys'], connectAttempts: 1}) : undefined
     try {
       const inventory = given ?? (await readStoredInventory(store, args.cluster)) ?? []

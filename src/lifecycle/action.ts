@@ -1,4 +1,5 @@
 // `shoal run` as a plan: a custom action (or restart) on registered nodes, in batches, honouring the script's `on` and `order`.
+import {secretValues} from '../plan/env.js'
 import {batches, serviceTargets, type RoleGroups, type Step} from '../plan/steps.js'
 import type {ClusterState, Plan, PlannedNode} from '../plan/types.js'
 import {DEFAULTS, type ActionSpec} from '../spec/types.js'
@@ -95,6 +96,6 @@ export function planAction(state: ClusterState, request: ActionRequest): Plan {
     changes: {puts: [], deletes: []},
     steps: steps.map((s, i) => ({id: `${String(i + 1).padStart(width, '0')}-${s.kind}${s.action ? `-${s.action.replace(/[^A-Za-z0-9_.-]/g, '_')}` : s.service ? `-${s.service}` : ''}-${s.role!}${s.batch ? `-b${s.batch.index}` : ''}`, ...s})),
     errors: [],
-    secrets: state.secretEnv.map((name) => String(state.env[name] ?? '')).filter((v) => v !== ''),
+    secrets: secretValues(state.env, state.secretEnv),
   }
 }

@@ -1,9 +1,11 @@
 // Registry-only apply (`--registry-only`): lock → (plan) → the plan's registry commits, no scripts on hosts. The full
 // operation (scripts, files, progress records, resume) is lifecycle/operation.ts.
+import type {GivenEnv} from '../plan/env.js'
 import type {Inventory} from '../plan/inventory.js'
 import type {Operation, Plan} from '../plan/types.js'
 import {hasChanges} from '../plan/show.js'
 import type {ClusterSpec} from '../spec/types.js'
+import {protectSecrets} from '../store/sealed.js'
 import type {Store} from '../store/store.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {compile} from './compile.js'
@@ -12,7 +14,7 @@ import {commitPlan, lockCluster, type RegisterResult} from './register.js'
 import type {SavedPlan} from './plan-file.js'
 import type {Planned} from './operation.js'
 import {readRegistered} from './registered.js'
-import {StaleError} from '../registry/index.js'
+import {forgetHistory, StaleError} from '../registry/index.js'
 
 export interface ApplyOutcome {
   plan: Plan
@@ -23,7 +25,7 @@ export interface ApplyOutcome {
 /** Plan under the cluster lock (so nobody changes the cluster between planning and committing) and commit. */
 export async function planAndRegister(
   store: Store,
-  input: {cluster: string; spec?: ClusterSpec; templates?: ReadonlyMap<string, string>; inventory: Inventory; operation: Operation; lockWaitMs: number; dryRun?: boolean},
+  input: {cluster: string; spec?: ClusterSpec; templates?: ReadonlyMap<string, string>; inventory: Inventory; operation: Operation; lockWaitMs: number; dryRun?: boolean; given?: GivenEnv},
 ): Promise<ApplyOutcome> {
   if (input.dryRun) {
     const {plan} = await compile(store, input)
@@ -35,7 +37,9 @@ export async function planAndRegister(
     const {plan, expectedModRevision} = await compile(store, input)
     const changed = hasChanges(plan)
     if (!changed) return {plan, changed}
-    return {plan, changed, result: await commitPlan(store, plan, expectedModRevision, lock)}
+    const result = await commitPlan(store, plan, expectedModRevision, lock)
+    await forgetHistory(store)
+    return {plan, changed, result}
   } finally {
     // Best effort: when the registry just failed (etcd down) a release error would hide the real one, and an
     // unreleased lock expires with its lease anyway.
@@ -50,10 +54,13 @@ export async function registerSavedPlan(store: Store, saved: SavedPlan, lockWait
   }
   const changed = hasChanges(saved.plan)
   if (!changed) return {plan: saved.plan, changed}
+  protectSecrets(store, saved.plan.secrets)
   const lock = await lockCluster(store, saved.plan.cluster, {operation: describeOperation(saved.plan.operation), waitMs: lockWaitMs})
   try {
     await assertNoUnfinished(store, saved.plan.cluster)
-    return {plan: saved.plan, changed, result: await commitPlan(store, saved.plan, saved.expectedModRevision, lock)}
+    const result = await commitPlan(store, saved.plan, saved.expectedModRevision, lock)
+    await forgetHistory(store)
+    return {plan: saved.plan, changed, result}
   } finally {
     await lock.release().catch(() => undefined)
   }

@@ -1,8 +1,12 @@
 // Read everything a plan depends on (spec files, inventory, registry) and call the pure planner.
+import {TemplateBudget} from '../render/engine.js'
+import {NOTHING_GIVEN, resolveEnv, secretValues, type GivenEnv} from '../plan/env.js'
 import {planCluster} from '../plan/plan.js'
+import {redactText} from '../plan/show.js'
 import type {Inventory} from '../plan/inventory.js'
 import type {ClusterState, NodeFacts, Operation, Plan, PlanError} from '../plan/types.js'
 import type {ClusterSpec} from '../spec/types.js'
+import {protectSecrets} from '../store/sealed.js'
 import type {Store} from '../store/store.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {linkedStates, otherUsage, readRegistered} from './registered.js'
@@ -23,6 +27,12 @@ export interface CompileInput {
   operation: Operation
   /** What scripts did in unfinished operations (fix forward, rollback). */
   facts?: Record<string, NodeFacts>
+  /** Shared by every plan of one command; default: a fresh budget of TEMPLATE_BUDGET_MS for this plan. */
+  templateBudget?: TemplateBudget
+  /** Render only this node's files (see PlanInput.renderOnly). */
+  renderOnly?: string
+  /** Parameter values given by this command (default: none; registered values are kept, see plan/env.ts). */
+  given?: GivenEnv
 }
 
 export function planErrorMessage(errors: readonly PlanError[]): string {
@@ -41,6 +51,12 @@ export async function compile(store: Store, input: CompileInput): Promise<Compil
     throw new ShoalError(`cluster ${input.cluster} is not registered in ${store.description}`, 'not-registered', EXIT.failure)
   }
   const templates = input.templates ?? new Map(Object.entries(state?.templates ?? {}))
+  const {env, errors} = resolveEnv(spec, input.given ?? NOTHING_GIVEN, state, {destroying: input.operation.kind === 'destroy'})
+  if (errors.length > 0) {
+    // Checked before anything is planned or registered. The messages never quote a secret; redacted all the same.
+    const known = [...secretValues(env.values, env.secret), ...(state ? secretValues(state.env, state.secretEnv) : [])]
+    throw new ShoalError(redactText(`cannot plan ${input.cluster}: env parameter values:\n${errors.map((e) => `  ${e}`).join('\n')}`, known), 'invalid-value', EXIT.failure)
+  }
   const plan = planCluster({
     spec,
     templates,
@@ -50,9 +66,14 @@ export async function compile(store: Store, input: CompileInput): Promise<Compil
     otherUsage: await otherUsage(store, input.cluster),
     linked: await linkedStates(store, spec),
     ...(input.facts ? {facts: input.facts} : {}),
+    templateBudget: input.templateBudget ?? new TemplateBudget(),
+    ...(input.renderOnly !== undefined ? {renderOnly: input.renderOnly} : {}),
+    env,
   })
+  protectSecrets(store, plan.secrets)
   if (plan.errors.length > 0) {
-    throw new ShoalError(`cannot plan ${input.cluster}:\n${planErrorMessage(plan.errors)}`, plan.errors[0]!.code, EXIT.failure)
+    // A message may quote a value (a template error, a bad default): secret values never reach the terminal.
+    throw new ShoalError(redactText(`cannot plan ${input.cluster}:\n${planErrorMessage(plan.errors)}`, plan.secrets), plan.errors[0]!.code, EXIT.failure)
   }
   return {plan, expectedModRevision: snapshot.revisionModRevision, ...(state ? {current: state} : {})}
 }

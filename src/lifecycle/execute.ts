@@ -3,10 +3,10 @@
 import {posix} from 'node:path'
 import type {Step} from '../plan/steps.js'
 import type {PlannedNode, RenderedFile} from '../plan/types.js'
-import {clusterRevisionKey, readLock, type ClusterLock} from '../registry/index.js'
+import {clusterRevisionKey, ensureNodeTokenKey, NODE_TOKEN_FILE, nodeToken, readLock, type ClusterLock} from '../registry/index.js'
 import {DEFAULTS, type RoleSpec, type ServiceSpec} from '../spec/types.js'
 import type {Store} from '../store/store.js'
-import {installFiles, restoreFile, type InstallResult} from '../transport/install.js'
+import {installFiles, restoreFile, type InstallFileOptions, type InstallResult} from '../transport/install.js'
 import {Limiter} from '../transport/limiter.js'
 import type {ExecResult, Transport, TransportHost} from '../transport/transport.js'
 import {shellQuote} from '../util/shell.js'
@@ -14,7 +14,7 @@ import {parseDuration} from '../util/units.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {describeProbe, healthTiming, waitHealthy} from './health.js'
 import type {HostLookup} from './hosts.js'
-import {MEMBERSHIP_FILE, membershipOf, scriptEnv} from './membership.js'
+import {configureEnv, MEMBERSHIP_FILE, membershipOf, scriptEnv} from './membership.js'
 import {LogBuffer, logKey, timingOp, type NodeLog, type StepTiming} from '../operation/history.js'
 import {NodeMarks, readProgress, stepKey, stepRecordValue, type CurrentOperation, type FailureRecord, type NodeMark, type OperationData} from '../operation/record.js'
 import {redact, type Reporter} from './progress.js'
@@ -137,6 +137,7 @@ class StepRunner {
   private readonly marks: NodeMarks
   /** Output of the script (or reloads) running per step and node, kept in the registry when the node is done there. */
   private readonly logs = new Map<string, LogBuffer>()
+  private tokenKey: Promise<string> | undefined
 
   constructor(private readonly ctx: ExecuteContext) {
     this.nodes = new Map(ctx.data.plan.nodes.map((n) => [n.node_id, n]))
@@ -167,7 +168,10 @@ class StepRunner {
 
   /** SHOAL_* values of the operation, plus SHOAL_STEP: the step running (as `shoal logs --step` names it). */
   private env(node: PlannedNode, step: Step): Record<string, string> {
-    return {...scriptEnv(this.ctx.data.plan, this.ctx.data.env, node), SHOAL_STEP: step.id}
+    const env = {...scriptEnv(this.ctx.data.plan, this.ctx.data.env, node), SHOAL_STEP: step.id}
+    if (step.service !== 'configure') return env
+    const {plan, previousEnv} = this.ctx.data
+    return {...env, ...configureEnv((plan.envChanges ?? []).map((c) => c.name), previousEnv ?? {})}
   }
 
   private output(step: Step, node: PlannedNode): {onStdoutLine: (line: string) => void; onStderrLine: (line: string) => void} {
@@ -200,12 +204,23 @@ class StepRunner {
     else if (Object.keys(log).length) await this.ctx.store.txn([], Object.entries(log).map(([key, value]) => ({type: 'put' as const, key, value})))
   }
 
-  /** The node home exists and holds this operation's membership file (once per node and run). */
+  /** The node home exists and holds this operation's membership file and the node's metad token (once per node and run). */
   private async prepare(node: PlannedNode, host: TransportHost): Promise<void> {
     if (this.prepared.has(node.node_id)) return
     assertHome(this.ctx.data.plan.cluster, node)
-    await this.ctx.transport.putFile(host, `${node.home}/${MEMBERSHIP_FILE}`, this.membership, {mode: '0644', timeoutMs: INSTALL_TIMEOUT_MS})
+    await installFiles(this.ctx.transport, host, await this.nodeFiles(node), INSTALL_TIMEOUT_MS)
     this.prepared.add(node.node_id)
+  }
+
+  /** Files every node home holds besides the rendered ones; nothing once this run placed them. */
+  private async nodeFiles(node: PlannedNode): Promise<InstallFileOptions[]> {
+    if (this.prepared.has(node.node_id)) return []
+    const cluster = this.ctx.data.plan.cluster
+    this.tokenKey ??= ensureNodeTokenKey(this.ctx.store, cluster)
+    return [
+      {path: `${node.home}/${MEMBERSHIP_FILE}`, content: this.membership, mode: '0644'},
+      {path: `${node.home}/${NODE_TOKEN_FILE}`, content: `${nodeToken(await this.tokenKey, cluster, node.node_id)}\n`, mode: '0600'},
+    ]
   }
 
   private async fail(step: Step, node: PlannedNode, host: TransportHost, what: string, result?: ExecResult): Promise<StepFailed> {
@@ -241,8 +256,8 @@ class StepRunner {
     if (step.reload) await this.done(step, node, 'started')
     assertHome(this.ctx.data.plan.cluster, node)
     const files = step.files === 'final' ? node.files : (node.interim ?? node.files)
-    // The membership file (once per node and run) and the node's files go in one command: each command costs a session.
-    const membership = this.prepared.has(node.node_id) ? [] : [{path: `${node.home}/${MEMBERSHIP_FILE}`, content: this.membership, mode: '0644'}]
+    // The node's own files (once per node and run) and its rendered files go in one command: each command costs a session.
+    const membership = await this.nodeFiles(node)
     let results: InstallResult[]
     try {
       results = await installFiles(transport, host, [

@@ -1,7 +1,9 @@
 // What a lifecycle script is told about the operation: the before/after membership (a JSON file) and SHOAL_* env values.
 import {HOST_FIELDS, type HostView} from '../render/view.js'
 import type {Operation, Plan} from '../plan/types.js'
-import type {EnvValue} from '../spec/types.js'
+import {envVarName, type EnvValue} from '../spec/types.js'
+
+export {envVarName}
 
 /** Role -> nodes (sid order), as the membership file holds them. */
 export type RoleMembers = Record<string, HostView[]>
@@ -38,11 +40,6 @@ export function membershipOf(plan: Plan): Membership {
   }
 }
 
-/** `tick_time` -> `SHOAL_ENV_TICK_TIME`. */
-export function envVarName(param: string): string {
-  return `SHOAL_ENV_${param.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`
-}
-
 /**
  * What `SHOAL_OPERATION` says is running: create, apply, scale_out, scale_in, destroy, rollback, or the action's name
  * (`restart` included). A scale is `scale_out` when nodes join, else `scale_in`.
@@ -74,5 +71,12 @@ export function scriptEnv(plan: Pick<Plan, 'cluster' | 'nodes'> & {operation?: O
     SHOAL_LEAVING: ids('remove'),
   }
   for (const [name, value] of Object.entries(env)) out[envVarName(name)] = String(value)
+  return out
+}
+
+/** What `configure` is told besides the new values: which parameters changed, and what each one was before. */
+export function configureEnv(changed: readonly string[], previous: Record<string, EnvValue>): Record<string, string> {
+  const out: Record<string, string> = {SHOAL_ENV_CHANGED: [...changed].sort().join(' ')}
+  for (const [name, value] of Object.entries(previous)) out[envVarName(name).replace(/^SHOAL_ENV_/, 'SHOAL_PREVIOUS_ENV_')] = String(value)
   return out
 }

@@ -4,6 +4,8 @@ import {randomUUID} from 'node:crypto'
 import type {HostSpec} from '../inventory/types.js'
 import {hasChanges} from '../plan/show.js'
 import type {ClusterState, NodeFacts, Operation, Plan} from '../plan/types.js'
+import type {EnvValue} from '../spec/types.js'
+import {protectSecrets} from '../store/sealed.js'
 import type {Store} from '../store/store.js'
 import {SshTransport} from '../transport/ssh.js'
 import type {Transport} from '../transport/transport.js'
@@ -102,6 +104,16 @@ export interface OperationOutcome {
   dependents?: FollowResult[]
 }
 
+/** The registered values of the parameters a plan changes (a configure script may need the old password to log in). */
+function previousValues(plan: Plan, current: ClusterState | undefined): Record<string, EnvValue> {
+  const out: Record<string, EnvValue> = {}
+  for (const change of plan.envChanges ?? []) {
+    const value = current?.env[change.name]
+    if (value !== undefined) out[change.name] = value
+  }
+  return out
+}
+
 export async function runOperation(store: Store, request: OperationRequest, options: OperationOptions): Promise<OperationOutcome> {
   const {cluster} = request
   const lock = await lockCluster(store, cluster, {operation: request.operation ? describeOperation(request.operation) : 'resume', waitMs: options.lockWaitMs})
@@ -120,6 +132,7 @@ export async function runOperation(store: Store, request: OperationRequest, opti
       if (!request.plan) return {cluster, changed: false, resumed: false, ran: 0, skipped: 0}
       const standing = await standingFacts(store, cluster, current)
       const planned = await request.plan({...(standing.facts ? {facts: standing.facts} : {}), ...(current ? {unfinished: {current, ...(standing.data ? {data: standing.data} : {})}} : {})})
+      protectSecrets(store, planned.plan.secrets)
       const id = randomUUID()
       if (current) {
         // Fix forward: the unfinished operation is replaced; what its scripts did carries on in the new plan's facts.
@@ -140,6 +153,7 @@ export async function runOperation(store: Store, request: OperationRequest, opti
         ...(planned.current ? {templatesBefore: planned.current.templates} : {}),
         env: plan.desired?.env ?? planned.current?.env ?? {},
         ...(standing.facts ? {facts: standing.facts} : {}),
+        ...(plan.envChanges?.length ? {previousEnv: previousValues(plan, planned.current)} : {}),
       }
       current = await beginOperation(store, data, {
         id,
@@ -149,6 +163,7 @@ export async function runOperation(store: Store, request: OperationRequest, opti
         ...(request.inventory ? {inventory: request.inventory} : {}),
       })
     }
+    protectSecrets(store, data.plan.secrets)
     if (request.inventory && resumed) await store.txn([], [{type: 'put', key: inventoryKey(cluster), value: JSON.stringify(request.inventory)}])
     const inventory = request.inventory ?? (await readStoredInventory(store, cluster)) ?? []
     transport = options.transport ?? new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys})

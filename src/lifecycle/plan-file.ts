@@ -1,6 +1,9 @@
 // Saved plans (`shoal plan --out`): the plan plus the registry revision it was made against, so applying it against
 // a changed cluster is refused. The file holds secret values (the registry needs them), so it is written 0600.
-import {readFileSync, writeFileSync} from 'node:fs'
+import {randomBytes} from 'node:crypto'
+import {closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync} from 'node:fs'
+import {basename, dirname, join} from 'node:path'
+import {readBounded} from '../spec/load.js'
 import type {Plan} from '../plan/types.js'
 import {EXIT, ShoalError} from '../errors.js'
 
@@ -15,14 +18,50 @@ export interface SavedPlan {
   plan: Plan
 }
 
+/** Saved plans of 10,000-node clusters are tens of MiB; a bound still keeps `apply /dev/zero` from filling memory. */
+export const MAX_PLAN_FILE_BYTES = 512 * 1024 * 1024
+
+/**
+ * Write the plan to a new file beside `path` (created exclusively, mode 0600 whatever the umask), fsync it and rename
+ * it over `path`. Whatever was at `path` — a 0644 file, a symbolic link — is replaced, never written through: an
+ * existing file keeps no secrets at its old mode, and a link cannot redirect the write elsewhere.
+ */
 export function writePlanFile(path: string, saved: SavedPlan): void {
-  writeFileSync(path, JSON.stringify(saved) + '\n', {mode: 0o600})
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
+  let fd: number
+  try {
+    fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+  } catch (err) {
+    throw new ShoalError(`cannot write plan file ${path}: ${(err as Error).message}`, 'plan-unwritable', EXIT.usage)
+  }
+  try {
+    fchmodSync(fd, 0o600)
+    const bytes = Buffer.from(JSON.stringify(saved) + '\n')
+    for (let written = 0; written < bytes.length;) written += writeSync(fd, bytes, written)
+    fsyncSync(fd)
+    closeSync(fd)
+    renameSync(temp, path)
+  } catch (err) {
+    try {
+      closeSync(fd)
+    } catch {
+      // already closed
+    }
+    try {
+      unlinkSync(temp)
+    } catch {
+      // never created or already renamed
+    }
+    throw new ShoalError(`cannot write plan file ${path}: ${(err as Error).message}`, 'plan-unwritable', EXIT.usage)
+  }
 }
 
 export function readPlanFile(path: string): SavedPlan {
   let parsed: unknown
+  const read = readBounded(path, MAX_PLAN_FILE_BYTES, 'plan file')
+  if (!('bytes' in read)) throw new ShoalError(`${read.message}: ${path}`, 'plan-unreadable', EXIT.usage)
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'))
+    parsed = JSON.parse(read.bytes.toString('utf8'))
   } catch (err) {
     throw new ShoalError(`cannot read plan file ${path}: ${(err as Error).message}`, 'plan-unreadable', EXIT.usage)
   }

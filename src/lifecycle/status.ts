@@ -1,5 +1,6 @@
 // `shoal status`: the registered nodes and their state, their health checked now, and the cluster's operations.
 import type {HostSpec} from '../inventory/types.js'
+import {secretValues} from '../plan/env.js'
 import type {NodeState} from '../plan/types.js'
 import {readLock, type LockInfo} from '../registry/index.js'
 import type {Store} from '../store/store.js'
@@ -53,7 +54,7 @@ export async function clusterStatus(store: Store, cluster: string, options: {tra
   ])
   if (!state && !current) throw new ShoalError(`cluster ${cluster} is not registered in ${store.description}`, 'not-registered', EXIT.failure)
   const lookup = hostLookup(options.inventory, cluster)
-  const secrets = state ? state.secretEnv.map((n) => String(state.env[n] ?? '')) : []
+  const secrets = state ? secretValues(state.env, state.secretEnv) : []
   const nodes = await Promise.all(
     (state?.nodes ?? []).map(async (node): Promise<NodeStatus> => {
       const base = {node_id: node.node_id, role: node.role, sid: node.sid, ip: node.ip, host: node.host, state: node.state, bootstrap: node.bootstrap}

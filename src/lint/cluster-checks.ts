@@ -1,8 +1,11 @@
 // Semantic checks of a schema-valid cluster spec: what JSON Schema cannot express (cross-field bounds, units that
 // overflow, env defaults against their constraints, duplicate destinations, templates and what they reference).
+import {realpathSync} from 'node:fs'
 import {isAbsolute, join, normalize, posix, relative, resolve, sep} from 'node:path'
-import {DEFAULTS, LIFECYCLE_SERVICES, type ClusterSpec, type EnvParam, type EnvValue, type RoleSpec} from '../spec/types.js'
+import {MIN_TEXT_SECRET, REDACTED} from '../plan/show.js'
+import {DEFAULTS, envVarName, LIFECYCLE_SERVICES, type ClusterSpec, type EnvParam, type EnvValue, type RoleSpec} from '../spec/types.js'
 import {positionAt, type LoadedYaml} from '../spec/load.js'
+import {quoted} from '../util/text.js'
 import {parseDuration, parseSize, resolveCountOrPercent} from '../util/units.js'
 import type {Problem} from './problem.js'
 import {ruleSeverity, type RuleId} from './rules.js'
@@ -32,7 +35,15 @@ export function checkCluster(spec: ClusterSpec, ctx: ClusterCheckContext): Probl
   for (const [link, target] of Object.entries(spec.links ?? {})) {
     if (target === spec.name) report('link-self', ['links', link], `link "${link}" points at this cluster itself`)
   }
-  for (const [name, param] of Object.entries(spec.env ?? {})) checkEnvParam(name, param, report)
+  const variables = new Map<string, string>()
+  for (const [name, param] of Object.entries(spec.env ?? {})) {
+    checkEnvParam(name, param, report)
+    // Scripts read `tick-time` and `TICK_TIME` both from SHOAL_ENV_TICK_TIME: one of them would silently win.
+    const variable = envVarName(name)
+    const first = variables.get(variable)
+    if (first === undefined) variables.set(variable, name)
+    else report('env-name-collision', ['env', name], `env parameters ${quoted(first)} and ${quoted(name)} both reach scripts as ${variable}; rename one of them`, true)
+  }
   for (const [name, role] of Object.entries(spec.roles)) checkRole(name, role, report)
   const maxInFlight = spec.update?.max_in_flight
   if (typeof maxInFlight === 'string' && resolveCountOrPercent(maxInFlight, 100) === undefined) {
@@ -46,11 +57,9 @@ type Report = (rule: RuleId, path: Path, message: string, key?: boolean) => void
 
 function checkRole(name: string, role: RoleSpec, report: Report): void {
   const at = (...rest: Array<string | number>): Path => ['roles', name, ...rest]
-  if (!DNS_LABEL.test(name)) {
-    report('role-name', at(), `role name "${name}" is not a DNS label: use lowercase letters, digits and "-" (at most 63 characters, no leading or trailing "-")`, true)
-  }
+  // Role names are checked by the schema's propertyNames (reported as role-name), so editors know the rule too.
   for (const field of ['memory', 'disk'] as const) {
-    if (parseSize(role[field]) === undefined) report('unit-invalid', at(field), `"${field}" in role "${name}": ${JSON.stringify(role[field])} is too large to be a size`)
+    if (parseSize(role[field]) === undefined) report('unit-invalid', at(field), `"${field}" in role "${name}": ${quoted(role[field])} is too large to be a size (at most 8 PiB)`)
   }
   const durations: Array<[Path, string | undefined]> = [
     ...LIFECYCLE_SERVICES.map((s): [Path, string | undefined] => [at('services', s, 'timeout'), role.services?.[s]?.timeout]),
@@ -99,6 +108,8 @@ function typeMatches(type: EnvParam['type'], value: EnvValue): boolean {
 function checkEnvParam(name: string, param: EnvParam, report: Report): void {
   const at = (...rest: Array<string | number>): Path => ['env', name, ...rest]
   const label = `env parameter "${name}"`
+  // A secret's value never appears in a message (CI logs keep lint output).
+  const show = (value: unknown): string => (param.secret ? REDACTED : quoted(value))
   let pattern: RegExp | undefined
   if (param.pattern !== undefined) {
     try {
@@ -111,20 +122,29 @@ function checkEnvParam(name: string, param: EnvParam, report: Report): void {
     report('env-range-inverted', at('minimum'), `${label}: minimum (${param.minimum}) is greater than maximum (${param.maximum})`)
   }
   for (const [index, value] of (param.enum ?? []).entries()) {
-    if (!typeMatches(param.type, value)) report('env-type-mismatch', at('enum', index), `${label}: enum value ${JSON.stringify(value)} is not of type ${param.type}`)
+    if (!typeMatches(param.type, value)) report('env-type-mismatch', at('enum', index), `${label}: enum value ${show(value)} is not of type ${param.type}`)
   }
   const value = param.default
-  if (value === undefined) return
-  if (!typeMatches(param.type, value)) {
-    report('env-type-mismatch', at('default'), `${label}: default ${JSON.stringify(value)} is not of type ${param.type}${typeof value === 'string' && param.type !== 'string' ? ' (remove the quotes)' : ''}`)
+  if (value === undefined) {
+    report('env-required', at(), `${label} has no default: give it a value at create (--set ${name}=VALUE, --set-file ${name}=PATH or a --values file)`, true)
     return
   }
-  const why = param.enum && !param.enum.includes(value) ? `is not one of ${param.enum.map((v) => JSON.stringify(v)).join(', ')}`
+  // An empty default means "none" (e.g. no password): nothing secret lives in the spec then.
+  if (param.secret && value !== '') report('env-secret-default', at('default'), `${label} is secret but has a default: the secret would live in the spec; remove the default and give the value at create (--set-file ${name}=PATH or a --values file kept out of version control)`)
+  if (!typeMatches(param.type, value)) {
+    report('env-type-mismatch', at('default'), `${label}: default ${show(value)} is not of type ${param.type}${typeof value === 'string' && param.type !== 'string' ? ' (remove the quotes)' : ''}`)
+    return
+  }
+  // An empty default is "none" (no password): there is nothing to hide, and the value is given at create instead.
+  if (param.secret && value !== '' && String(value).length < MIN_TEXT_SECRET) {
+    report('env-secret-short', at('default'), `${label}: a secret shorter than ${MIN_TEXT_SECRET} characters is hidden where shoal knows it prints it, but not searched for in free text such as script output (replacing every short match would garble unrelated output); use a longer secret`)
+  }
+  const why = param.enum && !param.enum.includes(value) ? `is not one of ${param.secret ? 'the allowed values' : param.enum.map((v) => quoted(v)).join(', ')}`
     : typeof value === 'number' && param.minimum !== undefined && value < param.minimum ? `is below the minimum ${param.minimum}`
     : typeof value === 'number' && param.maximum !== undefined && value > param.maximum ? `is above the maximum ${param.maximum}`
     : typeof value === 'string' && pattern && !pattern.test(value) ? `does not match the pattern ${param.pattern}`
     : undefined
-  if (why) report('env-default-invalid', at('default'), `${label}: default ${JSON.stringify(value)} ${why}`)
+  if (why) report('env-default-invalid', at('default'), `${label}: default ${show(value)} ${why}`)
 }
 
 function checkTemplates(spec: ClusterSpec, ctx: ClusterCheckContext, report: Report): Problem[] {
@@ -137,15 +157,15 @@ function checkTemplates(spec: ClusterSpec, ctx: ClusterCheckContext, report: Rep
   for (const [roleName, role] of Object.entries(spec.roles)) {
     for (const [index, file] of (role.files ?? []).entries()) {
       const path: Path = ['roles', roleName, 'files', index, 'template']
-      const absolute = resolve(ctx.specDir, file.template)
-      const inside = relative(ctx.specDir, absolute)
-      if (isAbsolute(file.template) || inside === '' || inside.startsWith(`..${sep}`) || inside === '..') {
-        report('template-path', path, `template ${JSON.stringify(file.template)} must be a relative path inside the spec's directory`)
+      const resolved = resolveTemplate(ctx.specDir, file.template)
+      if ('outside' in resolved) {
+        report('template-path', path, resolved.outside)
         continue
       }
-      const display = normalize(join(ctx.displayDir, inside))
+      const {absolute, real} = resolved
+      const display = normalize(join(ctx.displayDir, relative(ctx.specDir, absolute)))
       ctx.onTemplate?.(absolute, display)
-      const analysed = ctx.templates.get(absolute)
+      const analysed = ctx.templates.get(real)
       for (const finding of analysed.findings) {
         if (finding.rule === 'template-missing') {
           report('template-missing', path, `${finding.message}: ${display}`)
@@ -159,6 +179,39 @@ function checkTemplates(spec: ClusterSpec, ctx: ClusterCheckContext, report: Rep
     }
   }
   return dedupe(problems)
+}
+
+function isInside(dir: string, path: string): boolean {
+  const inside = relative(dir, path)
+  return inside !== '' && inside !== '..' && !inside.startsWith(`..${sep}`) && !isAbsolute(inside)
+}
+
+/**
+ * Where a template path leads: the path as written (for display) and the file it really is, after every symbolic
+ * link on the way; both must lie inside the spec's directory (itself resolved, so a spec under a linked directory
+ * works). A path that does not resolve (missing, a loop) is left to reading, which says why.
+ */
+export function resolveTemplate(specDir: string, template: string): {absolute: string; real: string} | {outside: string} {
+  const absolute = resolve(specDir, template)
+  if (isAbsolute(template) || !isInside(specDir, absolute)) {
+    return {outside: `template ${quoted(template)} must be a relative path inside the spec's directory`}
+  }
+  let real: string
+  try {
+    real = realpathSync(absolute)
+  } catch {
+    return {absolute, real: absolute}
+  }
+  let realDir: string
+  try {
+    realDir = realpathSync(specDir)
+  } catch {
+    realDir = specDir
+  }
+  if (!isInside(realDir, real)) {
+    return {outside: `template ${quoted(template)} is a symbolic link (or lies under one) that leads out of the spec's directory, to ${quoted(real)}; templates must be files inside it`}
+  }
+  return {absolute, real}
 }
 
 /** One template used by two roles is reported once. */

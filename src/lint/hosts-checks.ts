@@ -2,6 +2,8 @@
 import {isIP} from 'node:net'
 import type {HostsFile} from '../inventory/types.js'
 import {positionAt, type LoadedYaml} from '../spec/load.js'
+import {parseSize} from '../util/units.js'
+import {quoted} from '../util/text.js'
 import type {Problem} from './problem.js'
 import {ruleSeverity, type RuleId} from './rules.js'
 
@@ -17,6 +19,12 @@ export function checkHosts(inventory: HostsFile, loaded: LoadedYaml): Problem[] 
     if (firstName === undefined) names.set(host.name, index)
     else report('host-duplicate-name', ['hosts', index, 'name'], `host name "${host.name}" is already used by host #${firstName + 1}`)
 
+    for (const field of ['memory', 'disk'] as const) {
+      const text = host.capacity?.[field]
+      if (text !== undefined && parseSize(text) === undefined) {
+        report('unit-invalid', ['hosts', index, 'capacity', field], `host "${host.name}": capacity.${field} ${quoted(text)} is too large to be a size (at most 8 PiB)`)
+      }
+    }
     const address = host.address.toLowerCase()
     const looksNumeric = /^[0-9.]+$/.test(address) || address.includes(':')
     if (looksNumeric && isIP(address) === 0) {

@@ -1,13 +1,14 @@
 // `shoal lint` as a library: lint files, directories and stdin into one result object that formatters render.
-import {readdirSync, statSync} from 'node:fs'
+import {readdirSync, realpathSync, statSync} from 'node:fs'
 import {dirname, extname, join, normalize, resolve} from 'node:path'
 import type {HostsFile} from '../inventory/types.js'
-import {loadYaml, loadYamlFile, positionAt, type LoadedYaml} from '../spec/load.js'
+import {loadRead, loadYaml, loadYamlFile, positionAt, readStreamBounded, type BoundedRead, type LoadedYaml} from '../spec/load.js'
 import {schemaProblems, validators as sharedValidators, type Validators} from '../spec/schema.js'
 import type {ClusterSpec} from '../spec/types.js'
 import {checkCluster, dedupe} from './cluster-checks.js'
 import {checkHosts} from './hosts-checks.js'
 import type {Problem, Severity} from './problem.js'
+import {redactText} from '../plan/show.js'
 import {didYouMean} from './suggest.js'
 import {TemplateCache} from './templates.js'
 
@@ -19,8 +20,8 @@ export type DocumentKind = (typeof KINDS)[number]
 export interface LintOptions {
   /** Directory relative paths resolve against (default: process.cwd()). */
   cwd?: string
-  /** Reads the document for the path `-` (default: all of process.stdin). */
-  readStdin?: () => Promise<Uint8Array | string>
+  /** Reads the document for the path `-` (default: process.stdin, at most the file size limit). */
+  readStdin?: () => Promise<Uint8Array | string | BoundedRead>
   /** Schema validators to use (default: the generated ones when built, else compiled once). */
   validators?: Validators
 }
@@ -72,6 +73,8 @@ interface Target {
   display: string
   /** Named on the command line (not found by walking a directory). */
   explicit: boolean
+  /** Why the path cannot be linted at all (a symlink loop), reported as a `file-unreadable` problem. */
+  unreadable?: string
 }
 
 export async function lintPaths(paths: readonly string[], options: LintOptions = {}): Promise<LintResult> {
@@ -80,9 +83,13 @@ export async function lintPaths(paths: readonly string[], options: LintOptions =
   const session = new LintSession(options.validators ?? sharedValidators())
   const linted: Array<{target: Target; result: LintedFile}> = []
   for (const target of targets) {
-    if (target.path === STDIN_PATH) {
-      const input = await (options.readStdin ?? readAllStdin)()
-      linted.push({target, result: session.lint(loadYaml(input, STDIN_NAME), {explicit: true, specDir: cwd, displayDir: '.'})})
+    if (target.unreadable !== undefined) {
+      const problem = {file: target.display, line: 0, col: 0, rule: 'file-unreadable', severity: 'error' as const, message: target.unreadable}
+      linted.push({target, result: {file: target.display, problems: [problem]}})
+    } else if (target.path === STDIN_PATH) {
+      const input = await (options.readStdin ?? (() => readStreamBounded(process.stdin)))()
+      const loaded = typeof input === 'string' || input instanceof Uint8Array ? loadYaml(input, STDIN_NAME) : loadRead(input, STDIN_NAME)
+      linted.push({target, result: session.lint(loaded, {explicit: true, specDir: cwd, displayDir: '.'})})
     } else {
       const loaded = loadYamlFile(target.path, target.display)
       linted.push({target, result: session.lint(loaded, {explicit: target.explicit, specDir: dirname(target.path), displayDir: dirname(target.display)})})
@@ -120,7 +127,10 @@ export class LintSession {
         })
       }
     }
-    if (file.problems.some((p) => p.file === loaded.file)) this.sources.set(loaded.file, loaded.source)
+    // Secret defaults written in the spec stay out of the report: messages and the code frames' source lines.
+    const secrets = secretDefaults(data)
+    if (secrets.length > 0) file.problems = file.problems.map((p) => ({...p, message: redactText(p.message, secrets)}))
+    if (file.problems.some((p) => p.file === loaded.file)) this.sources.set(loaded.file, redactText(loaded.source, secrets))
     return file
   }
 
@@ -171,6 +181,22 @@ export class LintSession {
   }
 }
 
+/** The default values of env parameters marked secret, as text (every string and number inside one that is not a scalar). */
+function secretDefaults(data: Record<string, unknown> | undefined): string[] {
+  const env = data?.env
+  if (env === null || typeof env !== 'object') return []
+  const out: string[] = []
+  const collect = (value: unknown): void => {
+    if (typeof value === 'string' || typeof value === 'number') out.push(String(value))
+    else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) collect(v)
+  }
+  for (const param of Object.values(env as Record<string, unknown>)) {
+    const p = param as {secret?: unknown; default?: unknown} | null
+    if (p && typeof p === 'object' && p.secret === true) collect(p.default)
+  }
+  return out
+}
+
 function byPosition(a: Problem, b: Problem): number {
   return a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.col - b.col
 }
@@ -187,32 +213,59 @@ function collectTargets(paths: readonly string[], cwd: string): Target[] {
     let isDirectory: boolean
     try {
       isDirectory = statSync(absolute).isDirectory()
-    } catch {
-      missing.push(given)
+    } catch (err) {
+      // A symlink loop exists (lstat sees the link) but never resolves: say so instead of "no such file".
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP') targets.push({path: absolute, display: normalize(given), explicit: true, unreadable: LOOP_MESSAGE})
+      else missing.push(given)
       continue
     }
     if (!isDirectory) targets.push({path: absolute, display: normalize(given), explicit: true})
-    else for (const found of walkYaml(absolute)) targets.push({path: found, display: normalize(join(given, found.slice(absolute.length))), explicit: false})
+    else for (const found of walkYaml(absolute)) targets.push({...found, display: normalize(join(given, found.path.slice(absolute.length)))})
   }
   if (missing.length > 0) throw new LintPathError(missing)
   return targets
 }
 
-/** `*.yaml` and `*.yml` under a directory, sorted, skipping hidden directories and node_modules. */
-function walkYaml(directory: string): string[] {
-  const found: string[] = []
+const LOOP_MESSAGE = 'cannot read file: symbolic link loop (a link that points back at itself)'
+
+/**
+ * `*.yaml` and `*.yml` under a directory, sorted, skipping hidden directories and node_modules. Symbolic links are
+ * followed (to files and to directories); a link that loops is reported, and a directory already walked (a link back
+ * up the tree) is not walked again, so the walk always ends.
+ */
+function walkYaml(directory: string, walked: Set<string> = new Set()): Array<Omit<Target, 'display'>> {
+  try {
+    const real = realpathSync(directory)
+    if (walked.has(real)) return []
+    walked.add(real)
+  } catch {
+    return []
+  }
+  const found: Array<Omit<Target, 'display'>> = []
   const entries = readdirSync(directory, {withFileTypes: true}).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   for (const entry of entries) {
     if (entry.name.startsWith('.') || entry.name === 'node_modules') continue
     const path = join(directory, entry.name)
-    if (entry.isDirectory()) found.push(...walkYaml(path))
-    else if (entry.isFile() && ['.yaml', '.yml'].includes(extname(entry.name))) found.push(path)
+    const isYaml = ['.yaml', '.yml'].includes(extname(entry.name))
+    if (entry.isDirectory()) {
+      found.push(...walkYaml(path, walked))
+    } else if (entry.isFile()) {
+      if (isYaml) found.push({path, explicit: false})
+    } else if (entry.isSymbolicLink()) {
+      let target
+      try {
+        target = statSync(path)
+      } catch (err) {
+        // A loop is always a mistake, whatever its name says (it may have been meant as a directory of specs).
+        if ((err as NodeJS.ErrnoException).code === 'ELOOP') found.push({path, explicit: false, unreadable: LOOP_MESSAGE})
+        continue
+      }
+      if (target.isDirectory()) found.push(...walkYaml(path, walked))
+      else if (isYaml) found.push({path, explicit: false})
+    } else if (isYaml) {
+      // A FIFO, socket or device named like a spec: reading refuses it with a reason, instead of skipping it silently.
+      found.push({path, explicit: false})
+    }
   }
   return found
-}
-
-async function readAllStdin(): Promise<Uint8Array> {
-  const chunks: Buffer[] = []
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks)
 }

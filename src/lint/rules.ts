@@ -12,8 +12,8 @@ export interface Rule {
 
 export const RULES = [
   // Reading the file.
-  {id: 'file-unreadable', severity: 'error', group: 'file', description: 'The file cannot be read (missing, a directory, no permission).'},
-  {id: 'file-too-large', severity: 'error', group: 'file', description: 'The file is larger than 1 MiB; specs are small, so this is a mistake or an attack.'},
+  {id: 'file-unreadable', severity: 'error', group: 'file', description: 'The file cannot be read: missing, a directory, no permission, a symbolic link loop, or not a regular file (a FIFO or a device such as `/dev/zero`; pipe streams to `-`).'},
+  {id: 'file-too-large', severity: 'error', group: 'file', description: 'The file (or standard input) is larger than 1 MiB; specs are small, so this is a mistake or an attack. Reading stops at the limit.'},
   {id: 'file-encoding', severity: 'error', group: 'file', description: 'The file is not UTF-8 text: invalid UTF-8, NUL bytes or other control characters.'},
   // Parsing YAML.
   {id: 'yaml-syntax', severity: 'error', group: 'yaml', description: 'The YAML does not parse (bad indentation, unclosed brackets or quotes, tabs as indentation, unresolved alias...).'},
@@ -35,7 +35,7 @@ export const RULES = [
   {id: 'schema-invalid', severity: 'error', group: 'schema', description: 'Any other schema violation.'},
   // Cluster semantics the schema cannot express.
   {id: 'unit-invalid', severity: 'error', group: 'spec', description: 'A size (`512Mi`), duration (`30s`) or percentage (`25%`) does not parse or is out of range.'},
-  {id: 'role-name', severity: 'error', group: 'spec', description: 'A role name is not a DNS label (lowercase letters, digits, `-`, at most 63 characters).'},
+  {id: 'role-name', severity: 'error', group: 'spec', description: 'A role name is not a DNS label (lowercase letters, digits, `-`, at most 63 characters); the schema says so too, so editors flag it.'},
   {id: 'scale-inverted', severity: 'error', group: 'spec', description: '`scale.min` is greater than `scale.max`.'},
   {id: 'count-out-of-scale', severity: 'error', group: 'spec', description: "A role's `count` lies outside its `scale` bounds."},
   {id: 'server-id-range', severity: 'error', group: 'spec', description: 'The server id range (`upper_bound - start + 1`) is empty or cannot hold the largest allowed count.'},
@@ -44,9 +44,13 @@ export const RULES = [
   {id: 'env-default-invalid', severity: 'error', group: 'spec', description: "An env parameter's default is outside its enum, minimum/maximum or pattern."},
   {id: 'env-range-inverted', severity: 'error', group: 'spec', description: "An env parameter's minimum is greater than its maximum."},
   {id: 'env-pattern-invalid', severity: 'error', group: 'spec', description: "An env parameter's pattern is not a valid regular expression."},
+  {id: 'env-name-collision', severity: 'error', group: 'spec', description: 'Two env parameters reach scripts as the same `SHOAL_ENV_<NAME>` variable (they differ only in case, `-` or `_`).'},
+  {id: 'env-secret-short', severity: 'warning', group: 'spec', description: 'A secret is shorter than 4 characters: it is hidden wherever shoal knows it prints it, but not searched for in free text such as script output.'},
+  {id: 'env-secret-default', severity: 'warning', group: 'spec', description: 'A `secret: true` parameter has a non-empty `default`: the secret would live in the spec (and in version control). Give it at create with `--set-file`, `--values` or `--set` instead.'},
+  {id: 'env-required', severity: 'info', group: 'spec', description: 'A parameter has no `default`: `shoal create` needs a value for it (`--set`, `--set-file` or a `--values` file); later commands keep the registered value.'},
   {id: 'link-self', severity: 'warning', group: 'spec', description: 'A link points at the cluster itself.'},
   // Templates.
-  {id: 'template-path', severity: 'error', group: 'template', description: "A template path is absolute or leaves the spec file's directory (`..`)."},
+  {id: 'template-path', severity: 'error', group: 'template', description: "A template path is absolute or leaves the spec file's directory (`..`, or a symbolic link leading out of it)."},
   {id: 'template-missing', severity: 'error', group: 'template', description: 'A template file does not exist or cannot be read as UTF-8 text (limit 1 MiB).'},
   {id: 'template-syntax', severity: 'error', group: 'template', description: 'A template does not parse as Liquid (strict mode: unknown tags and filters are errors).'},
   {id: 'template-include', severity: 'error', group: 'template', description: '`{% include %}`, `{% render %}` and `{% layout %}` are not allowed: templates cannot read other files.'},

@@ -1,10 +1,9 @@
 // Template checks: each template is read, parsed (strict Liquid) and statically analysed once per lint run, then its
 // variable references are checked against the node view the spec declares (roles, env params, links).
-import {readFileSync} from 'node:fs'
 import {IncludeTag, LayoutTag, RenderTag, toValueSync, type Template} from 'liquidjs'
 import {liquid} from '../render/engine.js'
 import {CLUSTER_FIELDS, HOST_FIELDS, VIEW_ROOTS} from '../render/view.js'
-import {firstInvalidUtf8, LOAD_LIMITS} from '../spec/load.js'
+import {firstInvalidUtf8, readBounded} from '../spec/load.js'
 import type {RuleId} from './rules.js'
 import {didYouMean} from './suggest.js'
 
@@ -60,14 +59,12 @@ export class TemplateCache {
 
 /** `undefined` when the file exists and is readable text; otherwise why not. */
 function readTemplate(path: string): {source: string} | {error: string} {
-  let bytes: Buffer
-  try {
-    bytes = readFileSync(path)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    return {error: code === 'ENOENT' ? 'template file not found' : code === 'EISDIR' ? 'template path is a directory' : `cannot read template: ${(err as Error).message}`}
+  // Bounded like a spec: a template that is /dev/zero, a FIFO or huge is refused, never read without end.
+  const read = readBounded(path, undefined, 'template')
+  if (!('bytes' in read)) {
+    return {error: read.message === 'cannot read template: no such file' ? 'template file not found' : read.message === 'cannot read template: is a directory' ? 'template path is a directory' : read.message}
   }
-  if (bytes.byteLength > LOAD_LIMITS.maxBytes) return {error: `template is larger than ${LOAD_LIMITS.maxBytes} bytes (1 MiB)`}
+  const bytes = read.bytes
   if (firstInvalidUtf8(bytes) !== undefined || bytes.includes(0)) return {error: 'template is not UTF-8 text'}
   return {source: bytes.toString('utf8')}
 }

@@ -15,7 +15,7 @@
 import {canonicalJson, sha256} from '../plan/canonical.js'
 import type {HostSpec} from '../inventory/types.js'
 import type {NodeFacts, Operation, Plan} from '../plan/types.js'
-import {defaultHolder} from '../registry/index.js'
+import {defaultHolder, forgetHistory} from '../registry/index.js'
 import type {ClusterSpec, EnvValue} from '../spec/types.js'
 import type {Op, Store} from '../store/store.js'
 import {EXIT, ShoalError} from '../errors.js'
@@ -51,6 +51,8 @@ export interface OperationData {
   facts?: Record<string, NodeFacts>
   /** The templates registered before (undefined at create): what a rollback renders from. */
   templatesBefore?: Record<string, string>
+  /** Values before the operation of the parameters it changes, for `configure` (`SHOAL_PREVIOUS_ENV_<NAME>`). */
+  previousEnv?: Record<string, EnvValue>
 }
 
 export interface CurrentOperation {
@@ -107,13 +109,15 @@ export interface Progress {
  * operation. `create` and `apply` of one spec are one request (converge to that spec), digested as `create` was before
  * `apply` had its own kind, so an unfinished operation of either resumes under both commands.
  */
-export function requestDigest(request: {operation: Operation; spec?: ClusterSpec; templates?: ReadonlyMap<string, string>; plan?: Plan}): string {
+export function requestDigest(request: {operation: Operation; spec?: ClusterSpec; templates?: ReadonlyMap<string, string>; plan?: Plan; values?: Record<string, unknown>}): string {
   const {operation} = request
   return sha256(canonicalJson({
     operation: operation.kind === 'apply' && operation.follows === undefined ? {kind: 'create'} : operation,
     spec: request.spec ?? null,
     templates: request.templates ? Object.fromEntries(request.templates) : null,
     plan: request.plan ?? null,
+    // Only when values were given, so the digest of a request without them is what it always was.
+    ...(request.values ? {values: request.values} : {}),
   }))
 }
 
@@ -320,6 +324,8 @@ export async function finishOperation(store: Store, cluster: string, current: Cu
         putSummary(cluster, runSummary(current, failure ? 'failed' : 'ok', {finished})),
       ]
   await store.txn([], ops)
+  // The plan record (with the values the operation replaced) is gone now: let the store forget it too.
+  await forgetHistory(store)
   return last
 }
 
@@ -354,6 +360,7 @@ export async function closeUnfinished(store: Store, cluster: string, current: Cu
     ...(facts ? [{type: 'put' as const, key: factsKey(cluster), value: JSON.stringify(facts)}] : []),
     putSummary(cluster, {...(old ?? runSummary(current, result)), result, finished: old?.finished ?? new Date().toISOString(), ...(by ? {supersededBy: by} : {})}),
   ])
+  await forgetHistory(store)
 }
 
 /** Forget an unfinished operation without running the rest of it (`shoal resume --abandon`); what it did stays known. */

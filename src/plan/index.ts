@@ -1,5 +1,7 @@
 // The planner's public surface: plan an operation, move states through the metadata tree, show and redact plans.
 export {planCluster, type PlanInput} from './plan.js'
+export {hostView, linkView, nodeView, registeredView, rolesOf} from './node-view.js'
+export {type SharedView} from './render.js'
 export {treeOf, stateFromTree, diffTrees, nodeOfKey, chunkChanges, clusterRoot, TreeDecodeError, type TreeOp} from './tree.js'
 export {renderPlan, hasChanges, redactPlan, REDACTED, type RenderOptions} from './show.js'
 export {unifiedDiff} from './diff.js'

@@ -1,13 +1,15 @@
 // The planner: spec + templates + inventory + registered state + operation → a Plan (pure: no I/O, clock or randomness).
-import type {ParsedTemplate} from '../render/engine.js'
+import type {ParsedTemplate, TemplateBudget} from '../render/engine.js'
 import type {ClusterView, HostView, LinkView} from '../render/view.js'
-import {DEFAULTS, type ClusterSpec, type EnvValue, type RoleSpec} from '../spec/types.js'
+import {DEFAULTS, type ClusterSpec, type RoleSpec} from '../spec/types.js'
 import {parseSize} from '../util/units.js'
 import {canonicalJson, sha256} from './canonical.js'
+import {defaultEnv, envChanges, secretValues, type ResolvedEnv} from './env.js'
 import {allocate, NO_IDS, release, sidBounds} from './ids.js'
 import type {HostUsage, Inventory} from './inventory.js'
 import {hostSlots, milliCpu, occupy, placeRole, type Demand, type HostSlot} from './placement.js'
-import {byRole, compileTemplates, renderNode, sharedView, type SharedView} from './render.js'
+import {hostView, linkView} from './node-view.js'
+import {byRole, compileTemplates, registeredSensitive, renderNode, secretReaders, sharedView, type RenderContext, type SecretNames, type SharedView} from './render.js'
 import {buildSteps, type RoleGroups} from './steps.js'
 import {byRoleThenSid, diffEntries, treeEntries, TreeKeys, type TreeEntries} from './tree.js'
 import type {ClusterState, FileChange, NodeFacts, NodeRecord, Operation, Plan, PlanError, PlannedNode, RenderedFile, RoleIds} from './types.js'
@@ -32,6 +34,12 @@ export interface PlanInput {
    * where it was started or initialised. Without facts every script a node needs runs (scripts must be idempotent).
    */
   facts?: Record<string, NodeFacts>
+  /** Time all template renders of this plan may take together (the caller's clock: the planner reads none itself). */
+  templateBudget?: TemplateBudget
+  /** Render only this node's files (`shoal render --node`): the plan is then for showing that node, never for applying. */
+  renderOnly?: string
+  /** The parameter values and their sources (plan/env.ts `resolveEnv`); default: the spec's defaults. */
+  env?: ResolvedEnv
 }
 
 /** Stop rendering after this many template errors: one broken template on 10,000 nodes is one problem, not 10,000. */
@@ -56,7 +64,10 @@ interface RolePlan {
 
 function failed(input: PlanInput, errors: PlanError[]): Plan {
   const base = input.current?.revision ?? 0
-  return {cluster: input.spec.name, operation: input.operation, baseRevision: base, revision: base, specHash: '', nodes: [], desired: null, tree: [], changes: {puts: [], deletes: []}, steps: [], errors, secrets: []}
+  // Errors can quote rendered text: they are redacted with every secret the plan would have known.
+  const env = input.env ?? defaultEnv(input.spec)
+  const secrets = new Set([...secretValues(env.values, env.secret), ...(input.current ? secretValues(input.current.env, input.current.secretEnv) : [])])
+  return {cluster: input.spec.name, operation: input.operation, baseRevision: base, revision: base, specHash: '', nodes: [], desired: null, tree: [], changes: {puts: [], deletes: []}, steps: [], envChanges: [], errors, secrets: sortedSecrets(secrets)}
 }
 
 function isInt(n: unknown, min: number): n is number {
@@ -155,33 +166,6 @@ function effectiveSpec(spec: ClusterSpec, counts: Map<string, number>): ClusterS
   return {...spec, roles}
 }
 
-function envOf(spec: ClusterSpec): {env: Record<string, EnvValue>; secretEnv: string[]} {
-  const env: Record<string, EnvValue> = {}
-  const secretEnv: string[] = []
-  for (const name of Object.keys(spec.env ?? {}).sort()) {
-    const param = spec.env![name]!
-    if (param.default === undefined) continue
-    env[name] = param.default
-    if (param.secret) secretEnv.push(name)
-  }
-  return {env, secretEnv}
-}
-
-function secretValues(state: Pick<ClusterState, 'env' | 'secretEnv'>): string[] {
-  return state.secretEnv.map((name) => state.env[name]).filter((v) => v !== undefined && String(v) !== '').map(String)
-}
-
-function rolesOf(state: ClusterState): string[] {
-  const declared = state.spec ? Object.keys(state.spec.roles) : []
-  const extra = [...new Set(state.nodes.map((n) => n.role))].filter((r) => !declared.includes(r)).sort()
-  return [...declared, ...extra]
-}
-
-function hostView(node: NodeRecord, bootstrap: boolean): HostView {
-  return {node_id: node.node_id, role: node.role, sid: node.sid, ip: node.ip, host: node.host, image: node.image, cpu: node.cpu, memory: node.memory, memory_bytes: node.memory_bytes, disk: node.disk, disk_bytes: node.disk_bytes, bootstrap, home: node.home}
-}
-
-
 function sameFiles(a: readonly RenderedFile[], b: readonly RenderedFile[]): boolean {
   return a.length === b.length && a.every((f, i) => f.dest === b[i]!.dest && f.hash === b[i]!.hash && f.mode === b[i]!.mode)
 }
@@ -192,16 +176,18 @@ function differsFromRegistered(files: readonly RenderedFile[], registered: Recor
   return files.some((f) => registered[f.dest] !== f.content)
 }
 
-function fileChanges(files: readonly RenderedFile[], registered: Record<string, string> = {}): FileChange[] {
+/** `wasSensitive`: destinations whose registered content came from a template that read a secret. */
+function fileChanges(files: readonly RenderedFile[], registered: Record<string, string> = {}, wasSensitive: ReadonlySet<string> = new Set()): FileChange[] {
   const changes: FileChange[] = []
   const dests = new Set<string>()
+  const mark = (dest: string, now: boolean | undefined): {sensitive?: true} => (now || wasSensitive.has(dest) ? {sensitive: true} : {})
   for (const f of files) {
     dests.add(f.dest)
     const before = registered[f.dest]
-    if (before === undefined) changes.push({dest: f.dest, action: 'create', after: f.content})
-    else if (before !== f.content) changes.push({dest: f.dest, action: 'update', before, after: f.content})
+    if (before === undefined) changes.push({dest: f.dest, action: 'create', after: f.content, ...mark(f.dest, f.sensitive)})
+    else if (before !== f.content) changes.push({dest: f.dest, action: 'update', before, after: f.content, ...mark(f.dest, f.sensitive)})
   }
-  for (const dest of Object.keys(registered).sort()) if (!dests.has(dest)) changes.push({dest, action: 'delete', before: registered[dest]})
+  for (const dest of Object.keys(registered).sort()) if (!dests.has(dest)) changes.push({dest, action: 'delete', before: registered[dest], ...mark(dest, false)})
   return changes
 }
 
@@ -346,11 +332,14 @@ interface Draft {
   staying: HostView[]
   leaving: HostView[]
   joiningIds: Set<string>
-  env: Record<string, EnvValue>
-  secretEnv: string[]
+  env: ResolvedEnv
   secrets: Set<string>
   links: Record<string, LinkView>
   compiled: Map<string, ParsedTemplate>
+  /** The parsed templates, which of them read a secret (their files are sensitive) and the command's budget. */
+  renderCtx: RenderContext
+  /** Per role, the destinations whose registered content came from a template that read a secret. */
+  wasSensitive: Map<string, Set<string>>
   templatesStored: Record<string, string>
   lists: {final: Record<string, HostView[]>; interim: Record<string, HostView[]>; empty: Record<string, HostView[]>; adding: Record<string, HostView[]>; deleting: Record<string, HostView[]>}
   /** Whether nodes see anything else while the operation runs than after it (leaving nodes, adding lists). */
@@ -359,7 +348,7 @@ interface Draft {
 }
 
 function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, number>, errors: PlanError[]): Draft {
-  const {spec} = input
+  const {spec, current} = input
   const roleOrder = roles.map((r) => r.role)
   const finalSpec = effectiveSpec(spec, counts)
   const views = new Map<string, HostView>()
@@ -375,9 +364,13 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   }
   const viewsOf = (nodes: readonly {node_id: string}[]): HostView[] => nodes.map((n) => views.get(n.node_id)!)
 
-  const {env, secretEnv} = envOf(spec)
-  const secrets = new Set(secretValues({env, secretEnv}))
-  const links = linkViews(input, secrets, errors)
+  const env = input.env ?? defaultEnv(spec)
+  const secretEnv = env.secret
+  // The registered (old) values too: a secret that changes must not show its old value in a diff's `before`, and a
+  // configure script may print the old value it authenticates with.
+  const secrets = new Set([...secretValues(env.values, env.secret), ...(current ? secretValues(current.env, current.secretEnv) : [])])
+  const linkSecrets = new Map<string, ReadonlySet<string>>()
+  const links = linkViews(input, secrets, linkSecrets, errors)
 
   const destroying = input.operation.kind === 'destroy'
   let compiled = new Map<string, ParsedTemplate>()
@@ -388,6 +381,9 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   }
   const templatesStored: Record<string, string> = {}
   for (const path of [...compiled.keys()].sort()) templatesStored[path] = input.templates.get(path)!
+  const secretNames: SecretNames = {env: new Set(secretEnv), links: linkSecrets}
+  const renderCtx: RenderContext = {compiled, sensitive: secretReaders(compiled, secretNames), ...(input.templateBudget ? {budget: input.templateBudget} : {})}
+  const wasSensitive = current && (current.secretEnv.length > 0 || linkSecrets.size > 0) ? registeredSensitive(current, linkSecrets) : new Map<string, Set<string>>()
 
   const staying = viewsOf(roles.flatMap((r) => [...r.kept, ...r.joining]))
   const leaving = viewsOf(roles.flatMap((r) => r.leaving))
@@ -398,7 +394,7 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   // Joiners are in adding_hosts during create too: joining means the same in templates, env and the membership file.
   const inFlightDiffers = leaving.length > 0 || (joiningIds.size > 0 && templatesMayRead(input.templates, spec, ['adding_hosts']))
   return {
-    input, roles, roleOrder, finalSpec, specHash: sha256(canonicalJson(finalSpec)), views, staying, leaving, joiningIds, env, secretEnv, secrets, links, compiled, templatesStored,
+    input, roles, roleOrder, finalSpec, specHash: sha256(canonicalJson(finalSpec)), views, staying, leaving, joiningIds, env, secrets, links, compiled, renderCtx, wasSensitive, templatesStored,
     lists: {
       final, empty,
       interim: leaving.length ? byRole([...staying, ...leaving], roleOrder) : final,
@@ -409,8 +405,8 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   }
 }
 
-/** What templates see of each linked cluster; its secrets join the ones plans redact. */
-function linkViews(input: PlanInput, secrets: Set<string>, errors: PlanError[]): Record<string, LinkView> {
+/** What templates see of each linked cluster; its secret values join the ones plans redact, its secret names `linkSecrets`. */
+function linkViews(input: PlanInput, secrets: Set<string>, linkSecrets: Map<string, ReadonlySet<string>>, errors: PlanError[]): Record<string, LinkView> {
   const links: Record<string, LinkView> = {}
   for (const [linkName, other] of Object.entries(input.spec.links ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const state = input.linked?.[other]
@@ -418,8 +414,9 @@ function linkViews(input: PlanInput, secrets: Set<string>, errors: PlanError[]):
       errors.push({code: 'link-missing', message: `link ${linkName}: cluster ${other} is not registered; create it first or fix links.${linkName}`})
       continue
     }
-    links[linkName] = {cluster: other, env: state.env, hosts: byRole(state.nodes.map((n) => hostView(n, n.bootstrap)), rolesOf(state))}
-    for (const s of secretValues(state)) secrets.add(s)
+    links[linkName] = linkView(state)
+    for (const s of secretValues(state.env, state.secretEnv)) secrets.add(s)
+    linkSecrets.set(linkName, new Set(state.secretEnv))
   }
   return links
 }
@@ -434,18 +431,20 @@ function renderAll(draft: Draft, revision: number, errors: PlanError[]): Rendere
   const {spec} = draft.input
   const cluster: ClusterView = {name: spec.name, description: spec.description ?? '', spec_hash: draft.specHash, revision}
   const {lists} = draft
-  const finalView: SharedView = sharedView(cluster, draft.env, draft.links, lists.final, lists.empty, lists.empty)
-  const interimView: SharedView = draft.inFlightDiffers ? sharedView(cluster, draft.env, draft.links, lists.interim, lists.adding, lists.deleting) : finalView
+  const finalView: SharedView = sharedView(cluster, draft.env.values, draft.links, lists.final, lists.empty, lists.empty)
+  const interimView: SharedView = draft.inFlightDiffers ? sharedView(cluster, draft.env.values, draft.links, lists.interim, lists.adding, lists.deleting) : finalView
   const out: Rendered = {final: new Map(), interim: new Map()}
   if (draft.destroying) return out
   for (const r of draft.roles) {
     if (!r.spec) continue
     for (const node of [...r.kept, ...r.joining]) {
-      if (errors.length >= MAX_RENDER_ERRORS) return out
+      // The budget error names the template that used it up; what would follow is the same template again.
+      if (errors.length >= MAX_RENDER_ERRORS || errors.some((e) => e.code === 'template-budget')) return out
+      if (draft.input.renderOnly !== undefined && node.node_id !== draft.input.renderOnly) continue
       const self = draft.views.get(node.node_id)!
-      const finalFiles = renderNode(r.spec, self, finalView, draft.compiled, errors)
+      const finalFiles = renderNode(r.spec, self, finalView, draft.renderCtx, errors)
       out.final.set(self.node_id, finalFiles)
-      out.interim.set(self.node_id, draft.inFlightDiffers ? renderNode(r.spec, self, interimView, draft.compiled, errors) : finalFiles)
+      out.interim.set(self.node_id, draft.inFlightDiffers ? renderNode(r.spec, self, interimView, draft.renderCtx, errors) : finalFiles)
     }
   }
   return out
@@ -463,7 +462,7 @@ function buildStates(draft: Draft, revision: number, rendered: Rendered, record:
   }
   const common = {
     name: spec.name, description: spec.description ?? '', specHash: draft.specHash, revision, spec: draft.finalSpec,
-    templates: draft.destroying ? (current?.templates ?? {}) : draft.templatesStored, env: draft.env, secretEnv: draft.secretEnv, links: {...spec.links},
+    templates: draft.destroying ? (current?.templates ?? {}) : draft.templatesStored, env: draft.env.values, secretEnv: draft.env.secret, ...(Object.keys(draft.env.sources).length ? {envSources: draft.env.sources} : {}), links: {...spec.links},
   }
   const interimNodes: NodeRecord[] = [
     ...draft.roles.flatMap((r) => r.kept.map((n) => record(draft.views.get(n.node_id)!, 'active'))),
@@ -503,7 +502,8 @@ function finishPlan(draft: Draft, errors: PlanError[]): Plan {
   if (errors.length) return failed(input, errors)
   let states = buildStates(draft, revision, rendered, record)
   let finalTree: TreeEntries = destroying ? [] : treeEntries(states.final, keys)
-  const base = {cluster: name, operation: op, baseRevision, specHash: draft.specHash, errors: [], secrets: sortedSecrets(draft.secrets)}
+  const changedEnv = destroying ? [] : envChanges(current, draft.env)
+  const base = {cluster: name, operation: op, baseRevision, specHash: draft.specHash, envChanges: changedEnv, errors: [], secrets: sortedSecrets(draft.secrets)}
   const staleFiles = draft.staying.some((v) => input.facts?.[v.node_id]?.filesStale === true)
   if (current && !destroying && draft.joiningIds.size === 0 && draft.leaving.length === 0 && !staleFiles) {
     const unchanged = diffEntries(before, finalTree)
@@ -521,7 +521,7 @@ function finishPlan(draft: Draft, errors: PlanError[]): Plan {
     finalTree = destroying ? [] : treeEntries(states.final, keys)
   }
   const interimTree = treeEntries(states.interim, keys)
-  const steps = buildSteps({roles: roleGroups(draft, rendered), update: spec.update, register: diffEntries(before, interimTree), finalize: diffEntries(interimTree, finalTree)})
+  const steps = buildSteps({roles: roleGroups(draft, rendered), update: spec.update, register: diffEntries(before, interimTree), finalize: diffEntries(interimTree, finalTree), envChanged: changedEnv.length > 0})
   return {...base, revision, nodes: plannedNodes(draft, rendered), desired: destroying ? null : states.final, tree: finalTree, changes: diffEntries(before, finalTree), steps}
 }
 
@@ -535,7 +535,7 @@ function plannedNodes(draft: Draft, rendered: Rendered): PlannedNode[] {
       const view = draft.views.get(n.node_id)!
       const files = rendered.final.get(n.node_id) ?? []
       const interim = rendered.interim.get(n.node_id) ?? files
-      const changes = fileChanges(files, current?.files[n.node_id])
+      const changes = fileChanges(files, current?.files[n.node_id], draft.wasSensitive.get(n.role))
       const drift = r.spec && (n.image !== r.spec.image || n.cpu !== r.spec.cpu || n.memory !== r.spec.memory || n.disk !== r.spec.disk)
       const reason = [changes.length ? `files change: ${changes.map((c) => c.dest).join(', ')}` : 'unchanged', ...(drift ? ['image or resources differ from the spec (not changed by this operation)'] : [])].join('; ')
       out.push({...view, state: 'active', change: 'keep', reason, files, ...(sameFiles(interim, files) ? {} : {interim}), fileChanges: changes})

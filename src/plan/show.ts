@@ -1,8 +1,19 @@
 // Plan output: the human-readable plan (node changes, unified diffs of files, steps), secret redaction, change detection.
+//
+// Secrets are hidden in two ways, both here. Structurally, where shoal knows it holds a secret or something derived
+// from one: the value of a secret env parameter (tree, spec, state) and every file whose template reads a secret (its
+// content, before and after) — whatever the value's length. Then by exact value in all remaining text (messages,
+// script output, titles), raw and JSON-escaped; there values shorter than MIN_TEXT_SECRET are not searched for, since
+// replacing every `1` or `on` would garble unrelated output — lint warns about such secrets (env-secret-short).
+import {quoteControl} from '../util/text.js'
 import {unifiedDiff} from './diff.js'
-import type {Plan, PlannedNode, RenderedFile} from './types.js'
+import {registeredSensitive} from './render.js'
+import {clusterRoot, stateFromTree} from './tree.js'
+import type {ClusterState, Plan, PlannedNode, RenderedFile} from './types.js'
 
 export const REDACTED = '<redacted>'
+/** Secrets shorter than this are hidden only structurally, not searched for in free text. */
+export const MIN_TEXT_SECRET = 4
 
 /** True when applying the plan would change anything (for `plan --detailed-exitcode`). */
 export function hasChanges(plan: Plan): boolean {
@@ -10,10 +21,10 @@ export function hasChanges(plan: Plan): boolean {
 }
 
 /** Each secret as written raw and as it appears inside JSON text (the registered spec is stored as JSON). */
-function secretForms(secrets: readonly string[]): string[] {
+export function secretForms(secrets: readonly string[]): string[] {
   const forms = new Set<string>()
   for (const secret of secrets) {
-    if (secret === '') continue
+    if (secret.length < MIN_TEXT_SECRET) continue
     forms.add(secret)
     forms.add(JSON.stringify(secret).slice(1, -1))
   }
@@ -29,6 +40,8 @@ export function redactText(text: string, secrets: readonly string[]): string {
 
 function redactValue(value: unknown, secrets: readonly string[]): unknown {
   if (typeof value === 'string') return redactText(value, secrets)
+  // A secret integer parameter is a number in env records: redact it whole too.
+  if (typeof value === 'number' && secrets.includes(String(value))) return REDACTED
   if (Array.isArray(value)) return value.map((v) => redactValue(v, secrets))
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {}
@@ -38,11 +51,105 @@ function redactValue(value: unknown, secrets: readonly string[]): unknown {
   return value
 }
 
-/** A copy of the plan with every secret value replaced by `<redacted>` (files, tree, steps) and `secrets` emptied. */
+/** `spec.env[name].default` of every secret parameter replaced (the spec is stored and shown with the cluster). */
+function redactSpecEnv<T extends {env?: Record<string, {secret?: boolean; default?: unknown}>}>(spec: T): T {
+  if (!spec.env || !Object.values(spec.env).some((p) => p.secret && p.default !== undefined)) return spec
+  const env = Object.fromEntries(Object.entries(spec.env).map(([name, p]) => [name, p.secret && p.default !== undefined ? {...p, default: REDACTED} : p]))
+  return {...spec, env}
+}
+
+function redactState(state: ClusterState, sensitive: ReadonlySet<string>): ClusterState {
+  const env = Object.fromEntries(Object.entries(state.env).map(([name, v]) => [name, state.secretEnv.includes(name) ? REDACTED : v]))
+  const files = Object.fromEntries(Object.entries(state.files).map(([node, byDest]) => [
+    node, Object.fromEntries(Object.entries(byDest).map(([dest, content]) => [dest, sensitive.has(`${node}/${dest}`) ? REDACTED : content])),
+  ]))
+  return {...state, env, files, ...(state.spec ? {spec: redactSpecEnv(state.spec)} : {})}
+}
+
+/**
+ * A copy of the plan for showing: secret env values and the content of sensitive files replaced by `<redacted>`
+ * wherever they are (nodes, file changes, desired state, tree, registry writes, steps), then every secret value of
+ * MIN_TEXT_SECRET characters or more replaced in all remaining text; `secrets` emptied.
+ */
 export function redactPlan(plan: Plan): Plan {
-  if (plan.secrets.length === 0) return plan
-  const copy = redactValue({...plan, secrets: []}, plan.secrets) as Plan
-  return {...copy, secrets: []}
+  const sensitive = new Set<string>()
+  for (const n of plan.nodes) {
+    for (const f of [...n.files, ...(n.interim ?? [])]) if (f.sensitive) sensitive.add(`${n.node_id}/${f.dest}`)
+    for (const c of n.fileChanges) if (c.sensitive) sensitive.add(`${n.node_id}/${c.dest}`)
+  }
+  const secretEnv = new Set(plan.desired?.secretEnv ?? Object.entries(plan.desired?.spec?.env ?? {}).filter(([, p]) => p.secret).map(([n]) => n))
+  if (plan.secrets.length === 0 && sensitive.size === 0 && secretEnv.size === 0) return plan
+  const root = clusterRoot(plan.cluster)
+  const hiddenKeys = new Set<string>()
+  for (const id of sensitive) {
+    const slash = id.indexOf('/')
+    hiddenKeys.add(`${root}files/${id.slice(0, slash + 1)}${encodeURIComponent(id.slice(slash + 1))}`)
+  }
+  for (const name of secretEnv) hiddenKeys.add(`${root}env/${name}`)
+  const entry = ([key, value]: [string, string]): [string, string] => {
+    if (hiddenKeys.has(key)) return [key, REDACTED]
+    if (key === `${root}cluster/spec`) {
+      try {
+        return [key, JSON.stringify(redactSpecEnv(JSON.parse(value) as {env?: Record<string, {secret?: boolean}>}))]
+      } catch {
+        return [key, value]
+      }
+    }
+    return [key, value]
+  }
+  const file = (nodeId: string) => (f: RenderedFile): RenderedFile => (f.sensitive || sensitive.has(`${nodeId}/${f.dest}`) ? {...f, content: REDACTED} : f)
+  const structural: Plan = {
+    ...plan,
+    nodes: plan.nodes.map((n) => ({
+      ...n,
+      files: n.files.map(file(n.node_id)),
+      ...(n.interim ? {interim: n.interim.map(file(n.node_id))} : {}),
+      fileChanges: n.fileChanges.map((c) => (c.sensitive
+        ? {...c, ...(c.before !== undefined ? {before: REDACTED} : {}), ...(c.after !== undefined ? {after: REDACTED} : {})}
+        : c)),
+    })),
+    desired: plan.desired ? redactState(plan.desired, sensitive) : null,
+    tree: plan.tree.map(entry),
+    changes: {...plan.changes, puts: plan.changes.puts.map(entry)},
+    steps: plan.steps.map((step) => (step.changes ? {...step, changes: {...step.changes, puts: step.changes.puts.map(entry)}} : step)),
+    secrets: [],
+  }
+  return {...(redactValue(structural, plan.secrets) as Plan), secrets: []}
+}
+
+/**
+ * A registered cluster's tree (keys relative to `clusters/<cluster>/`, as `get` shows it) for showing: the same
+ * structural hiding as plans (secret env values, the stored spec's defaults, files whose template reads a secret, on
+ * every node of the role), then every secret value in the remaining text. The linked clusters are not read, so any
+ * read of a link's env counts as reading a secret.
+ */
+export function redactTree(cluster: string, keys: Record<string, string>): Record<string, string> {
+  const secretNames = Object.keys(keys).filter((k) => k.startsWith('env-secret/') && keys[k] === 'true').map((k) => k.slice('env-secret/'.length))
+  const secrets = secretNames.map((name) => keys[`env/${name}`]).filter((v): v is string => v !== undefined)
+  const hidden = new Set(secretNames.map((name) => `env/${name}`))
+  const root = clusterRoot(cluster)
+  try {
+    const state = stateFromTree(cluster, Object.fromEntries(Object.entries(keys).map(([k, v]) => [`${root}${k}`, v])))
+    const byRole = registeredSensitive(state, 'unknown')
+    for (const node of state.nodes) {
+      for (const dest of byRole.get(node.role) ?? []) hidden.add(`files/${node.node_id}/${encodeURIComponent(dest)}`)
+    }
+  } catch {
+    // A tree that does not decode still gets the value sweep below.
+  }
+  if (secrets.length === 0 && hidden.size === 0) return keys
+  const out: Record<string, string> = {}
+  for (const [key, value] of Object.entries(keys)) {
+    if (hidden.has(key)) out[key] = REDACTED
+    else if (key === 'cluster/spec') {
+      try {
+        out[key] = redactText(JSON.stringify(redactSpecEnv(JSON.parse(value) as {env?: Record<string, {secret?: boolean}>})), secrets)
+      } catch {
+        out[key] = redactText(value, secrets)
+      }
+    } else out[key] = redactText(value, secrets)
+  }
+  return out
 }
 
 const MARK = {create: '+', keep: '~', remove: '-'} as const
@@ -59,13 +166,17 @@ export interface RenderOptions {
   unchanged?: boolean
 }
 
-/** The plan for a person: errors, or node changes, file diffs against the registry, and steps. Secrets are redacted. */
+/** The plan for a person: errors, or node changes, file diffs against the registry, and steps. Secrets are redacted, control characters quoted. */
 export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
+  return quoteControl(redactText(planText(redactPlan(plan), options), plan.secrets))
+}
+
+function planText(plan: Plan, options: RenderOptions): string {
   const out: string[] = []
   if (plan.errors.length) {
     out.push(`Cannot plan ${plan.operation.kind} of cluster ${plan.cluster}:\n`)
     for (const e of plan.errors) out.push(`  error[${e.code}] ${e.message}\n`)
-    return redactText(out.join(''), plan.secrets)
+    return out.join('')
   }
   if (!hasChanges(plan)) {
     out.push(`Cluster ${plan.cluster} is up to date (revision ${plan.revision}): no changes.\n`)
@@ -78,6 +189,14 @@ export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
     else out.push(nodeLine(n))
   }
   if (unchanged) out.push(`  (${unchanged} node${unchanged === 1 ? '' : 's'} unchanged)\n`)
+  if (plan.envChanges?.length) {
+    out.push('\nParameters:\n')
+    for (const c of plan.envChanges) {
+      const value = (v: unknown): string => (v === undefined ? '(none)' : JSON.stringify(v))
+      const what = c.secret ? '<changed>' : c.change === 'remove' ? `${value(c.before)} removed` : `${value(c.before)} → ${value(c.after)}`
+      out.push(`  ~ ${c.name}: ${what}${c.source ? ` (from ${c.source})` : ''}\n`)
+    }
+  }
 
   if (options.diffs !== false) {
     const diffs: string[] = []
@@ -85,7 +204,9 @@ export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
       for (const c of n.fileChanges) {
         const from = c.action === 'create' ? '/dev/null' : `registered/${n.node_id}/${c.dest}`
         const to = c.action === 'delete' ? '/dev/null' : `planned/${n.node_id}/${c.dest}`
-        diffs.push(unifiedDiff(c.before ?? '', c.after ?? '', from, to))
+        // Said to change, never shown: the template reads a secret, so any line of it may carry one.
+        if (c.sensitive) diffs.push(`--- ${from}\n+++ ${to}\n@@ ${c.action === 'create' ? 'created' : c.action === 'delete' ? 'deleted' : 'changed'}; content hidden: the template reads a secret @@\n`)
+        else diffs.push(unifiedDiff(c.before ?? '', c.after ?? '', from, to))
       }
     }
     if (diffs.length) out.push('\nFiles:\n', ...diffs)
@@ -108,16 +229,16 @@ export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
   const count = (c: PlannedNode['change']) => plan.nodes.filter((n) => n.change === c).length
   const changedKept = plan.nodes.filter((n) => n.change === 'keep' && n.fileChanges.length > 0).length
   out.push(`\n${count('create')} to create, ${changedKept} to update, ${count('remove')} to remove; ${plan.changes.puts.length} registry keys to write, ${plan.changes.deletes.length} to delete.\n`)
-  return redactText(out.join(''), plan.secrets)
+  return out.join('')
 }
 
 /**
  * A node's files as they are on it once step `index` (0-based) of the plan has run: the last install step listing it
  * up to there decides (interim or final files); before any, what is registered for it (undefined: nothing placed yet).
  */
-export function filesAtStep(plan: Plan, nodeId: string, index: number, registered?: Record<string, string>): {files?: Pick<RenderedFile, 'dest' | 'content'>[]; placedBy?: string} {
+export function filesAtStep(plan: Plan, nodeId: string, index: number, registered?: Record<string, string>): {files?: Pick<RenderedFile, 'dest' | 'content' | 'sensitive'>[]; placedBy?: string} {
   const node = plan.nodes.find((n) => n.node_id === nodeId)
-  let files: Pick<RenderedFile, 'dest' | 'content'>[] | undefined = registered ? Object.entries(registered).map(([dest, content]) => ({dest, content})) : undefined
+  let files: Pick<RenderedFile, 'dest' | 'content' | 'sensitive'>[] | undefined = registered ? Object.entries(registered).map(([dest, content]) => ({dest, content})) : undefined
   let placedBy: string | undefined
   for (const step of plan.steps.slice(0, index + 1)) {
     if (step.kind === 'remove' && step.nodes.includes(nodeId)) return {}

@@ -9,7 +9,8 @@
 //   health  wait until the role's health_check passes on `nodes`.
 //   remove  delete the nodes' placed files and their home directory.
 // Order (DESIGN.md lifecycle): commit register (new nodes pending, in adding-hosts; removed ones leaving, in
-// deleting-hosts) → install interim files → per role in declared order: init, then start + health in batches
+// deleting-hosts) → install interim files → when env changed, existing nodes configure (+ health, in update batches)
+// → per role in declared order: init, then start + health in batches
 // (canaries first) → existing nodes scale_out → remaining nodes scale_in → per role in reverse declared order: the
 // leaving nodes stop, destroy, remove → commit finalize (nodes active, leaving ones and in-flight markers gone) →
 // install final files where they differ from the interim ones. Destroy is the same walk with every node leaving and
@@ -64,6 +65,8 @@ export interface StepInput {
   update: UpdatePolicy | undefined
   register: TreeChanges
   finalize: TreeChanges
+  /** A parameter value changes: `configure` runs on the existing nodes, after their files were replaced. */
+  envChanged?: boolean
 }
 
 type Batch = {nodes: HostView[]; canary: boolean}
@@ -81,8 +84,10 @@ export function batches(nodes: HostView[], canaries: number, maxInFlight: CountO
 
 type Subject = 'joining' | 'leaving' | 'present' | 'existing'
 
+// configure concerns running members only: joiners start with the new values, leavers are going away.
 const SUBJECT: Partial<Record<LifecycleService, Subject>> = {
   init: 'joining', start: 'joining', stop: 'leaving', destroy: 'leaving', scale_out: 'present', scale_in: 'present', pre_scale_out: 'existing', pre_scale_in: 'leaving',
+  configure: 'existing',
 }
 
 /** The nodes a service runs on: its `on` target within the nodes the service concerns. */
@@ -139,6 +144,7 @@ export function buildSteps(input: StepInput): Step[] {
     if (g.installFresh.length > 0) steps.push({kind: 'install', title: `${g.role}: place files on ${g.installFresh.length} new node${g.installFresh.length === 1 ? '' : 's'}`, role: g.role, nodes: g.installFresh, files: 'interim', reload: false})
     pushBatches('install', g, byId(g, g.installChanged), undefined, false, {files: 'interim', reload: true}, false)
   }
+  if (input.envChanged) for (const g of input.roles) if (g.existing.length > 0) runService(g, 'configure', true, true)
   // Existing members learn of the joiners before these start (e.g. a quorum store adds a member from an existing one).
   for (const g of input.roles) if (g.joining.length > 0 && g.existing.length > 0) runService(g, 'pre_scale_out')
   for (const g of input.roles) {

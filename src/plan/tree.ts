@@ -7,6 +7,7 @@
 //   clusters/<c>/adding-hosts/<role>/<node-id>/<HostView field>              only while an operation is in flight
 //   clusters/<c>/deleting-hosts/<role>/<node-id>/<HostView field>            only while an operation is in flight
 //   clusters/<c>/env/<name>, clusters/<c>/env-secret/<name> = "true"         secret values are stored, marked, redacted on output
+//   clusters/<c>/env-source/<name>                                           where the value came from (`default` or what gave it)
 //   clusters/<c>/links/<name> = <other cluster>
 //   clusters/<c>/ids/<role>/{sid_high,node_seq,released}                     released = ascending comma-separated sids
 //   clusters/<c>/files/<node-id>/<dest, URI-encoded so it is one key segment>
@@ -93,6 +94,7 @@ export function treeEntries(state: ClusterState, keys: TreeKeys = new TreeKeys()
   ])
   small('env', Object.entries(state.env).map(([name, value]) => [name, fieldText(value)]))
   small('env-secret', state.secretEnv.map((name) => [name, 'true']))
+  small('env-source', Object.entries(state.envSources ?? {}))
   small('links', Object.entries(state.links))
   small('ids', Object.entries(state.ids).flatMap(([role, ids]) => [
     [`${role}/sid_high`, String(ids.sidHigh)],
@@ -198,6 +200,7 @@ export function stateFromTree(clusterName: string, kvs: Record<string, string>):
   const templates: Record<string, string> = {}
   const rawEnv: Record<string, string> = {}
   const secretEnv: string[] = []
+  const envSources: Record<string, string> = {}
   const links: Record<string, string> = {}
   const hostFields = new Map<string, Record<string, string>>()
   const adding = new Set<string>()
@@ -214,7 +217,8 @@ export function stateFromTree(clusterName: string, kvs: Record<string, string>):
     else if (top === 'env' && parts.length === 2) rawEnv[a!] = value
     else if (top === 'env-secret' && parts.length === 2) {
       if (value === 'true') secretEnv.push(a!)
-    } else if (top === 'links' && parts.length === 2) links[a!] = value
+    } else if (top === 'env-source' && parts.length === 2) envSources[a!] = value
+    else if (top === 'links' && parts.length === 2) links[a!] = value
     else if (top === 'hosts' && parts.length === 4) {
       const fields = hostFields.get(b!) ?? {}
       fields[c!] = value
@@ -272,6 +276,7 @@ export function stateFromTree(clusterName: string, kvs: Record<string, string>):
     templates,
     env,
     secretEnv: secretEnv.sort(),
+    ...(Object.keys(envSources).length ? {envSources} : {}),
     links,
     nodes,
     adding: [...adding].sort(),

@@ -1,6 +1,7 @@
 // The planner's data: registered cluster state, operations, and the plan (plain JSON-serialisable values throughout).
 import type {HostView} from '../render/view.js'
 import type {ClusterSpec, EnvValue, LifecycleService} from '../spec/types.js'
+import type {EnvChange} from './env.js'
 import type {Step} from './steps.js'
 
 /** Lifecycle state of a registered node. */
@@ -34,6 +35,8 @@ export interface ClusterState {
   env: Record<string, EnvValue>
   /** Names of env parameters whose values are secret (sorted). */
   secretEnv: string[]
+  /** Where each value came from (`default`, `--set`, `--set-file PATH`, `FILE:LINE:COL`); given values are kept. */
+  envSources?: Record<string, string>
   /** Link name -> linked cluster name. */
   links: Record<string, string>
   /** Every registered node, sorted by role then sid. */
@@ -92,6 +95,7 @@ export type PlanErrorCode =
   | 'template-missing'
   | 'template-parse'
   | 'template-render'
+  | 'template-budget'
   | 'invalid-value'
 
 /** Why a plan could not be made: a code, a message a person can act on, and where it applies. */
@@ -119,6 +123,8 @@ export interface RenderedFile {
   owner?: string
   /** sha256 of the content, hex. */
   hash: string
+  /** The template reads a secret: the content is shown to no one (plans, diffs, `render` without --show-secrets). */
+  sensitive?: boolean
   check?: string
   reload?: string
 }
@@ -133,6 +139,8 @@ export interface FileChange {
   before?: string
   /** New content (for create and update). */
   after?: string
+  /** The file is or was rendered from a template that reads a secret: before and after are never shown. */
+  sensitive?: boolean
 }
 
 export type NodeChange = 'create' | 'keep' | 'remove'
@@ -172,6 +180,8 @@ export interface Plan {
   /** Registry writes from the registered tree to `tree`. */
   changes: TreeChanges
   steps: Step[]
+  /** Parameters whose value changes (values of secret ones left out); `configure` runs where they do. */
+  envChanges?: EnvChange[]
   /** Non-empty when no plan could be made; everything else is then empty. */
   errors: PlanError[]
   /** Secret values (own and linked env) to redact from any output; `redactPlan` clears it. */

@@ -1,4 +1,4 @@
-// The sandbox: N local hosts (own loopback address, own sshd, own /srv) with keys, known_hosts and a hosts.yaml for shoal.
+// The sandbox: N local hosts (own network namespace and address, own sshd, own /srv) with keys, known_hosts and a hosts.yaml for shoal.
 import {spawnSync} from 'node:child_process'
 import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
@@ -6,10 +6,12 @@ import {stringify} from 'yaml'
 import {ShoalError} from '../errors.js'
 import type {HostsFile} from '../inventory/types.js'
 import {knownHostName} from '../transport/known-hosts.js'
+import {addHosts, claimNetwork, hostAddress, insideSetup, namespaceName, namespacePath, releaseNetwork, removeHosts, setHostLink, sweepLeftovers, type SandboxNetwork} from './network.js'
 import {SSH_KEYGEN, isAlive, mountNamespace, preflight, sshdConfig, startSshd, stopHost, waitReady, type SshdPaths, type StartedSshd} from './sshd.js'
 
 export const DEFAULT_SANDBOX_DIR = '.shoal/sandbox'
-export const MAX_SANDBOX_HOSTS = 254
+/** Addresses .1 to .253 of the sandbox's /24; .254 is the machine's own on the bridge. */
+export const MAX_SANDBOX_HOSTS = 253
 const STATE_FILE = 'sandbox.json'
 
 export interface SandboxHost {
@@ -22,6 +24,10 @@ export interface SandboxHost {
   startTime?: number
   /** Its private mount namespace, e.g. `mnt:[4026532301]`; `down` stops every process in it. */
   mountNamespace?: string
+  /** Its network namespace, as `ip netns` names it. */
+  netns?: string
+  /** True while `shoal sandbox partition` has cut it off. */
+  partitioned?: boolean
   /** Directory holding its sshd config, host key, log and `srv/` (its /srv). */
   dir: string
 }
@@ -36,6 +42,8 @@ export interface SandboxState {
   knownHosts: string
   /** The user's private key (root login on every host). */
   key: string
+  /** The bridge and subnet the hosts' network namespaces hang off (absent in a version 1 file: hosts on 127.0.1.x). */
+  network?: SandboxNetwork
   hosts: SandboxHost[]
 }
 
@@ -58,49 +66,67 @@ export interface SandboxUpOptions {
 export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxState> {
   const count = options.hosts
   if (!Number.isInteger(count) || count < 1 || count > MAX_SANDBOX_HOSTS) {
-    throw new ShoalError(`--hosts must be a whole number from 1 to ${MAX_SANDBOX_HOSTS} (one loopback address 127.0.1.x each), got ${count}`, 'sandbox-bad-hosts', 2)
+    throw new ShoalError(`--hosts must be a whole number from 1 to ${MAX_SANDBOX_HOSTS} (one address of the sandbox's 198.18.x.0/24 each), got ${count}`, 'sandbox-bad-hosts', 2)
   }
   const port = options.port ?? 22
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ShoalError(`--port must be from 1 to 65535, got ${port}`, 'sandbox-bad-port', 2)
   preflight()
   const dir = path.resolve(options.dir)
-  const previous = readState(dir)
+  let previous = readState(dir)
   if (previous && previous.port !== port && previous.hosts.some((h) => isAlive(h))) {
     throw new ShoalError(`the sandbox in ${dir} runs on port ${previous.port}; run \`shoal sandbox down\` first to change the port to ${port}`, 'sandbox-port-changed', 2)
+  }
+  if (previous && !previous.network) {
+    // A version 1 sandbox (hosts on 127.0.1.x in the machine's network): its hosts start again in namespaces of their own.
+    for (const host of previous.hosts) await stopHost(host, host.mountNamespace, hostPaths(dir, host.name, host.address, host.port).srv)
+    previous = undefined
   }
   mkdirSync(dir, {recursive: true, mode: 0o700})
   const key = path.join(dir, 'id_ed25519')
   if (!existsSync(key)) writeKeyPair(key, 'shoal-sandbox-user')
   const authorizedKeys = path.join(dir, 'authorized_keys')
   writeFileSync(authorizedKeys, readFileSync(`${key}.pub`), {mode: 0o600})
+  const network = previous?.network ?? claimNetwork(dir)
 
   // Hosts beyond the new count go first, so their addresses are free if the sandbox grows again.
-  for (const host of previous?.hosts.slice(count) ?? []) {
+  const extra = previous?.hosts.slice(count) ?? []
+  for (const host of extra) {
     await stopHost(host, host.mountNamespace, hostPaths(dir, host.name, host.address, host.port).srv)
     rmSync(host.dir, {recursive: true, force: true})
   }
+  removeHosts(network, extra.map((h) => hostIndex(h.name)))
 
   const hosts: SandboxHost[] = []
   const starting: Array<Promise<void>> = []
+  const fresh: number[] = []
+  const reused = new Map<number, SandboxHost>()
+  for (let i = 1; i <= count; i++) {
+    const known = previous?.hosts.find((h) => h.name === `sandbox-${i}`)
+    if (known && isAlive(known)) reused.set(i, known)
+    else {
+      // A host recorded without a live identity may still have processes in its namespace (an old state file, a crash).
+      if (known) await stopHost(known, known.mountNamespace, hostPaths(dir, known.name, known.address, known.port).srv)
+      fresh.push(i)
+    }
+  }
+  addHosts(network, fresh)
   for (let i = 1; i <= count; i++) {
     const name = `sandbox-${i}`
-    const address = `127.0.1.${i}`
+    const address = hostAddress(network.subnet, i)
     const paths = hostPaths(dir, name, address, port)
     mkdirSync(paths.srv, {recursive: true, mode: 0o755})
     writeFileSync(paths.bashrc, '', {mode: 0o644})
     if (!existsSync(paths.hostKey)) writeKeyPair(paths.hostKey, `shoal-${name}`)
     writeFileSync(paths.config, sshdConfig({...paths, authorizedKeys}), {mode: 0o600})
-    const known = previous?.hosts.find((h) => h.name === name)
+    const known = reused.get(i)
     let host: SandboxHost
     let sshd: StartedSshd | SandboxHost
-    if (known && isAlive(known)) {
+    if (known) {
       host = sshd = known
     } else {
-      // A host recorded without a live identity may still have processes in its namespace (an old state file, a crash).
-      if (known) await stopHost(known, known.mountNamespace, paths.srv)
-      const started = startSshd({...paths, authorizedKeys})
+      const started = startSshd({...paths, authorizedKeys}, {path: namespacePath(network.subnet, i), setup: insideSetup(network, i)})
       sshd = started
-      host = {name, address, port, pid: started.pid, startTime: started.startTime, dir: path.dirname(paths.config)}
+      host = {name, address, port, pid: started.pid, startTime: started.startTime, netns: namespaceName(network.subnet, i), dir: path.dirname(paths.config)}
     }
     hosts.push(host)
     starting.push(
@@ -110,7 +136,7 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxState
       }),
     )
   }
-  const state: SandboxState = {version: 2, dir, port, inventory: path.join(dir, 'hosts.yaml'), knownHosts: path.join(dir, 'known_hosts'), key, hosts}
+  const state: SandboxState = {version: 2, dir, port, inventory: path.join(dir, 'hosts.yaml'), knownHosts: path.join(dir, 'known_hosts'), key, network, hosts}
   // Recorded before waiting, so `down` can stop hosts that started but failed to become ready.
   writeState(state)
   const results = await Promise.allSettled(starting)
@@ -127,9 +153,14 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxState
 export async function sandboxDown(options: {dir: string}): Promise<boolean> {
   const dir = path.resolve(options.dir)
   const state = readState(dir)
-  if (!state) return false
+  if (!state) {
+    sweepLeftovers()
+    return false
+  }
   for (const host of state.hosts) await stopHost(host, host.mountNamespace, hostPaths(dir, host.name, host.address, host.port).srv)
+  if (state.network) releaseNetwork(state.network)
   rmSync(dir, {recursive: true, force: true})
+  sweepLeftovers()
   return true
 }
 
@@ -145,6 +176,25 @@ export function sandboxStatus(options: {dir: string}): (SandboxState & {hosts: S
       return {...h, running: isAlive(h), srv: paths.srv, log: paths.log}
     }),
   }
+}
+
+function hostIndex(name: string): number {
+  return Number(/^sandbox-(\d+)$/.exec(name)?.[1] ?? NaN)
+}
+
+/** Cut host `name` off the network (`partitioned`) or heal it; the state file records which hosts are cut off. */
+export function sandboxPartition(options: {dir: string; host: string; partitioned: boolean}): SandboxHost {
+  const dir = path.resolve(options.dir)
+  const state = readState(dir)
+  if (!state) throw new ShoalError(`no sandbox in ${dir}: start one with \`shoal sandbox up\``, 'sandbox-missing')
+  const host = state.hosts.find((h) => h.name === options.host || h.address === options.host)
+  if (!host) throw new ShoalError(`no sandbox host ${options.host} in ${dir} (hosts: ${state.hosts.map((h) => h.name).join(', ')})`, 'sandbox-unknown-host', 2)
+  if (!state.network) throw new ShoalError(`the sandbox in ${dir} predates network namespaces: run \`shoal sandbox up\` again to give its hosts their own`, 'sandbox-no-network')
+  setHostLink(state.network, hostIndex(host.name), !options.partitioned)
+  if (options.partitioned) host.partitioned = true
+  else delete host.partitioned
+  writeState(state)
+  return host
 }
 
 function hostPaths(dir: string, name: string, address: string, port: number): Omit<SshdPaths, 'authorizedKeys'> {

@@ -1,12 +1,14 @@
-// One sandbox host's sshd: its config, a detached start inside a private mount namespace, readiness, and a full stop.
+// One sandbox host's sshd: its config, a detached start inside its own network and mount namespaces, readiness, and a full stop.
 import {spawn} from 'node:child_process'
 import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync} from 'node:fs'
 import {connect} from 'node:net'
 import {ShoalError} from '../errors.js'
+import {IP} from './network.js'
 
 export const SSHD = '/usr/sbin/sshd'
 export const UNSHARE = '/usr/bin/unshare'
 export const SSH_KEYGEN = '/usr/bin/ssh-keygen'
+export const NSENTER = '/usr/bin/nsenter'
 
 export interface SshdPaths {
   name: string
@@ -69,7 +71,8 @@ export function preflight(): void {
   }
   if (!existsSync(SSHD)) throw new ShoalError(`${SSHD} not found: install OpenSSH's server with \`apt-get install openssh-server\``, 'sandbox-sshd-missing')
   if (!existsSync(SSH_KEYGEN)) throw new ShoalError(`${SSH_KEYGEN} not found: install OpenSSH with \`apt-get install openssh-server\``, 'sandbox-sshd-missing')
-  if (!existsSync(UNSHARE)) throw new ShoalError(`${UNSHARE} not found: install util-linux (\`apt-get install util-linux\`)`, 'sandbox-unshare-missing')
+  if (!existsSync(UNSHARE) || !existsSync(NSENTER)) throw new ShoalError(`${UNSHARE} or ${NSENTER} not found: install util-linux (\`apt-get install util-linux\`)`, 'sandbox-unshare-missing')
+  if (!existsSync(IP)) throw new ShoalError(`${IP} not found: install iproute2 (\`apt-get install iproute2\`)`, 'sandbox-ip-missing')
   // sshd's privilege separation chroots into /run/sshd; /srv must exist to be a mount point.
   mkdirSync('/run/sshd', {recursive: true, mode: 0o755})
   mkdirSync('/srv', {recursive: true, mode: 0o755})
@@ -116,13 +119,17 @@ export interface StartedSshd extends ProcessIdentity {
   ended(): string | undefined
 }
 
-/** Start sshd detached (own process group, output to its log) in a private mount namespace where `srv` is /srv. */
-export function startSshd(host: SshdPaths): StartedSshd {
+/**
+ * Start sshd detached (own process group, output to its log) inside the network namespace at `netns.path` (entered
+ * with nsenter, which leaves mounts alone; `netns.setup` brings its side up first) and a private mount namespace
+ * where `srv` is /srv.
+ */
+export function startSshd(host: SshdPaths, netns: {path: string; setup: string}): StartedSshd {
   const log = openSync(host.log, 'a')
   try {
     const child = spawn(
-      UNSHARE,
-      ['-m', '--propagation', 'private', '/bin/sh', '-c', `mount --bind "$1" /srv && ${CLEAN_BASHRC} && exec ${SSHD} -D -e -f "$2"`, 'shoal-sandbox', host.srv, host.config, host.bashrc],
+      NSENTER,
+      [`--net=${netns.path}`, UNSHARE, '-m', '--propagation', 'private', '/bin/sh', '-c', `${netns.setup} && mount --bind "$1" /srv && ${CLEAN_BASHRC} && exec ${SSHD} -D -e -f "$2"`, 'shoal-sandbox', host.srv, host.config, host.bashrc],
       {detached: true, stdio: ['ignore', log, log]},
     )
     let ended: string | undefined
@@ -163,9 +170,9 @@ export async function waitReady(host: SshdPaths, sshd: ProcessIdentity & {ended?
 }
 
 function startFailure(host: SshdPaths, how: string): ShoalError {
-  const tail = existsSync(host.log) ? readFileSync(host.log, 'utf8').trim().split('\n').slice(-5).join(' | ') : ''
-  if (/unshare|mount/.test(tail) && !/sshd/.test(tail)) {
-    return new ShoalError(`sandbox host ${host.name}: could not create its private mount namespace (unshare -m / mount --bind; ${how}): ${tail}. It needs root and a kernel that allows mount namespaces (in a container: CAP_SYS_ADMIN).`, 'sandbox-unshare-failed')
+  const tail = existsSync(host.log) ? readFileSync(host.log, 'utf8').trim().split(/\r?\n/).slice(-5).join(' | ') : ''
+  if (/unshare|nsenter|mount|RTNETLINK|Cannot find device/.test(tail) && !/sshd/.test(tail)) {
+    return new ShoalError(`sandbox host ${host.name}: could not enter or set up its namespaces (nsenter --net, ip, unshare -m, mount --bind; ${how}): ${tail}. It needs root and a kernel that allows network and mount namespaces (in a container: CAP_SYS_ADMIN and CAP_NET_ADMIN).`, 'sandbox-unshare-failed')
   }
   return new ShoalError(`sandbox host ${host.name}: sshd exited during start (${how}): ${tail || 'no output'} (log: ${host.log})`, 'sandbox-sshd-failed')
 }

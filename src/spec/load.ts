@@ -1,6 +1,6 @@
 // Defensive YAML loading: any input (junk, bombs, huge or deep files) becomes either plain data or Problems with positions.
-import {readFileSync} from 'node:fs'
-import {isAlias, isCollection, isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node} from 'yaml'
+import {closeSync, constants, fstatSync, openSync, readSync} from 'node:fs'
+import {isAlias, isCollection, isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap} from 'yaml'
 import type {Problem, Severity} from '../lint/problem.js'
 
 export const LOAD_LIMITS = {
@@ -12,6 +12,77 @@ export const LOAD_LIMITS = {
   maxFlowNesting: 256,
   /** Aliases expanded when converting to data (stops "billion laughs"). */
   maxAliasCount: 100,
+}
+
+/** What reading a file with a size bound gives: its bytes, or why there are none (a lint rule and a message). */
+export type BoundedRead = {bytes: Buffer} | {rule: 'file-unreadable' | 'file-too-large'; message: string}
+
+function tooLarge(what: string, limit: number, size?: number): string {
+  return `${what} is larger than ${limit} bytes${limit === LOAD_LIMITS.maxBytes ? ' (1 MiB)' : ''}${size !== undefined ? ` (${size} bytes)` : ''}, the limit for what shoal reads`
+}
+
+/**
+ * Read at most `limit` bytes of a regular file. The limit holds while reading, so `/dev/zero` or a file that grows
+ * cannot fill memory; devices, FIFOs and sockets are refused (a FIFO would block forever), and the open itself
+ * cannot block because it is non-blocking (O_NONBLOCK does nothing to regular files, and the type is checked on the
+ * opened descriptor, so a path swapped after a check cannot slip through).
+ */
+export function readBounded(path: string, limit: number = LOAD_LIMITS.maxBytes, what = 'file'): BoundedRead {
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
+  } catch (err) {
+    return {rule: 'file-unreadable', message: `cannot read ${what}: ${errnoText(err)}`}
+  }
+  try {
+    const stat = fstatSync(fd)
+    if (stat.isDirectory()) return {rule: 'file-unreadable', message: `cannot read ${what}: is a directory`}
+    if (!stat.isFile()) {
+      const type = stat.isFIFO() ? 'a FIFO (named pipe)' : stat.isCharacterDevice() ? 'a character device' : stat.isBlockDevice() ? 'a block device' : stat.isSocket() ? 'a socket' : 'not a regular file'
+      return {rule: 'file-unreadable', message: `cannot read ${what}: it is ${type}, not a regular file${what === 'file' ? '; to read a stream, pipe it to standard input (-)' : ''}`}
+    }
+    if (stat.size > limit) return {rule: 'file-too-large', message: tooLarge(what, limit, stat.size)}
+    // One byte more than the limit tells "exactly at the limit" from "grew past it since fstat".
+    const buffer = Buffer.allocUnsafe(Math.min(limit, stat.size) + 1)
+    let length = 0
+    for (;;) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null)
+      if (n === 0) break
+      length += n
+      if (length > limit) return {rule: 'file-too-large', message: tooLarge(what, limit)}
+      if (length === buffer.length) break
+    }
+    return {bytes: buffer.subarray(0, length)}
+  } catch (err) {
+    return {rule: 'file-unreadable', message: `cannot read ${what}: ${errnoText(err)}`}
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Read a stream (standard input) up to `limit` bytes; past it the stream is destroyed, so an endless pipe ends. */
+export async function readStreamBounded(stream: NodeJS.ReadableStream & {destroy?: () => void}, limit: number = LOAD_LIMITS.maxBytes): Promise<BoundedRead> {
+  const chunks: Buffer[] = []
+  let length = 0
+  for await (const chunk of stream) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
+    length += bytes.byteLength
+    if (length > limit) {
+      stream.destroy?.()
+      return {rule: 'file-too-large', message: tooLarge('input', limit)}
+    }
+    chunks.push(bytes)
+  }
+  return {bytes: Buffer.concat(chunks)}
+}
+
+function errnoText(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code
+  return code === 'ENOENT' ? 'no such file'
+    : code === 'EISDIR' ? 'is a directory'
+    : code === 'EACCES' ? 'permission denied'
+    : code === 'ELOOP' ? 'symbolic link loop (a link that points back at itself)'
+    : (err as Error).message
 }
 
 export interface Position {
@@ -37,17 +108,16 @@ function problem(file: string, pos: Position, rule: string, message: string, sev
   return {file, ...pos, rule, severity, message}
 }
 
-/** Read and load a YAML file; a missing or unreadable file becomes a `file-unreadable` problem. */
+/** Read (bounded) and load a YAML file; what cannot be read becomes a `file-unreadable` or `file-too-large` problem. */
 export function loadYamlFile(path: string, displayName = path): LoadedYaml {
-  let bytes: Buffer
-  try {
-    bytes = readFileSync(path)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message
-    return {file: displayName, source: '', lineCounter: new LineCounter(), problems: [problem(displayName, {line: 0, col: 0}, 'file-unreadable', `cannot read file: ${why}`)]}
-  }
-  return loadYaml(bytes, displayName)
+  return loadRead(readBounded(path), displayName)
+}
+
+/** Load what a bounded read gave. */
+export function loadRead(read: BoundedRead, displayName: string): LoadedYaml {
+  if ('bytes' in read) return loadYaml(read.bytes, displayName)
+  const pos = read.rule === 'file-too-large' ? {line: 1, col: 1} : {line: 0, col: 0}
+  return {file: displayName, source: '', lineCounter: new LineCounter(), problems: [problem(displayName, pos, read.rule, read.message)]}
 }
 
 /** Load YAML from bytes (or already decoded text). Never throws. */
@@ -58,7 +128,7 @@ export function loadYaml(input: Uint8Array | string, file: string): LoadedYaml {
 
   const byteLength = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength
   if (byteLength > LOAD_LIMITS.maxBytes) {
-    return fail({line: 1, col: 1}, 'file-too-large', `file is ${byteLength} bytes; specs are limited to ${LOAD_LIMITS.maxBytes} bytes (1 MiB)`)
+    return fail({line: 1, col: 1}, 'file-too-large', tooLarge('file', LOAD_LIMITS.maxBytes, byteLength))
   }
   let source: string
   if (typeof input === 'string') {
@@ -72,6 +142,9 @@ export function loadYaml(input: Uint8Array | string, file: string): LoadedYaml {
     source = Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8')
   }
   if (source.charCodeAt(0) === 0xfeff) source = source.slice(1)
+  // A lone CR is a line break in YAML 1.2 (old Mac files); as LF it is one for the line counter and code frames too.
+  // One character for one keeps every offset, so positions still match the file.
+  if (source.includes('\r')) source = source.replace(/\r(?!\n)/g, '\n')
   // eslint-disable-next-line no-control-regex -- binary junk is detected by its control characters
   const control = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.exec(source)
   if (control) {
@@ -90,7 +163,8 @@ export function loadYaml(input: Uint8Array | string, file: string): LoadedYaml {
   }
   let doc: Document.Parsed
   try {
-    doc = parseDocument(source, {lineCounter, prettyErrors: false, uniqueKeys: true, strict: true})
+    // yaml's own `uniqueKeys` check compares every key with every other (100,000 keys: minutes); duplicateKeys() is linear.
+    doc = parseDocument(source, {lineCounter, prettyErrors: false, uniqueKeys: false, strict: true})
   } catch (err) {
     // The parser is not supposed to throw; if it does, the input is still the user's problem to see, not a stack trace.
     result.problems.push(problem(file, {line: 1, col: 1}, 'yaml-syntax', `cannot parse YAML: ${(err as Error).message}`))
@@ -104,10 +178,15 @@ export function loadYaml(input: Uint8Array | string, file: string): LoadedYaml {
       : rule === 'yaml-too-deep' ? `nesting is too deep to parse (limit ${LOAD_LIMITS.maxDepth} levels)` : yamlMessage(err.message)
     result.problems.push(problem(file, at(err.pos[0]), rule, message))
   }
+  if (doc.errors.length === 0) {
+    for (const key of duplicateKeys(doc)) {
+      result.problems.push(problem(file, at(key.range?.[0] ?? 0), 'yaml-duplicate-key', `duplicate key ${JSON.stringify(String((key as {value?: unknown}).value))}: each key may appear once in a mapping`))
+    }
+  }
   for (const warning of doc.warnings) {
     result.problems.push(problem(file, at(warning.pos[0]), 'yaml-warning', yamlMessage(warning.message), 'warning'))
   }
-  if (doc.errors.length > 0) return result
+  if (result.problems.some((p) => p.severity === 'error')) return result
 
   const contents = doc.contents
   if (!isMap(contents)) {
@@ -163,7 +242,7 @@ function nodeAt(doc: Document.Parsed | undefined, path: ReadonlyArray<string | n
     let next: unknown
     keyNode = undefined
     if (isMap(node)) {
-      const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(segment))
+      const pair = pairIndex(node).get(String(segment))
       if (pair) {
         next = pair.value ?? pair.key
         keyNode = pair.key as Node
@@ -175,6 +254,51 @@ function nodeAt(doc: Document.Parsed | undefined, path: ReadonlyArray<string | n
     node = next
   }
   return wantKey && keyNode ? keyNode : (node as Node | undefined)
+}
+
+/** Pairs of a mapping by key text, built once per mapping: a spec with 100,000 keys and as many problems stays linear. */
+const PAIR_INDEX = new WeakMap<YAMLMap, Map<string, Pair>>()
+
+function pairIndex(map: YAMLMap): Map<string, Pair> {
+  let index = PAIR_INDEX.get(map)
+  if (!index) {
+    index = new Map()
+    for (const item of map.items) {
+      if (isPair(item) && isScalar(item.key)) {
+        const text = String(item.key.value)
+        if (!index.has(text)) index.set(text, item as Pair)
+      }
+    }
+    PAIR_INDEX.set(map, index)
+  }
+  return index
+}
+
+/**
+ * Every key that repeats an earlier key of its mapping, in one pass over the document (a Set per mapping). Keys
+ * compare by their text, as they do once the document becomes data: `1` and `"1"` are the same property there.
+ */
+function duplicateKeys(doc: Document.Parsed): Node[] {
+  const found: Node[] = []
+  const stack: unknown[] = [doc.contents]
+  while (stack.length > 0) {
+    const node = stack.pop()
+    if (!isCollection(node)) continue
+    const seen = isMap(node) ? new Set<string>() : undefined
+    for (const item of node.items) {
+      if (isPair(item)) {
+        if (seen && isScalar(item.key)) {
+          const text = String(item.key.value)
+          if (seen.has(text)) found.push(item.key)
+          else seen.add(text)
+        }
+        stack.push(item.key, item.value)
+      } else {
+        stack.push(item)
+      }
+    }
+  }
+  return found.sort((a, b) => (a.range?.[0] ?? 0) - (b.range?.[0] ?? 0))
 }
 
 function deeperThan(root: Node, limit: number): Node | undefined {

@@ -6,6 +6,8 @@ import {fileURLToPath} from 'node:url'
 import type {ErrorObject} from 'ajv'
 import type {Problem} from '../lint/problem.js'
 import {didYouMean} from '../lint/suggest.js'
+import {REDACTED} from '../plan/show.js'
+import {quoted} from '../util/text.js'
 import {DURATION_PATTERN, PERCENT_PATTERN, SIZE_PATTERN} from '../util/units.js'
 import {positionAt, type LoadedYaml} from './load.js'
 
@@ -87,7 +89,10 @@ export function schemaProblems(loaded: LoadedYaml, kind: SchemaKind, data: unkno
 
 function describeError(loaded: LoadedYaml, kind: SchemaKind, data: unknown, error: ErrorObject): Problem | undefined {
   const path = error.instancePath === '' ? [] : error.instancePath.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
-  const value = valueAt(data, path)
+  // Under an env parameter marked secret, values are never echoed (its default breaking a rule says so without it).
+  const secret = kind === 'cluster' && path[0] === 'env' && path.length >= 3 && (valueAt(data, path.slice(0, 2)) as {secret?: unknown} | undefined)?.secret === true
+  const raw = valueAt(data, path)
+  const value = secret && (typeof raw === 'string' || typeof raw === 'number') ? REDACTED : raw
   const where = describePath(kind, data, path)
   const make = (rule: string, message: string, at: ReadonlyArray<string | number> = path, key = false): Problem => ({
     file: loaded.file, ...positionAt(loaded, at, {key}), rule, severity: 'error', message,
@@ -99,8 +104,10 @@ function describeError(loaded: LoadedYaml, kind: SchemaKind, data: unknown, erro
   const propertyName = (error as ErrorObject & {propertyName?: string}).propertyName
   if (propertyName !== undefined) {
     const schema = resolveRef(kind, schemaForInstance(kind, path)?.propertyNames)
-    const rule = error.keyword === 'pattern' ? 'schema-pattern' : 'schema-range'
-    return make(rule, `name "${propertyName}" in ${where} is not valid: ${lowerFirst(String(schema?.description ?? error.message))}`, [...path, propertyName], true)
+    // Role names have their own stable rule id (it predates the schema knowing the rule).
+    const rule = kind === 'cluster' && path.length === 1 && path[0] === 'roles' ? 'role-name' : error.keyword === 'pattern' ? 'schema-pattern' : 'schema-range'
+    const what = rule === 'role-name' ? `role name ${quoted(propertyName)} is not valid` : `name ${quoted(propertyName)} in ${where} is not valid`
+    return make(rule, `${what}: ${lowerFirst(String(schema?.description ?? error.message))}`, [...path, propertyName], true)
   }
 
   switch (error.keyword) {
@@ -109,31 +116,31 @@ function describeError(loaded: LoadedYaml, kind: SchemaKind, data: unknown, erro
       const name = String(params.additionalProperty ?? params.unevaluatedProperty)
       const allowed = Object.keys((schemaForInstance(kind, path)?.properties as object | undefined) ?? {})
       const hint = didYouMean(name, allowed) || (allowed.length > 0 ? `; allowed keys: ${allowed.join(', ')}` : '')
-      return make('schema-unknown-key', `unknown key "${name}" ${path.length === 0 ? 'at the top level' : `in ${where}`}${hint}`, [...path, name], true)
+      return make('schema-unknown-key', `unknown key ${quoted(name)} ${path.length === 0 ? 'at the top level' : `in ${where}`}${hint}`, [...path, name], true)
     }
     case 'required': {
       const missing = String(params.missingProperty)
       return make('schema-required', path.length === 0 ? `missing required key "${missing}"` : `${where} is missing required key "${missing}"`, path, true)
     }
     case 'type': {
-      const expected = String(params.type).replace(',', ' or ')
-      const got = value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a mapping' : `${typeof value} ${JSON.stringify(value)}`
+      const expected = String(params.type).replace(/,/g, ' or ')
+      const got = value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a mapping' : value === REDACTED ? `a ${typeof raw} (value hidden: secret)` : `${typeof value} ${quoted(value)}`
       const hint = path.at(-1) === 'mode' && typeof value === 'number'
         ? `; quote it: mode: "0${String(value)}" (YAML reads an unquoted 0644 as the number 644)` : ''
       return make('schema-type', `${where} must be ${article(expected)}, got ${got}${hint}`)
     }
     case 'const':
-      return make('schema-enum', `${where} must be ${JSON.stringify(params.allowedValue)}, got ${JSON.stringify(value)}${typeof value === 'string' ? didYouMean(value, [String(params.allowedValue)]) : ''}`)
+      return make('schema-enum', `${where} must be ${JSON.stringify(params.allowedValue)}, got ${quoted(value)}${typeof value === 'string' ? didYouMean(value, [String(params.allowedValue)]) : ''}`)
     case 'enum': {
       const allowed = (params.allowedValues as unknown[]).map(String)
-      return make('schema-enum', `${where} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}${typeof value === 'string' ? didYouMean(value, allowed) : ''}`)
+      return make('schema-enum', `${where} must be one of ${allowed.join(', ')}; got ${quoted(value)}${typeof value === 'string' && !secret ? didYouMean(value, allowed) : ''}`)
     }
     case 'pattern': {
       const pattern = String(params.pattern)
       const unit = UNIT_PATTERNS[pattern]
-      if (unit) return make('unit-invalid', `${where}: ${JSON.stringify(value)} ${unit}`)
+      if (unit) return make('unit-invalid', `${where}: ${quoted(value)} ${unit}`)
       const schema = schemaForInstance(kind, path)
-      return make('schema-pattern', `${where}: ${JSON.stringify(value)} is not valid; expected ${lowerFirst(String(schema?.description ?? `a match for ${pattern}`))}`)
+      return make('schema-pattern', `${where}: ${quoted(value)} is not valid; expected ${lowerFirst(String(schema?.description ?? `a match for ${pattern}`))}`)
     }
     case 'minimum':
     case 'maximum':
@@ -145,7 +152,7 @@ function describeError(loaded: LoadedYaml, kind: SchemaKind, data: unknown, erro
     case 'maxItems':
     case 'minProperties':
     case 'maxProperties': {
-      const got = typeof value === 'number' ? `, got ${value}` : typeof value === 'string' ? ` (got ${JSON.stringify(value)})` : ''
+      const got = value === REDACTED ? '' : typeof value === 'number' ? `, got ${value}` : typeof value === 'string' ? ` (got ${quoted(value)})` : ''
       return make('schema-range', `${where} ${RANGE_WORDS[error.keyword]} ${String(params.limit)}${got}`)
     }
     default:

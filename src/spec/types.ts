@@ -21,6 +21,11 @@ export interface EnvParam {
   secret?: boolean
 }
 
+/** The variable a script reads an env parameter from: `tick_time` -> `SHOAL_ENV_TICK_TIME` (lint refuses two names that meet). */
+export function envVarName(param: string): string {
+  return `SHOAL_ENV_${param.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`
+}
+
 export interface FileSpec {
   /** Template path, relative to the spec file's directory. */
   template: string
@@ -53,7 +58,7 @@ export interface ActionSpec extends ServiceSpec {
   read_only?: boolean
 }
 
-export const LIFECYCLE_SERVICES = ['init', 'start', 'stop', 'restart', 'scale_out', 'scale_in', 'destroy', 'upgrade', 'pre_scale_out', 'pre_scale_in'] as const
+export const LIFECYCLE_SERVICES = ['init', 'start', 'stop', 'restart', 'scale_out', 'scale_in', 'destroy', 'upgrade', 'pre_scale_out', 'pre_scale_in', 'configure'] as const
 export type LifecycleService = (typeof LIFECYCLE_SERVICES)[number]
 
 export interface HealthCheckSpec {

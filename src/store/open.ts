@@ -1,4 +1,5 @@
 // Opens the store a command should use: etcd when endpoints are given (flag or SHOAL_ETCD_ENDPOINTS), else embedded.
+import {SealedStore} from './sealed.js'
 import {StoreError, type Store} from './store.js'
 
 export interface OpenStoreOptions {
@@ -16,11 +17,22 @@ export interface OpenStoreOptions {
   callTimeoutMs?: number
   /** Environment to read SHOAL_ETCD_ENDPOINTS from; default process.env. */
   env?: Record<string, string | undefined>
+  /** Never create the embedded state directory, never write (read-only commands). */
+  readOnly?: boolean
+  /** Values holding a secret are stored encrypted with this key (store/sealed.ts); without it they are stored as given. */
+  secretsKey?: Buffer
+  /** A value stored encrypted that cannot be opened reads as a placeholder instead of failing (`get`, `status`). */
+  sealedPlaceholder?: boolean
 }
 
 export const DEFAULT_STATE_DIR = '.shoal'
 
-export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
+/** The store the options name, always behind the sealing layer (it decrypts what an earlier run encrypted). */
+export async function openStore(options: OpenStoreOptions = {}): Promise<SealedStore> {
+  return new SealedStore(await openInner(options), options.secretsKey, {placeholder: options.sealedPlaceholder === true})
+}
+
+async function openInner(options: OpenStoreOptions): Promise<Store> {
   const env = options.env ?? process.env
   const endpoints = parseEndpoints(options.etcd ?? env.SHOAL_ETCD_ENDPOINTS ?? '')
   if (endpoints.length > 0) {
@@ -38,7 +50,7 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
     })
   }
   const {EmbeddedStore} = await import('./embedded/embedded-store.js')
-  return EmbeddedStore.open({dir: options.state ?? DEFAULT_STATE_DIR})
+  return EmbeddedStore.open({dir: options.state ?? DEFAULT_STATE_DIR, ...(options.readOnly ? {readOnly: true} : {})})
 }
 
 /** `http://a:2379, https://b:2379` → URLs; anything that is not an http(s) URL is refused with the offending entry. */

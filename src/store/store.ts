@@ -68,6 +68,12 @@ export interface Store {
   watch(prefix: string, afterRevision: number, onEvents: (events: WatchEvent[]) => void, onError: (err: Error) => void): Promise<Watch>
   /** A lease kept alive by this process until revoked or the process dies; keys put with it vanish when it expires. */
   grantLease(ttlSeconds: number): Promise<Lease>
+  /**
+   * Forget the history up to `revision` (older values of keys, deleted keys): reading at or watching from an earlier
+   * revision then fails as COMPACTED. Only where the store keeps that history itself (embedded: its change log); etcd
+   * compacts its own history (its auto-compaction), so there this is absent.
+   */
+  compact?(revision: number): Promise<void>
   close(): Promise<void>
 }
 

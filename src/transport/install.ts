@@ -1,5 +1,5 @@
 // Installing a file on a host the safe way: staged beside the destination → compare → check → atomic rename, one backup kept.
-import {createHash} from 'node:crypto'
+import {posix} from 'node:path'
 import {shellQuote} from '../util/shell.js'
 import {TransportError, commandFailed, octalMode, type ExecResult, type Transport, type TransportHost} from './transport.js'
 
@@ -36,17 +36,26 @@ export async function installFile(transport: Transport, host: TransportHost, opt
 }
 
 /**
- * Install files in order with one command on the host: each one compared, staged, checked and swapped as `installFile`
- * describes. One command, because each command is a new session and login shell on the host (about 0.1 s of CPU on
- * the sandbox hosts here), which is what an operation on many nodes spends most of its time on. The contents go along
- * whether or not they are needed (config files are small), one after the other on stdin, each read by `head -c`
- * (GNU coreutils, like `sha256sum`, reads exactly that many bytes). A file its check refuses stops the run with a
- * file-check-failed error; the files before it stay installed (restore them with `restoreFile`).
+ * Install files in order with one command on the host: each one staged, compared, checked and swapped as `installFile`
+ * describes. One command, because each command is a round trip (and, on a host without the transport's shell, a new
+ * session and login shell). The contents go along whether or not they are needed (config files are small), one after
+ * the other on stdin, each read by `head -c` (GNU coreutils reads exactly that many bytes). The script forks as little
+ * as it can — every process started there costs a fork and exec, which is most of what installing costs on the host:
+ * a directory is made only when missing, a file whose mode has no execute bits is created with it (umask) instead of
+ * chmod'ed, a new file needs no comparison. A file its check refuses stops the run with a file-check-failed error; the
+ * files before it stay installed (restore them with `restoreFile`).
  */
 export async function installFiles(transport: Transport, host: TransportHost, files: readonly InstallFileOptions[], timeoutMs = 60_000): Promise<InstallResult[]> {
   if (files.length === 0) return []
   const contents = files.map((f) => (typeof f.content === 'string' ? Buffer.from(f.content) : f.content))
-  const script = ['set -e', ...files.flatMap((file, index) => installScript(file, index, contents[index]!.length))].join('\n')
+  const dirs = [...new Set(files.map((f) => posix.dirname(f.path)))]
+  const script = [
+    'set -e',
+    // The umask the command started with: directories are made under it, as `mkdir -p` always made them.
+    'u=$(umask)',
+    ...dirs.map((dir) => `test -d ${shellQuote(dir)} || mkdir -p -- ${shellQuote(dir)}`),
+    ...files.flatMap((file, index) => installScript(file, index, contents[index]!.length)),
+  ].join('\n')
   const result = await transport.exec(host, script, {timeoutMs, stdin: Buffer.concat(contents)})
   const outcomes = new Map<number, string>()
   for (const line of (result.stdout ?? '').split('\n')) {
@@ -72,22 +81,26 @@ function installScript(file: InstallFileOptions, index: number, bytes: number): 
   const dest = shellQuote(file.path)
   const staged = shellQuote(`${file.path}${STAGED_SUFFIX}`)
   const backup = shellQuote(`${file.path}${BACKUP_SUFFIX}`)
-  const attributes = (target: string): string[] => [
-    ...(file.owner !== undefined ? [`chown ${shellQuote(file.owner)} -- ${target}`] : []),
-    `chmod ${mode} -- ${target}`,
-  ]
-  const hash = createHash('sha256').update(file.content).digest('hex')
+  // A mode head can create the file with (no execute or special bits): umask = its complement, so no chmod is needed
+  // on a fresh staged file and it is never more readable than it ends up. Otherwise it is written under umask 077 and
+  // chmod'ed, so a secret is never readable by others, even before the chmod.
+  const bits = parseInt(mode, 8)
+  const direct = (bits & 0o7111) === 0
+  const createMask = direct ? `0${(0o777 & ~bits).toString(8).padStart(3, '0')}` : '077'
+  const owner = file.owner !== undefined ? [`chown ${shellQuote(file.owner)} -- ${staged}`] : []
   const done = (what: string): string => `echo "${OUTCOME_MARKER}${index} ${what}"`
   return [
-    `if test -f ${dest} && test "$(sha256sum < ${dest})" = ${shellQuote(`${hash}  -`)}; then`,
-    `  head -c ${bytes} > /dev/null`,
-    ...attributes(dest).map((line) => `  ${line}`),
+    // A staged file left by an interrupted run would keep its mode through `>`: start from none.
+    `if test -e ${staged} || test -L ${staged}; then rm -f -- ${staged}; fi`,
+    `umask ${createMask}; head -c ${bytes} > ${staged}; umask "$u"`,
+    `if test -f ${dest} && cmp -s -- ${staged} ${dest}; then`,
+    `  rm -f -- ${staged}`,
+    ...(file.owner !== undefined ? [`  chown ${shellQuote(file.owner)} -- ${dest}`] : []),
+    `  chmod ${mode} -- ${dest}`,
     `  ${done('unchanged')}`,
     'else',
-    `  mkdir -p -- "$(dirname -- ${dest})"`,
-    // Written under umask 077 so a secret is never readable by others, even before the chmod.
-    `  (umask 077 && head -c ${bytes} > ${staged})`,
-    ...attributes(staged).map((line) => `  ${line}`),
+    ...owner.map((line) => `  ${line}`),
+    ...(direct ? [] : [`  chmod ${mode} -- ${staged}`]),
     // The check runs in a shell of its own (no `set -e`, no stdin: that holds the next files); its output goes to stderr.
     ...(file.check
       ? [
@@ -102,7 +115,7 @@ function installScript(file: InstallFileOptions, index: number, bytes: number): 
     `    mv -f -- ${staged} ${dest}`,
     `    ${done('replaced')}`,
     '  else',
-    `    rm -f -- ${backup}`,
+    `    if test -e ${backup}; then rm -f -- ${backup}; fi`,
     `    mv -f -- ${staged} ${dest}`,
     `    ${done('created')}`,
     '  fi',

@@ -1,11 +1,12 @@
 // The SSH Transport (ssh2): one connection per host reused by every call, bounded channels and handshakes, remote kill on timeout.
-import {readFileSync} from 'node:fs'
+import {appendFileSync, readFileSync} from 'node:fs'
 import ssh2 from 'ssh2'
 import type {Client, ClientChannel, ConnectConfig} from 'ssh2'
 import {envPrefix, shellQuote} from '../util/shell.js'
 import {appendKnownHost, knownHostName, readKnownHosts, verifyHostKey} from './known-hosts.js'
 import {Limiter} from './limiter.js'
 import {LineSplitter} from './lines.js'
+import {RemoteShell, driverCommand} from './shell.js'
 import {
   MAX_COLLECTED_BYTES,
   TransportError,
@@ -33,6 +34,13 @@ export interface SshTransportOptions {
   acceptNewHostKeys?: boolean
   /** After a timeout: wait this long after SIGTERM before SIGKILL, and again before abandoning the channel. Default 2 s. */
   killGraceMs?: number
+  /**
+   * Run every command of a connection in one long-lived shell on the host (see shell.ts) instead of a session and login
+   * shell per command. Default true; hosts without Perl get a session per command either way.
+   */
+  persistentShell?: boolean
+  /** SSH algorithm preferences passed to ssh2 (e.g. a cipher list), for measuring their cost. Default: ssh2's. */
+  algorithms?: ConnectConfig['algorithms']
 }
 
 /** Printed to stderr before every command runs: the remote process group id, so a timed-out command can be killed whole. */
@@ -61,13 +69,45 @@ interface Connection {
   client: Client
   channels: Limiter
   closed: boolean
+  /** The long-lived shell, once asked for (undefined inside: the host has none). */
+  shell?: Promise<RemoteShell | undefined>
+  shells: RemoteShell[]
+}
+
+/** A command as the caller gave it, before it is wrapped for a session or the shell. */
+interface Command {
+  script: string
+  env?: ExecOptions['env']
+  cwd?: string
+}
+
+/** What the transport did, for the benchmark's breakdown (where the time of an operation goes). */
+export interface TransportCounters {
+  /** SSH connections set up (key exchange + authentication). */
+  handshakes: number
+  /** SSH sessions (channels) opened: one per command without a shell, one per connection with one. */
+  sessions: number
+  /** Commands run (exec, putFile, readFile, kills sent over a side channel). */
+  commands: number
+  /** Waits for the other side after the connection is up: a channel open, an exec request, a command's answer. */
+  roundTrips: number
+  /** Bytes on the TCP connections (SSH framing and encryption included), from closed and open ones. */
+  bytesOut: number
+  bytesIn: number
 }
 
 export class SshTransport implements Transport {
   private readonly pool = new Map<string, Promise<Connection>>()
   private readonly handshakes: Limiter
-  private readonly options: Required<SshTransportOptions>
+  private readonly options: Required<Omit<SshTransportOptions, 'algorithms'>> & Pick<SshTransportOptions, 'algorithms'>
   private closing = false
+  private readonly counters: TransportCounters = {handshakes: 0, sessions: 0, commands: 0, roundTrips: 0, bytesOut: 0, bytesIn: 0}
+  private readonly sockets = new Set<{bytesWritten: number; bytesRead: number}>()
+  /**
+   * SHOAL_TRANSPORT_STATS=FILE (used by `npm run bench`): the counters and the process's CPU time are sampled as each
+   * command starts and ends, and the samples appended to FILE as one JSON line when the transport closes.
+   */
+  private timeline: Array<TransportCounters & {at: number; cpuMs: number}> | undefined = process.env.SHOAL_TRANSPORT_STATS ? [] : undefined
 
   constructor(options: SshTransportOptions = {}) {
     this.options = {
@@ -78,6 +118,7 @@ export class SshTransport implements Transport {
       handshakeTimeoutMs: 15_000,
       acceptNewHostKeys: false,
       killGraceMs: 2000,
+      persistentShell: true,
       ...options,
     }
     this.handshakes = new Limiter(this.options.maxHandshakes)
@@ -88,8 +129,9 @@ export class SshTransport implements Transport {
     if (!(options.timeoutMs > 0 && options.timeoutMs <= MAX_TIMEOUT_MS)) {
       throw new Error(`timeoutMs must be from 1 to ${MAX_TIMEOUT_MS} ms, got ${options.timeoutMs}`)
     }
-    const wrapped = wrapCommand(command, options.env, options.cwd)
-    const raw = await this.run(host, wrapped, options)
+    this.sample()
+    const raw = await this.run(host, {script: command, ...(options.env ? {env: options.env} : {}), ...(options.cwd !== undefined ? {cwd: options.cwd} : {})}, options)
+    this.sample()
     const collect = options.collect ?? true
     return {
       exitCode: raw.exitCode,
@@ -116,22 +158,45 @@ export class SshTransport implements Transport {
 
   async readFile(host: TransportHost, file: string, options: {timeoutMs?: number} = {}): Promise<Buffer | undefined> {
     const q = shellQuote(file)
-    const command = wrapCommand(`test -e ${q} || exit 100\nexec cat -- ${q}`)
-    const raw = await this.run(host, command, {timeoutMs: options.timeoutMs ?? 60_000}, MAX_READ_BYTES)
+    const raw = await this.run(host, {script: `test -e ${q} || exit 100\nexec cat -- ${q}`}, {timeoutMs: options.timeoutMs ?? 60_000}, MAX_READ_BYTES)
     if (raw.exitCode === 100) return undefined
     if (raw.truncated) throw new TransportError(`${host.name}: ${file} is larger than ${MAX_READ_BYTES / 2 ** 20} MiB; not read`, 'ssh-command-failed', host.name)
     if (raw.exitCode !== 0) throw commandFailed(host, `reading ${file}`, raw)
     return raw.stdout
   }
 
+  /** Counters since the transport was made (bytes include connections still open). */
+  stats(): TransportCounters {
+    let bytesOut = this.counters.bytesOut
+    let bytesIn = this.counters.bytesIn
+    for (const socket of this.sockets) {
+      bytesOut += socket.bytesWritten
+      bytesIn += socket.bytesRead
+    }
+    return {...this.counters, bytesOut, bytesIn}
+  }
+
+  /** One sample of the counters and this process's CPU time, when SHOAL_TRANSPORT_STATS asks for a timeline. */
+  private sample(): void {
+    if (!this.timeline) return
+    const cpu = process.cpuUsage()
+    this.timeline.push({at: Date.now(), cpuMs: Math.round((cpu.user + cpu.system) / 1000), ...this.stats()})
+  }
+
   async close(): Promise<void> {
+    this.sample()
+    if (this.timeline && process.env.SHOAL_TRANSPORT_STATS) {
+      appendFileSync(process.env.SHOAL_TRANSPORT_STATS, `${JSON.stringify(this.timeline)}\n`)
+      this.timeline = undefined
+    }
     this.closing = true
     const connections = await Promise.allSettled([...this.pool.values()])
     this.pool.clear()
     await Promise.all(
       connections.map(async (settled) => {
         if (settled.status !== 'fulfilled' || settled.value.closed) return
-        const {client} = settled.value
+        const {client, shells} = settled.value
+        for (const shell of shells) shell.close()
         await new Promise<void>((resolve) => {
           client.once('close', () => resolve())
           client.end()
@@ -140,18 +205,91 @@ export class SshTransport implements Transport {
     )
   }
 
-  /** Run an already wrapped command on a pooled connection; a connection found dead before the channel opened is replaced once. */
-  private async run(host: TransportHost, command: string, options: ExecOptions, maxBytes = MAX_COLLECTED_BYTES): Promise<RawResult> {
+  /**
+   * Run a command on a pooled connection: in the connection's long-lived shell when the host has one (a fork there, one
+   * request and one answer), otherwise on a session of its own. A connection found dead before the command started is
+   * replaced once.
+   */
+  private async run(host: TransportHost, command: Command, options: ExecOptions, maxBytes = MAX_COLLECTED_BYTES): Promise<RawResult> {
     for (let attempt = 0; ; attempt++) {
       const connection = await this.connection(host)
       try {
-        return await connection.channels.run(() => this.runOnChannel(connection, command, options, maxBytes))
+        return await connection.channels.run(async () => {
+          const shell = this.options.persistentShell ? await this.shell(connection) : undefined
+          if (shell) return this.runInShell(connection, shell, command, options, maxBytes)
+          return this.runOnChannel(connection, wrapCommand(command.script, command.env, command.cwd), options, maxBytes)
+        })
       } catch (error) {
         if (error instanceof ChannelNotOpened && connection.closed && attempt === 0) continue
         if (error instanceof ChannelNotOpened) throw new TransportError(`${host.name}: cannot open an SSH channel: ${error.message}`, 'ssh-channel-failed', host.name)
         throw error
       }
     }
+  }
+
+  /** The connection's shell, started on first use; undefined when the host cannot run one (no Perl). */
+  private shell(connection: Connection): Promise<RemoteShell | undefined> {
+    const current = connection.shell
+    if (current) {
+      return current.then((shell) => {
+        if (!shell || !shell.closed_) return shell
+        // The driver ended (killed on the host?): start another; commands already sent were answered as ended.
+        if (connection.shell === current) connection.shell = undefined
+        return this.shell(connection)
+      })
+    }
+    const starting = new Promise<RemoteShell | undefined>((resolve, reject) => {
+      if (connection.closed) return reject(new ChannelNotOpened('the connection was closed'))
+      this.counters.sessions++
+      this.counters.roundTrips += 2
+      connection.client.exec(driverCommand(DRAIN_AFTER_EXIT_MS), (error, channel) => {
+        if (error) return reject(new ChannelNotOpened(error.message))
+        const shell = new RemoteShell(channel)
+        connection.shells.push(shell)
+        void shell.ready.then((pid) => resolve(pid === undefined ? undefined : shell))
+      })
+    })
+    connection.shell = starting
+    // Without a shell (no Perl) every command takes a session of its own, as before; that is decided once per connection.
+    return starting
+  }
+
+  private runInShell(connection: Connection, shell: RemoteShell, command: Command, options: ExecOptions, maxBytes: number): Promise<RawResult> {
+    const collect = options.collect ?? true
+    const script = `${envPrefix(command.env ?? {})}exec /bin/sh -c ${shellQuote(command.cwd === undefined ? command.script : `cd ${shellQuote(command.cwd)} || exit 1\n${command.script}`)}`
+    const output = new Output(options, collect, maxBytes)
+    const stdin = options.stdin === undefined ? undefined : typeof options.stdin === 'string' ? Buffer.from(options.stdin) : options.stdin
+    this.counters.commands++
+    this.counters.roundTrips++
+    const {id, done} = shell.run(script, stdin, {onStdout: (chunk) => output.stdout(chunk), onStderr: (chunk) => output.stderr(chunk)})
+    let timedOut = false
+    const timers: NodeJS.Timeout[] = []
+    const finished = done.then((exit) => {
+      for (const timer of timers) clearTimeout(timer)
+      if (exit.error !== undefined) output.stderr(Buffer.from(`the command could not start on the host: ${exit.error}\n`))
+      return output.result(exit.code, exit.signal, timedOut)
+    })
+    let ended = false
+    void finished.then(() => (ended = true))
+    const grace = (): Promise<void> =>
+      new Promise((resolve) => {
+        timers.push(setTimeout(resolve, this.options.killGraceMs))
+        void finished.then(() => resolve())
+      })
+    timers.push(
+      setTimeout(() => {
+        timedOut = true
+        void (async () => {
+          for (const signal of ['TERM', 'KILL']) {
+            if (ended) return
+            shell.kill(id, signal)
+            await grace()
+          }
+          if (!ended) shell.abandon(id)
+        })()
+      }, options.timeoutMs),
+    )
+    return finished
   }
 
   private connection(host: TransportHost): Promise<Connection> {
@@ -166,7 +304,7 @@ export class SshTransport implements Transport {
       })
     }
     const connecting = this.connectWithRetries(host).then((client) => {
-      const connection: Connection = {client, channels: new Limiter(this.options.channelsPerHost), closed: false}
+      const connection: Connection = {client, channels: new Limiter(this.options.channelsPerHost), closed: false, shells: []}
       const drop = (): void => {
         connection.closed = true
         if (this.pool.get(key) === connecting) this.pool.delete(key)
@@ -214,6 +352,7 @@ export class SshTransport implements Transport {
       port: host.port,
       username: host.user,
       readyTimeout: this.options.handshakeTimeoutMs,
+      ...(this.options.algorithms ? {algorithms: this.options.algorithms} : {}),
       keepaliveInterval: 15_000,
       keepaliveCountMax: 4,
       hostVerifier: (key: Buffer): boolean => {
@@ -235,6 +374,17 @@ export class SshTransport implements Transport {
     return new Promise<Client>((resolve, reject) => {
       client.once('ready', () => {
         client.removeAllListeners('error')
+        this.counters.handshakes++
+        // ssh2's own socket: its byte counts are the connection's traffic (read when the stats are asked for).
+        const socket = (client as unknown as {_sock?: {bytesWritten: number; bytesRead: number; once(e: 'close', f: () => void): void}})._sock
+        if (socket) {
+          this.sockets.add(socket)
+          socket.once('close', () => {
+            this.sockets.delete(socket)
+            this.counters.bytesOut += socket.bytesWritten
+            this.counters.bytesIn += socket.bytesRead
+          })
+        }
         resolve(client)
       })
       client.once('error', (error: Error & {level?: string}) => {
@@ -292,6 +442,9 @@ export class SshTransport implements Transport {
         reject(new ChannelNotOpened('the connection was closed'))
         return
       }
+      this.counters.sessions++
+      this.counters.commands++
+      this.counters.roundTrips += 3
       connection.client.exec(command, (error, channel) => {
         if (error) {
           reject(new ChannelNotOpened(error.message))
@@ -405,6 +558,9 @@ export class SshTransport implements Transport {
     return new Promise((resolve) => {
       if (connection.closed) return resolve()
       const timer = setTimeout(resolve, this.options.killGraceMs)
+      this.counters.sessions++
+      this.counters.commands++
+      this.counters.roundTrips += 3
       connection.client.exec(command, (error, channel) => {
         if (error) {
           clearTimeout(timer)
@@ -434,3 +590,39 @@ interface RawResult {
 
 /** The SSH channel could not be opened: the command never started, so it is safe to try again. */
 class ChannelNotOpened extends Error {}
+
+/** A command's output as it arrives: collected up to a byte limit, and split into lines for the callbacks. */
+class Output {
+  private readonly chunks: Buffer[] = []
+  private bytes = 0
+  private stderrText = ''
+  private truncated = false
+  private readonly outLines: LineSplitter
+  private readonly errLines: LineSplitter
+
+  constructor(private readonly options: ExecOptions, private readonly collect: boolean, private readonly maxBytes: number) {
+    this.outLines = new LineSplitter((line) => options.onStdoutLine?.(line))
+    this.errLines = new LineSplitter((line) => {
+      if (collect && this.stderrText.length < maxBytes) this.stderrText += `${line}\n`
+      options.onStderrLine?.(line)
+    })
+  }
+
+  stdout(chunk: Buffer): void {
+    if (this.collect && this.bytes + chunk.length <= this.maxBytes) {
+      this.chunks.push(chunk)
+      this.bytes += chunk.length
+    } else if (this.collect) this.truncated = true
+    if (this.options.onStdoutLine) this.outLines.push(chunk)
+  }
+
+  stderr(chunk: Buffer): void {
+    this.errLines.push(chunk)
+  }
+
+  result(exitCode: number | null, signal: string | null, timedOut: boolean): RawResult {
+    this.outLines.end()
+    this.errLines.end()
+    return {exitCode, signal, stdout: Buffer.concat(this.chunks), stderr: this.stderrText, timedOut, truncated: this.truncated}
+  }
+}

@@ -7,12 +7,15 @@ export const SIZE_PATTERN = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$'
 export const DURATION_PATTERN = '^([0-9]+(ms|s|m|h))+$'
 export const PERCENT_PATTERN = '^[0-9]+(\\.[0-9]+)?%$'
 
-/** Bytes for a size string, or undefined when it does not parse. */
+/** The largest size accepted: 2^53 - 1 bytes (8 PiB), far past any machine, and still exact as a JavaScript number. */
+export const MAX_SIZE_BYTES = Number.MAX_SAFE_INTEGER
+
+/** Bytes for a size string, or undefined when it does not parse or is larger than MAX_SIZE_BYTES. */
 export function parseSize(text: string): number | undefined {
   const m = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$/.exec(text)
   if (!m) return undefined
-  const bytes = Number(m[1]) * SIZE_FACTORS[m[2] ?? '']!
-  return Number.isFinite(bytes) ? Math.round(bytes) : undefined
+  const bytes = Math.round(Number(m[1]) * SIZE_FACTORS[m[2] ?? '']!)
+  return Number.isSafeInteger(bytes) ? bytes : undefined
 }
 
 const DURATION_FACTORS: Record<string, number> = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}

@@ -1,9 +1,10 @@
 // Reads what a command compiles from disk — a cluster spec with its templates, a host inventory — and refuses
 // anything that does not lint clean, so the pure planner only ever sees valid input.
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import type {HostsFile} from '../inventory/types.js'
 import {formatLint} from '../lint/format/index.js'
+import {resolveTemplate} from '../lint/cluster-checks.js'
 import {LintSession, type LintedFile} from '../lint/lint.js'
 import {loadYamlFile} from '../spec/load.js'
 import {validators} from '../spec/schema.js'
@@ -17,7 +18,7 @@ export interface ClusterInput {
   path: string
 }
 
-function lintOne(path: string, expected: 'Cluster' | 'Hosts'): {data: Record<string, unknown>; linted: LintedFile} {
+function lintOne(path: string, expected: 'Cluster' | 'Hosts'): {data: Record<string, unknown>; linted: LintedFile; session: LintSession} {
   const absolute = resolve(path)
   if (!existsSync(absolute)) throw new ShoalError(`no such file: ${path}`, 'path-not-found', EXIT.usage)
   const loaded = loadYamlFile(absolute, path)
@@ -31,17 +32,22 @@ function lintOne(path: string, expected: 'Cluster' | 'Hosts'): {data: Record<str
   if (linted.kind !== expected) {
     throw new ShoalError(`${path} is a ${linted.kind ?? 'unknown'} document, expected kind ${expected}`, 'invalid-input', EXIT.usage)
   }
-  return {data: loaded.data!, linted}
+  return {data: loaded.data!, linted, session}
 }
 
 export function readClusterInput(path: string): ClusterInput {
-  const {data} = lintOne(path, 'Cluster')
+  const {data, session} = lintOne(path, 'Cluster')
   const spec = data as unknown as ClusterSpec
   const specDir = dirname(resolve(path))
   const templates = new Map<string, string>()
   for (const role of Object.values(spec.roles)) {
     for (const file of role.files ?? []) {
-      if (!templates.has(file.template)) templates.set(file.template, readFileSync(resolve(specDir, file.template), 'utf8'))
+      if (templates.has(file.template)) continue
+      // The text lint checked, read once: reading again could meet another file (a link changed meanwhile).
+      const resolved = resolveTemplate(specDir, file.template)
+      const source = 'real' in resolved ? session.templates.get(resolved.real).source : undefined
+      if (source === undefined) throw new ShoalError(`template ${file.template} of ${path} cannot be read`, 'invalid-input', EXIT.failure)
+      templates.set(file.template, source)
     }
   }
   return {spec, templates, path}

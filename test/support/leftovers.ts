@@ -1,6 +1,6 @@
 // vitest globalSetup: the run's processes live in a cgroup of their own, and a process still in it after the last
 // test (an etcd, an sshd, a service started over SSH, a shoal child) fails the run, named, and is killed.
-import {existsSync, mkdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmdirSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 /**
@@ -13,10 +13,27 @@ const HIERARCHIES = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup
 /** How long the processes of the last tests get to end on their own before they count as left behind. */
 const GRACE_MS = 10_000
 
+/**
+ * Remove the empty cgroups of earlier runs whose vitest is gone (a worker still exiting can keep a run's own rmdir
+ * from succeeding). One whose processes are still there is left alone: it is what the next check would name.
+ */
+function sweepOldCgroups(root: string): void {
+  for (const entry of readdirSync(root)) {
+    const owner = /^shoal-test-(\d+)$/.exec(entry)?.[1]
+    if (!owner || Number(owner) === process.pid || existsSync(`/proc/${owner}`)) continue
+    try {
+      rmdirSync(path.join(root, entry))
+    } catch {
+      // not empty, or already gone
+    }
+  }
+}
+
 function makeCgroup(): string | undefined {
   if (process.getuid?.() !== 0) return undefined
   for (const root of HIERARCHIES) {
     if (!existsSync(path.join(root, 'cgroup.procs'))) continue
+    sweepOldCgroups(root)
     const dir = path.join(root, `shoal-test-${process.pid}`)
     try {
       mkdirSync(dir, {recursive: true})

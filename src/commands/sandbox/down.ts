@@ -1,6 +1,6 @@
 // `shoal sandbox down`: stop every sandbox host and everything running on it, then remove the sandbox directory.
-import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../cli/base.js'
+import {sandboxDirFlag} from '../../cli/sandbox-flags.js'
 
 export default class SandboxDown extends BaseCommand {
   static override summary = 'Stop the sandbox hosts and remove the sandbox directory'
@@ -9,7 +9,7 @@ export default class SandboxDown extends BaseCommand {
   static override examples = ['<%= config.bin %> sandbox down', '<%= config.bin %> sandbox down --dir /tmp/sandbox']
 
   static override flags = {
-    dir: Flags.string({description: 'Sandbox directory', default: '.shoal/sandbox'}),
+    dir: sandboxDirFlag,
   }
 
   async run(): Promise<unknown> {

@@ -1,12 +1,13 @@
 // GitHub Actions workflow commands: `::error file=…,line=…,col=…,title=…::message` annotations on the pull request.
+import {quoteControl} from '../../util/text.js'
 import type {Problem} from '../problem.js'
 import type {LintResult} from '../lint.js'
 
 const COMMAND = {error: 'error', warning: 'warning', info: 'notice'} as const
 
-/** Escaping for a command's message (data). */
+/** Escaping for a command's message (data); other control characters are quoted, as the Actions log renders ANSI escapes. */
 export function escapeData(text: string): string {
-  return text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A')
+  return quoteControl(text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A'))
 }
 
 /** Escaping for a command's property values, where `:` and `,` are separators too. */

@@ -1,10 +1,11 @@
 // JUnit XML for CI test reports: one testcase per linted file; failing problems become a <failure>, skipped files <skipped>.
+import {quoteControl} from '../../util/text.js'
 import type {Problem} from '../problem.js'
 import type {LintResult} from '../lint.js'
 
-/** Escape text for XML content and attributes, dropping characters XML 1.0 cannot carry. */
+/** Escape text for XML content and attributes: control characters quoted (visible in CI reports), then what XML 1.0 cannot carry dropped. */
 export function xmlEscape(text: string): string {
-  return text
+  return quoteControl(text)
     // eslint-disable-next-line no-control-regex -- XML 1.0 forbids these characters: matching them is the point
     .replace(/[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu, '')
     .replace(/&/g, '&amp;')

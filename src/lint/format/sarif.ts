@@ -6,6 +6,14 @@ import {RULES} from '../rules.js'
 
 const LEVEL: Record<Severity, 'error' | 'warning' | 'note'> = {error: 'error', warning: 'warning', info: 'note'}
 
+const README_RULES = 'https://github.com/shoal/shoal#lint-rules'
+
+/** Up to the first ". " (or the whole text). */
+function firstSentence(text: string): string {
+  const end = text.search(/\.\s/)
+  return end === -1 ? text : text.slice(0, end + 1)
+}
+
 export interface SarifOptions {
   /** Locations are written relative to this directory (the repository root in CI). */
   cwd: string
@@ -30,10 +38,17 @@ export function sarifLog(result: LintResult, options: SarifOptions): object {
             name: 'shoal',
             version: options.version,
             informationUri: 'https://github.com/shoal/shoal',
+            // GitHub code scanning shows fullDescription and help on each alert; shortDescription is the first sentence.
             rules: RULES.map((rule) => ({
               id: rule.id,
               name: rule.id,
-              shortDescription: {text: rule.description},
+              shortDescription: {text: firstSentence(rule.description)},
+              fullDescription: {text: rule.description},
+              help: {
+                text: `${rule.description} Rule ${rule.id} (${rule.group}, ${rule.severity}); every rule is listed in the README under "Lint rules".`,
+                markdown: `**${rule.id}** (${rule.group}, ${rule.severity}): ${rule.description}\n\nSee [Lint rules](${README_RULES}).`,
+              },
+              helpUri: README_RULES,
               defaultConfiguration: {level: LEVEL[rule.severity]},
             })),
           },

@@ -16,7 +16,7 @@ import {
   type Watch,
   type WatchEvent,
 } from '../store.js'
-import {LOG_MAX_CHANGES, StateFile, type Change, type State, type StoredKv} from './state-file.js'
+import {LOG_MAX_BYTES, LOG_MAX_CHANGES, StateFile, type Change, type LogEntry, type State, type StoredKv} from './state-file.js'
 
 export interface EmbeddedStoreOptions {
   /** State directory; created when missing. */
@@ -25,6 +25,8 @@ export interface EmbeddedStoreOptions {
   maxOpsPerTxn?: number
   /** Fallback poll for watches when fs.watch misses an event (network file systems, renames racing the watcher). */
   watchPollMs?: number
+  /** Read only: a missing directory is not created (it reads as empty) and every write is refused. */
+  readOnly?: boolean
 }
 
 export class EmbeddedStore implements Store {
@@ -35,6 +37,7 @@ export class EmbeddedStore implements Store {
   private readonly keepalives = new Map<string, NodeJS.Timeout>()
   private readonly watches = new Set<Watch>()
   private readonly watchPollMs: number
+  private readonly readOnly: boolean
   private closed = false
 
   constructor(options: EmbeddedStoreOptions) {
@@ -42,10 +45,12 @@ export class EmbeddedStore implements Store {
     this.description = `embedded ${options.dir}`
     this.maxOpsPerTxn = options.maxOpsPerTxn ?? Infinity
     this.watchPollMs = options.watchPollMs ?? 500
+    this.readOnly = options.readOnly === true
   }
 
   static async open(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
     const store = new EmbeddedStore(options)
+    if (store.readOnly) return store
     try {
       await store.file.ensureDir()
     } catch (error) {
@@ -83,6 +88,7 @@ export class EmbeddedStore implements Store {
 
   async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
     this.assertOpen()
+    this.assertWritable()
     if (ops.length > this.maxOpsPerTxn) {
       throw new StoreError(`transaction has ${ops.length} ops; ${this.description} accepts at most ${this.maxOpsPerTxn}`, 'INVALID_REQUEST')
     }
@@ -127,7 +133,7 @@ export class EmbeddedStore implements Store {
     }
     const deliver = async (): Promise<void> => {
       const state = await this.file.read()
-      if (hasExpiredLeasedKeys(state, Date.now())) {
+      if (!this.readOnly && hasExpiredLeasedKeys(state, Date.now())) {
         // Nobody else may write soon: clean up so watchers see lease expiry as delete events.
         await this.txn([], [])
         return deliver()
@@ -187,6 +193,7 @@ export class EmbeddedStore implements Store {
 
   async grantLease(ttlSeconds: number): Promise<Lease> {
     this.assertOpen()
+    this.assertWritable()
     if (!(ttlSeconds > 0)) throw new StoreError(`lease TTL must be positive, got ${ttlSeconds}`, 'INVALID_REQUEST')
     const id = await this.file.withLock(async () => {
       const state = cloneState(await this.file.read())
@@ -201,6 +208,20 @@ export class EmbeddedStore implements Store {
     timer.unref()
     this.keepalives.set(id, timer)
     return {id, revoke: () => this.revokeLease(id)}
+  }
+
+  async compact(revision: number): Promise<void> {
+    this.assertOpen()
+    this.assertWritable()
+    await this.file.withLock(async () => {
+      const current = await this.file.read()
+      const upTo = Math.min(revision, current.revision)
+      if (upTo <= current.compactedRevision && current.log.every((e) => e.r > upTo)) return
+      const state = cloneState(current)
+      state.log = state.log.filter((e) => e.r > upTo)
+      state.compactedRevision = Math.max(state.compactedRevision, upTo)
+      await this.file.write(state)
+    })
   }
 
   async close(): Promise<void> {
@@ -251,6 +272,10 @@ export class EmbeddedStore implements Store {
     const timer = this.keepalives.get(id)
     if (timer) clearInterval(timer)
     this.keepalives.delete(id)
+  }
+
+  private assertWritable(): void {
+    if (this.readOnly) throw new StoreError(`${this.description} was opened read-only`, 'UNSUPPORTED')
   }
 
   private assertOpen(): void {
@@ -334,16 +359,25 @@ function applyOps(state: State, ops: Op[], now: number, description: string): Ch
   return changes
 }
 
-/** Give `changes` the next revision, append them to the log and trim it. */
+/** Give `changes` the next revision, append them to the log and trim it (oldest first) to its bounds. */
 function appendRevision(state: State, changes: Change[]): void {
   const revision = ++state.revision
   state.log.push({r: revision, changes})
   let total = state.log.reduce((n, e) => n + e.changes.length, 0)
-  while (total > LOG_MAX_CHANGES && state.log.length > 0) {
+  let bytes = state.log.reduce((n, e) => n + entryBytes(e), 0)
+  while ((total > LOG_MAX_CHANGES || bytes > LOG_MAX_BYTES) && state.log.length > 0) {
     const dropped = state.log.shift()!
     total -= dropped.changes.length
+    bytes -= entryBytes(dropped)
     state.compactedRevision = dropped.r
   }
+}
+
+/** About what an entry costs in state.json (keys and values; the JSON punctuation is left out). */
+function entryBytes(entry: LogEntry): number {
+  let n = 0
+  for (const c of entry.changes) n += c.k.length + c.v.length + (c.prev ? c.prev.v.length : 0)
+  return n
 }
 
 /** The keys under `prefix` as they were at `revision`, undoing logged changes newest first. */

@@ -17,7 +17,9 @@
 // state.json is always a complete old or new document. Readers never lock: they stat state.json and re-parse only
 // when its identity (inode, size, mtime, ctime) changed, so repeated reads are cheap.
 // The log keeps `prev` for every change so a past revision can be rebuilt (range at a revision, rollbacks) and
-// watchers can catch up; it is trimmed to LOG_MAX_CHANGES, and what was trimmed is reported as compacted.
+// watchers can catch up; it is trimmed to LOG_MAX_CHANGES changes and LOG_MAX_BYTES bytes, and what was trimmed is
+// reported as compacted. The registry compacts it whole when an operation ends (`compact`), so no replaced value
+// (a changed password) and nothing of a destroyed cluster stays in the file.
 import {randomBytes} from 'node:crypto'
 import {promises as fs, constants as fsConstants} from 'node:fs'
 import {hostname} from 'node:os'
@@ -26,6 +28,8 @@ import {StoreError} from '../store.js'
 
 export const STATE_FORMAT = 1
 export const LOG_MAX_CHANGES = 10_000
+/** The log is bounded in bytes as well: a few large values (rendered files, recorded plans) must not make every write slow. */
+export const LOG_MAX_BYTES = 1024 * 1024
 /** Writers hold the lock for milliseconds; waiting longer than this means something is wrong. */
 const LOCK_WAIT_MS = 15_000
 /** A lock whose content cannot be read (torn by a crash) or that is this old is stale whoever holds it. */

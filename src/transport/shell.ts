@@ -1,0 +1,250 @@
+// One long-lived shell per host connection that runs every command of an operation: a small Perl driver on the host,
+// framed requests in, framed output out, so a command costs a fork there instead of a new SSH session and login shell.
+import type {ClientChannel} from 'ssh2'
+
+/**
+ * The driver, run by sshd as `exec perl -e DRIVER` (Perl is part of every Debian and almost every Linux install; where
+ * it is missing the transport falls back to a session per command). Each command is forked, made a session leader
+ * (setsid: its process group is its own, as under sshd) and exec'd as `/bin/sh -c <wrapped command>` in the driver's
+ * cwd and environment — sshd's session environment, the same one a session per command gets; without `_`, as bash
+ * execs leave it. stdin is the request's bytes on a pipe, then EOF. stdout and stderr are pipes the driver relays in frames.
+ *
+ * Requests (client → driver): `R <id> <script bytes> <stdin bytes>\n<script><stdin>` runs; `K <id> <SIGNAL>\n` signals
+ * the command's process group. Frames (driver → client): `<id> <kind> <bytes>\n<bytes>` with kind H (hello: the
+ * driver's pid; id 0), o (stdout), e (stderr), F (the command could not start) and X (it ended: `c <code>` or
+ * `s <SIGNAL>`, sent after its output). After a command's exit its pipes are relayed until they close or stay silent
+ * for DRAIN ms (a background child may hold them forever), then the driver closes them, as sshd closes a session's.
+ * The driver exits when its stdin closes (the connection ended); running commands keep running, as with sshd.
+ */
+export function driverSource(drainMs: number): string {
+  return String.raw`
+use strict; use warnings; use POSIX (); use Config;
+my @signame = split ' ', $Config{sig_name};
+my $DRAIN = ${drainMs / 1000};
+binmode STDIN; binmode STDOUT;
+my (%cmds, %byfd, %bypid);
+my $in = '';
+$SIG{CHLD} = sub {};
+$SIG{PIPE} = 'DEFAULT';
+sub out { my ($s) = @_; my $off = 0;
+  while ($off < length $s) { my $n = syswrite(STDOUT, $s, length($s) - $off, $off);
+    if (!defined $n) { next if $!{EINTR}; POSIX::_exit(0) } $off += $n } }
+sub frame { my ($id, $kind, $data) = @_; out("$id $kind " . length($data) . "\n" . $data) }
+sub spawn { my ($id, $script, $stdin) = @_;
+  my ($or, $ow, $er, $ew, $ir, $iw);
+  unless (pipe($or, $ow) && pipe($er, $ew) && pipe($ir, $iw)) { frame($id, 'F', "pipe: $!"); return }
+  my $pid = fork;
+  if (!defined $pid) { frame($id, 'F', "fork: $!"); return }
+  if ($pid == 0) {
+    POSIX::setsid();
+    open(STDIN, '<&', $ir); open(STDOUT, '>&', $ow); open(STDERR, '>&', $ew);
+    $SIG{$_} = 'DEFAULT' for keys %SIG;
+    delete $ENV{_};
+    exec('/bin/sh', '-c', $script) or POSIX::_exit(127);
+  }
+  close $ow; close $ew; close $ir;
+  if (length $stdin) {
+    my $w = fork;
+    # The writer holds nothing of the channel, so the driver's end closes the session at once.
+    if (defined $w && $w == 0) { close $or; close $er; open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null'); open(STDERR, '>', '/dev/null'); my $off = 0;
+      while ($off < length $stdin) { my $n = syswrite($iw, $stdin, length($stdin) - $off, $off);
+        if (!defined $n) { next if $!{EINTR}; last } $off += $n }
+      POSIX::_exit(0) }
+  }
+  close $iw;
+  my $c = {id => $id, pid => $pid, fds => {}};
+  for ([$or, 'o'], [$er, 'e']) { my ($fh, $kind) = @$_; $c->{fds}{fileno $fh} = [$fh, $kind]; $byfd{fileno $fh} = $c }
+  $cmds{$id} = $c; $bypid{$pid} = $c;
+}
+sub finish { my ($c) = @_;
+  for my $fd (keys %{$c->{fds}}) { close $c->{fds}{$fd}[0]; delete $byfd{$fd} }
+  my $st = $c->{status};
+  frame($c->{id}, 'X', ($st & 127) ? "s " . ($signame[$st & 127] // ($st & 127)) : "c " . ($st >> 8));
+  delete $cmds{$c->{id}};
+}
+sub requests {
+  while ((my $nl = index($in, "\n")) >= 0) {
+    my @h = split / /, substr($in, 0, $nl);
+    if ($h[0] eq 'R') {
+      my $need = $nl + 1 + $h[2] + $h[3];
+      return if length($in) < $need;
+      my $script = substr($in, $nl + 1, $h[2]); my $stdin = substr($in, $nl + 1 + $h[2], $h[3]);
+      substr($in, 0, $need) = '';
+      spawn($h[1], $script, $stdin);
+    } else {
+      substr($in, 0, $nl + 1) = '';
+      my $c = $cmds{$h[1]};
+      kill($h[2], -$c->{pid}) if $h[0] eq 'K' && $c;
+    }
+  }
+}
+frame(0, 'H', "$$");
+while (1) {
+  my $rin = ''; vec($rin, 0, 1) = 1;
+  vec($rin, $_, 1) = 1 for keys %byfd;
+  my $now = Time::HiRes::time();
+  my $wait = 0.25;
+  for my $c (values %cmds) { next unless defined $c->{status};
+    my $left = $c->{quiet} + $DRAIN - $now; $wait = $left if $left < $wait }
+  $wait = 0 if $wait < 0;
+  my $n = select(my $rout = $rin, undef, undef, $wait);
+  if ($n > 0) {
+    if (vec($rout, 0, 1)) { my $r = sysread(STDIN, $in, 65536, length $in);
+      if (defined $r) { POSIX::_exit(0) if $r == 0; requests() } elsif (!$!{EINTR}) { POSIX::_exit(0) } }
+    for my $fd (keys %byfd) { next unless vec($rout, $fd, 1); my $c = $byfd{$fd} or next;
+      my ($fh, $kind) = @{$c->{fds}{$fd}};
+      my $r = sysread($fh, my $buf, 65536);
+      next if !defined $r && $!{EINTR};
+      if ($r) { frame($c->{id}, $kind, $buf); $c->{quiet} = Time::HiRes::time() }
+      else { close $fh; delete $c->{fds}{$fd}; delete $byfd{$fd} } }
+  }
+  while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) {
+    my $c = delete $bypid{$pid} or next;
+    $c->{status} = $?; $c->{quiet} = Time::HiRes::time();
+  }
+  $now = Time::HiRes::time();
+  for my $c (values %cmds) {
+    next unless defined $c->{status};
+    finish($c) if !%{$c->{fds}} || $now - $c->{quiet} >= $DRAIN;
+  }
+}
+`
+}
+
+/** The exec request that starts the driver; `HELLO_MISSING` on stdout when the host has no Perl. */
+export function driverCommand(drainMs: number): string {
+  const quoted = `'${driverSource(drainMs).replace(/'/g, `'\\''`)}'`
+  return `command -v perl >/dev/null 2>&1 || { echo ${NO_DRIVER}; exit 0; }; exec perl -MTime::HiRes -e ${quoted}`
+}
+
+export const NO_DRIVER = '__shoal_no_perl'
+
+export interface ShellHandlers {
+  onStdout(chunk: Buffer): void
+  onStderr(chunk: Buffer): void
+}
+
+export type ShellExit = {code: number | null; signal: string | null; error?: string}
+
+interface Pending {
+  handlers: ShellHandlers
+  resolve(exit: ShellExit): void
+}
+
+/** The client side of one driver: writes requests, parses frames, routes them to the command they belong to. */
+export class RemoteShell {
+  private readonly pending = new Map<number, Pending>()
+  private nextId = 1
+  private buffer: Buffer = Buffer.alloc(0)
+  private closedFlag = false
+  /** Requests and frames exchanged, for the benchmark's breakdown. */
+  readonly counters = {commands: 0, bytesOut: 0, bytesIn: 0}
+  private hello?: (pid: number | undefined) => void
+  /** The driver's pid once it said hello; undefined when it could not start (no Perl, or it died). */
+  readonly ready: Promise<number | undefined>
+  private stderr = ''
+
+  constructor(private readonly channel: ClientChannel) {
+    this.ready = new Promise((resolve) => (this.hello = resolve))
+    channel.on('data', (chunk: Buffer) => this.data(chunk))
+    channel.stderr.on('data', (chunk: Buffer) => {
+      if (this.stderr.length < 4096) this.stderr += chunk.toString('utf8')
+    })
+    channel.once('close', () => this.closed())
+  }
+
+  get closed_(): boolean {
+    return this.closedFlag
+  }
+
+  /** What the driver printed on stderr (a Perl error, when it could not start). */
+  get diagnostics(): string {
+    return this.stderr.trim()
+  }
+
+  /** Start a command; resolves when it ended and its output was relayed. Returns its id (for `kill`) at once. */
+  run(script: string, stdin: Buffer | undefined, handlers: ShellHandlers): {id: number; done: Promise<ShellExit>} {
+    const id = this.nextId++
+    const body = Buffer.from(script, 'utf8')
+    const input = stdin ?? Buffer.alloc(0)
+    const done = new Promise<ShellExit>((resolve) => {
+      if (this.closedFlag) return resolve({code: null, signal: null, error: 'the shell connection was closed'})
+      this.pending.set(id, {handlers, resolve})
+      this.write(Buffer.concat([Buffer.from(`R ${id} ${body.length} ${input.length}\n`), body, input]))
+      this.counters.commands++
+    })
+    return {id, done}
+  }
+
+  /** Signal a command's process group (TERM, KILL, ...). */
+  kill(id: number, signal: string): void {
+    if (!this.closedFlag && this.pending.has(id)) this.write(Buffer.from(`K ${id} ${signal}\n`))
+  }
+
+  /** Stop waiting for a command (it did not end after KILL); late frames for it are dropped. */
+  abandon(id: number): void {
+    const pending = this.pending.get(id)
+    this.pending.delete(id)
+    pending?.resolve({code: null, signal: null})
+  }
+
+  close(): void {
+    if (!this.closedFlag) this.channel.end()
+  }
+
+  private write(bytes: Buffer): void {
+    this.counters.bytesOut += bytes.length
+    this.channel.write(bytes)
+  }
+
+  private data(chunk: Buffer): void {
+    this.counters.bytesIn += chunk.length
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk])
+    for (;;) {
+      const newline = this.buffer.indexOf(10)
+      if (newline < 0) return
+      const header = this.buffer.subarray(0, newline).toString('latin1')
+      if (header === NO_DRIVER) {
+        this.hello?.(undefined)
+        this.buffer = this.buffer.subarray(newline + 1)
+        continue
+      }
+      const match = /^(\d+) ([HoeFX]) (\d+)$/.exec(header)
+      if (!match) {
+        // Not the driver speaking (e.g. a login script printed something): this shell cannot be trusted.
+        this.stderr += `unexpected output from the shell driver: ${JSON.stringify(header.slice(0, 200))}\n`
+        this.channel.close()
+        return
+      }
+      const size = Number(match[3])
+      if (this.buffer.length < newline + 1 + size) return
+      const body = this.buffer.subarray(newline + 1, newline + 1 + size)
+      this.buffer = this.buffer.subarray(newline + 1 + size)
+      this.frame(Number(match[1]), match[2]!, body)
+    }
+  }
+
+  private frame(id: number, kind: string, body: Buffer): void {
+    if (kind === 'H') return this.hello?.(Number(body.toString('latin1')))
+    const pending = this.pending.get(id)
+    if (!pending) return
+    if (kind === 'o') pending.handlers.onStdout(body)
+    else if (kind === 'e') pending.handlers.onStderr(body)
+    else {
+      this.pending.delete(id)
+      const text = body.toString('utf8')
+      if (kind === 'F') pending.resolve({code: null, signal: null, error: text})
+      else if (text.startsWith('s ')) pending.resolve({code: null, signal: `SIG${text.slice(2)}`})
+      else pending.resolve({code: Number(text.slice(2)), signal: null})
+    }
+  }
+
+  private closed(): void {
+    this.closedFlag = true
+    this.hello?.(undefined)
+    for (const [id, pending] of this.pending) {
+      this.pending.delete(id)
+      pending.resolve({code: null, signal: null})
+    }
+  }
+}
