@@ -134,7 +134,11 @@ describe('the operation record', () => {
       await finishOperation(store, 'c', current, false)
       expect(await readCurrent(store, 'c')).toBeUndefined()
       expect(await readLast(store, 'c')).toMatchObject({id: 'op1', result: 'ok'})
-      expect((await store.range(operationsPrefix('c'))).kvs.map((kv) => kv.key)).toEqual(['operations/c/last'])
+      // What stays: the last result, and the operation's summary among the kept history (shoal logs --list).
+      const left = (await store.range(operationsPrefix('c'))).kvs.map((kv) => kv.key)
+      expect(left).toHaveLength(2)
+      expect(left[0]).toMatch(/^operations\/c\/history\/\S+-op1$/)
+      expect(left[1]).toBe('operations/c/last')
     } finally {
       await store.close()
     }
