@@ -28,7 +28,8 @@ export async function planRollback(store: Store, cluster: string, standing: Stan
   const created = unfinished ? before === undefined : state.nodes.every((n) => n.state === 'pending')
   if (created) return compile(store, {cluster, inventory, operation: {kind: 'destroy'}, ...facts})
   const templates = unfinished?.data?.templatesBefore
-  const planned = await compile(store, {cluster, inventory, operation: {kind: 'rollback', of}, ...(before ? {spec: before} : {}), ...(templates ? {templates: new Map(Object.entries(templates))} : {}), ...facts})
+  const joined = unfinished?.data?.plan.nodes.filter((n) => n.change === 'create').map((n) => n.node_id) ?? []
+  const planned = await compile(store, {cluster, inventory, operation: {kind: 'rollback', of, ...(joined.length ? {joined} : {})}, ...(before ? {spec: before} : {}), ...(templates ? {templates: new Map(Object.entries(templates))} : {}), ...facts})
   return {...planned, expectedModRevision: snapshot.revisionModRevision}
 }
 

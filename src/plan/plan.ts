@@ -100,9 +100,11 @@ function targetCounts(spec: ClusterSpec, facts: PlanInput['facts'], op: Operatio
     return {counts, remove}
   }
   if (op.kind === 'rollback') {
-    // Back to the members before the unfinished operation: joiners leave; leavers stay unless their data is gone.
+    // Back to the members before the unfinished operation: joiners leave (also once its last commit marked them
+    // active, before the files of the members that stay were re-rendered); leavers stay unless their data is gone.
+    const joined = new Set(op.joined)
     for (const [role, nodes] of present) {
-      for (const n of nodes) if (n.state === 'pending' || (n.state === 'leaving' && dataGone(facts, n.node_id))) remove.add(n.node_id)
+      for (const n of nodes) if (n.state === 'pending' || joined.has(n.node_id) || (n.state === 'leaving' && dataGone(facts, n.node_id))) remove.add(n.node_id)
       counts.set(role, nodes.filter((n) => !remove.has(n.node_id)).length)
     }
     return {counts, remove}

@@ -64,8 +64,9 @@ export type Operation =
   /**
    * Undo an unfinished operation as far as it can (`shoal rollback`): planned from the spec registered before it, nodes
    * that were joining leave, nodes that were leaving stay unless their `destroy` already ran. (A create rolls back as `destroy`.)
+   * `joined`: the nodes the unfinished operation adds; they leave even where it already registered them active.
    */
-  | {kind: 'rollback'; of: string}
+  | {kind: 'rollback'; of: string; joined?: string[]}
 
 /**
  * What lifecycle scripts already did on one node in earlier operations that did not finish (failed, superseded or
