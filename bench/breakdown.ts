@@ -64,15 +64,9 @@ export function readTimeline(file: string): Sample[] {
   return text.split('\n').filter(Boolean).flatMap((line) => JSON.parse(line) as Sample[]).sort((a, b) => a.at - b.at)
 }
 
-export interface StepCost {
-  /** shoal's CPU (user + system) in the step, ms. */
+/** The transport's counters over a step, with shoal's CPU (user + system) in it, ms. */
+export interface StepCost extends TransportCounters {
   cpuMs: number
-  handshakes: number
-  sessions: number
-  commands: number
-  roundTrips: number
-  bytesOut: number
-  bytesIn: number
 }
 
 const ZERO: Sample = {at: 0, cpuMs: 0, handshakes: 0, sessions: 0, commands: 0, roundTrips: 0, bytesOut: 0, bytesIn: 0}

@@ -1,25 +1,15 @@
 // The long-lived shell per connection (src/transport/shell.ts) against real sandbox hosts: commands see what a session
 // of their own gives them, and one command's stdin, exit, output or timeout never reaches another.
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 import {SshTransport} from '../src/transport/ssh.js'
 import type {TransportHost} from '../src/transport/transport.js'
-import {startSandbox, type TestSandbox} from './support/sandbox.js'
+import {twoHostsOverSsh} from './support/sandbox.js'
 
-let sandbox: TestSandbox
+const ssh = twoHostsOverSsh()
 let host: TransportHost
 let other: TransportHost
 let transport: SshTransport
-
-beforeAll(async () => {
-  sandbox = await startSandbox(2)
-  ;[host, other] = sandbox.hosts as [TransportHost, TransportHost]
-  transport = new SshTransport()
-})
-
-afterAll(async () => {
-  await transport?.close()
-  await sandbox?.stop()
-})
+beforeAll(() => ({hosts: [host, other], transport} = ssh))
 
 const run = (command: string, options: {stdin?: string; timeoutMs?: number} = {}) => transport.exec(host, command, {timeoutMs: 20_000, ...options})
 

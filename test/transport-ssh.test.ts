@@ -2,29 +2,19 @@
 import {mkdtempSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 import {installFile, installFiles, restoreFile} from '../src/transport/install.js'
 import {knownHostName} from '../src/transport/known-hosts.js'
 import {SshTransport} from '../src/transport/ssh.js'
 import type {Transport, TransportHost} from '../src/transport/transport.js'
 import {shellQuote} from '../src/util/shell.js'
-import {startSandbox, type TestSandbox} from './support/sandbox.js'
+import {twoHostsOverSsh} from './support/sandbox.js'
 
-let sandbox: TestSandbox
-let transport: Transport
+const ssh = twoHostsOverSsh()
 let host1: TransportHost
 let host2: TransportHost
-
-beforeAll(async () => {
-  sandbox = await startSandbox(2)
-  ;[host1, host2] = sandbox.hosts as [TransportHost, TransportHost]
-  transport = new SshTransport()
-})
-
-afterAll(async () => {
-  await transport?.close()
-  await sandbox?.stop()
-})
+let transport: Transport
+beforeAll(() => ({hosts: [host1, host2], transport} = ssh))
 
 const run = (command: string, host = host1) => transport.exec(host, command, {timeoutMs: 20_000})
 
@@ -231,7 +221,7 @@ describe('host keys and connection failures', () => {
     } finally {
       await accepting.close()
     }
-    const recorded = readFileSync(sandbox.state.knownHosts, 'utf8').split('\n').find((line) => line.startsWith(`${knownHostName(host1.address, host1.port)} `))
+    const recorded = readFileSync(ssh.sandbox.state.knownHosts, 'utf8').split('\n').find((line) => line.startsWith(`${knownHostName(host1.address, host1.port)} `))
     expect(readFileSync(knownHosts, 'utf8')).toBe(`${recorded}\n`)
     expect(statSync(knownHosts).mode & 0o777).toBe(0o600)
     const strict = new SshTransport()
@@ -244,7 +234,7 @@ describe('host keys and connection failures', () => {
 
   it('refuses a changed host key even with acceptNewHostKeys, naming the file and line', async () => {
     const knownHosts = path.join(scratch, 'changed')
-    const host2Key = readFileSync(sandbox.state.knownHosts, 'utf8').split('\n').find((line) => line.startsWith(`${knownHostName(host2.address, host2.port)} `))!.split(' ').slice(1).join(' ')
+    const host2Key = readFileSync(ssh.sandbox.state.knownHosts, 'utf8').split('\n').find((line) => line.startsWith(`${knownHostName(host2.address, host2.port)} `))!.split(' ').slice(1).join(' ')
     writeFileSync(knownHosts, `# host 1 recorded with host 2's key\n${knownHostName(host1.address, host1.port)} ${host2Key}\n`)
     const accepting = new SshTransport({acceptNewHostKeys: true})
     try {

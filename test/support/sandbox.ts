@@ -2,7 +2,9 @@
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
+import {afterAll, beforeAll} from 'vitest'
 import {sandboxDown, sandboxUp, type SandboxState} from '../../src/sandbox/sandbox.js'
+import {SshTransport} from '../../src/transport/ssh.js'
 import {transportHost} from '../../src/transport/host.js'
 import type {TransportHost} from '../../src/transport/transport.js'
 import {track} from './resources.js'
@@ -42,4 +44,33 @@ export async function startSandbox(count: number): Promise<TestSandbox> {
     },
   }
   return sandbox
+}
+
+/** A sandbox of two hosts and one SSH transport to them for a file's tests, closed and stopped after them. */
+export function twoHostsOverSsh(): {readonly sandbox: TestSandbox; readonly hosts: [TransportHost, TransportHost]; readonly transport: SshTransport} {
+  let sandbox: TestSandbox | undefined
+  let transport: SshTransport | undefined
+  beforeAll(async () => {
+    sandbox = await startSandbox(2)
+    transport = new SshTransport()
+  })
+  afterAll(async () => {
+    await transport?.close()
+    await sandbox?.stop()
+  })
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the sandbox is started in beforeAll: use it inside tests')
+    return value
+  }
+  return {
+    get sandbox() {
+      return started(sandbox)
+    },
+    get hosts() {
+      return started(sandbox).hosts as [TransportHost, TransportHost]
+    },
+    get transport() {
+      return started(transport)
+    },
+  }
 }
