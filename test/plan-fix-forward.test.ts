@@ -92,7 +92,7 @@ describe('a scale out that stopped', () => {
     const committed = applied(scaling)
     expect(committed.nodes.map((n) => n.state)).toEqual(Array(5).fill('active'))
     const joined = scaling.nodes.filter((n) => n.change === 'create').map((n) => n.node_id)
-    const started = {done: ['init', 'start'], touched: ['init', 'start']}
+    const started: Partial<NodeFacts> = {done: ['init', 'start'], touched: ['init', 'start']}
     const p = ok(plan({spec: running.spec!, current: committed, operation: {kind: 'rollback', of: 'x', joined}, facts: facts({'zk-main-zk-4': started, 'zk-main-zk-5': started})}))
     expect(p.nodes.map((n) => [n.node_id, n.change])).toEqual([...ids(1, 2, 3).map((id) => [id, 'keep']), ...ids(4, 5).map((id) => [id, 'remove'])])
     expect(runs(p, 'stop')).toEqual(ids(4, 5))
