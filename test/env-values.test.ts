@@ -5,10 +5,11 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 import {lintPaths} from '../src/lint/lint.js'
-import {resolveEnv, type GivenEnv} from '../src/plan/env.js'
-import {planCluster} from '../src/plan/plan.js'
+import {extendChain, chainEnvs} from '../src/operation/record.js'
+import {givenToReturn, previousValues, resolveEnv, type GivenEnv} from '../src/plan/env.js'
+import {planCluster, type PlanInput} from '../src/plan/plan.js'
 import {renderPlan, redactPlan} from '../src/plan/show.js'
-import type {ClusterState} from '../src/plan/types.js'
+import type {ClusterState, Plan} from '../src/plan/types.js'
 import type {ClusterSpec} from '../src/spec/types.js'
 import {readGivenValues} from '../src/workspace/values.js'
 import {applied, hosts, zkSpec, zkTemplates} from './support/plan-fixtures.js'
@@ -188,6 +189,51 @@ describe('a changed value plans like any change', () => {
     const same = plan(resolve({}, created).env, created)
     expect(same.steps).toEqual([])
     expect(same.envChanges).toEqual([])
+  })
+})
+
+describe('a value change that stopped half done: fixed forward, rolled back', () => {
+  const inventory = hosts(2)
+  const templates = new Map([...zkTemplates(), ['zk/zoo.cfg.liquid', 'tickTime={{ env.tick_time }}\n'], ['zk/myid.liquid', 'pw={{ env.password }}\n']])
+  const plan = (input: Partial<PlanInput>): Plan => planCluster({spec, templates, inventory, operation: {kind: 'apply'}, ...input})
+  const created = applied(planCluster({spec, templates, inventory, operation: {kind: 'create'}, env: resolve({set: [`password=${SECRET}`]}).env}))
+  const change = plan({current: created, env: resolve({set: ['password=pw-new-2', 'tick_time=3000']}, created).env})
+  // Every step up to configure landed (files and the new values registered), configure did not run.
+  const landed = applied(change)
+  const chain = extendChain(undefined, created, change)
+  const configured = (p: Plan): string[] => p.steps.filter((s) => s.service === 'configure').flatMap((s) => s.nodes)
+
+  it('the same apply again runs configure on every member, their previous values the ones they ran before', () => {
+    const again = plan({current: landed, env: resolve({set: ['password=pw-new-2', 'tick_time=3000']}, landed).env, envHistory: chainEnvs(chain)})
+    expect(again.envChanges?.map((c) => c.name)).toEqual(['password', 'tick_time'])
+    expect(configured(again)).toEqual(['zk-main-zk-1', 'zk-main-zk-2'])
+    expect(previousValues(['password', 'tick_time'], again.desired!.env, [...chainEnvs(chain), landed.env])).toEqual({password: SECRET, tick_time: 2000})
+    // The old value members may still run with is redacted from their output too.
+    expect(again.secrets).toEqual(expect.arrayContaining([SECRET, 'pw-new-2']))
+  })
+
+  it('without what the superseded operation planned, nothing would run: the registry already holds the new values', () => {
+    expect(plan({current: landed, env: resolve({set: ['password=pw-new-2', 'tick_time=3000']}, landed).env}).steps).toEqual([])
+  })
+
+  it('a rollback returns the values and their sources to before the chain, and configures the members back', () => {
+    const back = plan({current: landed, operation: {kind: 'rollback', of: 'apply'}, env: resolveEnv(spec, givenToReturn(spec, chain.env, chain.envSources, landed), landed).env, envHistory: chainEnvs(chain)})
+    expect(back.desired!.env).toMatchObject({password: SECRET, tick_time: 2000})
+    expect(back.desired!.envSources).toMatchObject({password: '--set', tick_time: 'default'})
+    expect(configured(back)).toEqual(['zk-main-zk-1', 'zk-main-zk-2'])
+    expect(previousValues(['password', 'tick_time'], back.desired!.env, [...chainEnvs(chain), landed.env])).toEqual({password: 'pw-new-2', tick_time: 3000})
+  })
+
+  it('a rollback that stopped is rolled back to the same place: the chain keeps its start and every node it added', () => {
+    const grow = planCluster({spec: landed.spec!, templates, inventory: hosts(3), current: landed, operation: {kind: 'scale', role: 'zk', count: 3}, env: resolve({}, landed).env})
+    const grown = extendChain(chain, landed, grow)
+    const rolledBack = planCluster({spec: chain.spec!, templates, inventory: hosts(3), current: applied(grow), operation: {kind: 'rollback', of: 'x', joined: grown.joined}, env: resolveEnv(spec, givenToReturn(spec, grown.env, grown.envSources, applied(grow)), applied(grow)).env})
+    const again = extendChain(grown, applied(grow), rolledBack)
+    expect(again.env).toEqual(created.env)
+    expect(again.spec).toEqual(created.spec)
+    expect(again.created).toBe(false)
+    expect(again.joined).toEqual(['zk-main-zk-3'])
+    expect(again.targets).toHaveLength(3)
   })
 })
 

@@ -9,7 +9,7 @@ import {assertHome} from '../src/lifecycle/execute.js'
 import {waitHealthy} from '../src/lifecycle/health.js'
 import {membershipOf, scriptEnv} from '../src/lifecycle/membership.js'
 import {
-  beginOperation, finishOperation, markNode, operationsPrefix, readCurrent, readLast, readOperationData, readProgress, requestDigest, type OperationData,
+  beginOperation, finishOperation, markNode, operationsPrefix, planParts, readCurrent, readLast, readOperationData, readProgress, requestDigest, type OperationData,
 } from '../src/operation/record.js'
 import type {ClusterState, Plan, PlannedNode} from '../src/plan/types.js'
 import type {ClusterSpec} from '../src/spec/types.js'
@@ -116,6 +116,19 @@ describe('shoal run as a plan', () => {
 })
 
 describe('the operation record', () => {
+  it('cuts a large plan into parts never inside a secret, so a sealed store seals every part that holds one', () => {
+    const secret = 'pw-' + 'x'.repeat(40)
+    const part = 512 * 1024
+    for (const offset of [1, 20, secret.length - 1]) {
+      const text = `${'a'.repeat(part - offset)}${secret}${'b'.repeat(part)}${secret}`
+      const parts = planParts(text, [secret])
+      expect(parts.join('')).toBe(text)
+      expect(parts.every((p) => p.length <= part)).toBe(true)
+      expect(parts.filter((p) => p.includes(secret))).toHaveLength(2)
+    }
+    expect(planParts('a'.repeat(part * 2), []).map((p) => p.length)).toEqual([part, part])
+  })
+
   it('keeps a plan larger than one etcd request in parts, reads it back intact, tracks progress, and finishing clears it', async () => {
     const store = await freshStore()
     try {

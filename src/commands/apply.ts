@@ -61,7 +61,7 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
           ...(saved ? {unfinished: 'resume-same' as const} : {}),
           plan: saved
             ? () => savedPlanned(store, saved)
-            : (standing) => compile(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: {hosts: hosts ?? []}, operation, given, ...(standing.facts ? {facts: standing.facts} : {})}),
+            : (standing) => compile(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: {hosts: hosts ?? []}, operation, given, standing}),
         }, await operationOptions(flags, this.jsonEnabled()))
         return reportOutcome(outcome, this.jsonEnabled(), (text) => this.log(text))
       }

@@ -48,7 +48,7 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
         requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates, ...(values ? {values} : {})}),
         inventory: hosts,
         plan: async (standing) => {
-          const compiled = await compile(store, {cluster, spec: input.spec, templates: input.templates, inventory: {hosts}, operation, given, ...(standing.facts ? {facts: standing.facts} : {})})
+          const compiled = await compile(store, {cluster, spec: input.spec, templates: input.templates, inventory: {hosts}, operation, given, standing})
           const complete = compiled.current?.nodes.every((n) => n.state === 'active') && compiled.current.adding.length === 0 && compiled.current.deleting.length === 0
           if (compiled.current && complete && standing.unfinished?.current.kind !== 'create') {
             throw new ShoalError(`cluster ${cluster} is already registered in ${store.description}; change it with: shoal apply ${args.spec} --hosts ${flags.hosts}`, 'already-registered', EXIT.failure)

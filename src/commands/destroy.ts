@@ -39,7 +39,7 @@ Also after a failed or interrupted operation: it plans from what stands (nodes p
         operation,
         requestDigest: requestDigest({operation}),
         ...(given ? {inventory: given} : {}),
-        plan: async (standing) => compile(store, {cluster: args.cluster, inventory: {hosts: given ?? (await readStoredInventory(store, args.cluster)) ?? []}, operation, ...(standing.facts ? {facts: standing.facts} : {})}),
+        plan: async (standing) => compile(store, {cluster: args.cluster, inventory: {hosts: given ?? (await readStoredInventory(store, args.cluster)) ?? []}, operation, standing}),
       }, await operationOptions(flags, this.jsonEnabled()))
       const gone = outcome.changed ? ` ${args.cluster} is gone from its hosts and from ${store.description}.` : ''
       return reportOutcome(outcome, this.jsonEnabled(), (text) => this.log(text), [`${outcomeText({...outcome, dependents: []})}${gone}`, ...followText(outcome.dependents ?? [])].join('\n'))

@@ -28,7 +28,7 @@ Control characters in the content are shown quoted (\\x1b); --json gives the exa
 
   async run(): Promise<unknown> {
     const {args, flags} = await this.parse(Render)
-    const [{readClusterInput, readInventory}, {compile}, {redactPlan, redactText, filesAtStep}, {quoteControl}, {readGivenValues}] = await Promise.all([
+    const [{readClusterInput, readInventory}, {compile}, {redactPlan, redactText, filesAtStep, REDACTED}, {quoteControl}, {readGivenValues}] = await Promise.all([
       import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../plan/show.js'), import('../util/text.js'), import('../workspace/values.js'),
     ])
     const input = readClusterInput(args.spec)
@@ -56,11 +56,12 @@ Control characters in the content are shown quoted (\\x1b); --json gives the exa
       const registered = compiled.current?.files[node.node_id]
       const shown = registered && !flags['show-secrets'] ? Object.fromEntries(Object.entries(registered).map(([dest, content]) => [dest, redactText(content, compiled.plan.secrets)])) : registered
       const at = filesAtStep(plan, node.node_id, index, shown)
-      if (this.jsonEnabled()) return {node: node.node_id, step: step.id, placedBy: at.placedBy ?? null, files: at.files ?? null}
-      const out = [`# ${node.node_id} once step ${step.id} (${step.title}) ran: ${at.files ? (at.placedBy ? `files placed by step ${at.placedBy}` : 'the registered files (none placed by this plan yet)') : 'no files on the node'}\n`]
-      for (const file of at.files ?? []) {
-        // A registered copy was rendered by templates this plan may not read any more: hidden whenever the cluster has secrets.
-        const hidden = !flags['show-secrets'] && (file.sensitive ?? (!at.placedBy && compiled.plan.secrets.length > 0))
+      // A registered copy was rendered by templates this plan may not read any more: hidden whenever the cluster has secrets.
+      const files = at.files?.map((file) => (!flags['show-secrets'] && (file.sensitive ?? (!at.placedBy && compiled.plan.secrets.length > 0)) ? {...file, content: REDACTED, sensitive: true} : file))
+      if (this.jsonEnabled()) return {node: node.node_id, step: step.id, placedBy: at.placedBy ?? null, files: files ?? null}
+      const out = [`# ${node.node_id} once step ${step.id} (${step.title}) ran: ${files ? (at.placedBy ? `files placed by step ${at.placedBy}` : 'the registered files (none placed by this plan yet)') : 'no files on the node'}\n`]
+      for (const file of files ?? []) {
+        const hidden = file.sensitive && !flags['show-secrets']
         out.push(`# ${file.dest}${hidden ? ' (content hidden: the template reads a secret, --show-secrets shows it)' : ''}\n`)
         if (!hidden) out.push(file.content.endsWith('\n') ? file.content : `${file.content}\n`)
         out.push('\n')

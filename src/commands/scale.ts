@@ -56,7 +56,7 @@ Clusters that link to this one follow it: each is re-planned from its registered
         const [{runAndFollow}, {compile}] = await Promise.all([import('../lifecycle/follow.js'), import('../lifecycle/compile.js')])
         const outcome = await runAndFollow(store, {
           cluster: args.cluster, operation, requestDigest: requestDigest({operation}), ...(given ? {inventory: given} : {}),
-          plan: (standing) => compile(store, {cluster: args.cluster, inventory, operation, ...(standing.facts ? {facts: standing.facts} : {})}),
+          plan: (standing) => compile(store, {cluster: args.cluster, inventory, operation, standing}),
         }, await operationOptions(flags, this.jsonEnabled()))
         return reportOutcome(outcome, this.jsonEnabled(), (text) => this.log(text))
       }

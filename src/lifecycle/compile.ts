@@ -4,11 +4,13 @@ import {NOTHING_GIVEN, resolveEnv, secretValues, type GivenEnv} from '../plan/en
 import {planCluster} from '../plan/plan.js'
 import {redactText} from '../plan/show.js'
 import type {Inventory} from '../plan/inventory.js'
-import type {ClusterState, NodeFacts, Operation, Plan, PlanError} from '../plan/types.js'
+import type {ClusterState, Operation, Plan, PlanError} from '../plan/types.js'
+import {chainEnvs} from '../operation/record.js'
 import type {ClusterSpec} from '../spec/types.js'
 import {protectSecrets} from '../store/sealed.js'
 import type {Store} from '../store/store.js'
 import {EXIT, ShoalError} from '../errors.js'
+import type {Standing} from './operation.js'
 import {linkedStates, otherUsage, readRegistered} from './registered.js'
 
 export interface Compiled {
@@ -25,8 +27,8 @@ export interface CompileInput {
   cluster: string
   inventory: Inventory
   operation: Operation
-  /** What scripts did in unfinished operations (fix forward, rollback). */
-  facts?: Record<string, NodeFacts>
+  /** What stands of unfinished operations (fix forward, rollback): what scripts did, values members may still run with. */
+  standing?: Standing
   /** Shared by every plan of one command; default: a fresh budget of TEMPLATE_BUDGET_MS for this plan. */
   templateBudget?: TemplateBudget
   /** Render only this node's files (see PlanInput.renderOnly). */
@@ -57,6 +59,7 @@ export async function compile(store: Store, input: CompileInput): Promise<Compil
     const known = [...secretValues(env.values, env.secret), ...(state ? secretValues(state.env, state.secretEnv) : [])]
     throw new ShoalError(redactText(`cannot plan ${input.cluster}: env parameter values:\n${errors.map((e) => `  ${e}`).join('\n')}`, known), 'invalid-value', EXIT.failure)
   }
+  const history = chainEnvs(input.standing?.unfinished?.data?.chain)
   const plan = planCluster({
     spec,
     templates,
@@ -65,7 +68,8 @@ export async function compile(store: Store, input: CompileInput): Promise<Compil
     operation: input.operation,
     otherUsage: await otherUsage(store, input.cluster),
     linked: await linkedStates(store, spec),
-    ...(input.facts ? {facts: input.facts} : {}),
+    ...(input.standing?.facts ? {facts: input.standing.facts} : {}),
+    ...(history.length ? {envHistory: history} : {}),
     templateBudget: input.templateBudget ?? new TemplateBudget(),
     ...(input.renderOnly !== undefined ? {renderOnly: input.renderOnly} : {}),
     env,

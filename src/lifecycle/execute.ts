@@ -217,10 +217,10 @@ class StepRunner {
     if (this.prepared.has(node.node_id)) return []
     const cluster = this.ctx.data.plan.cluster
     this.tokenKey ??= ensureNodeTokenKey(this.ctx.store, cluster)
-    return [
-      {path: `${node.home}/${MEMBERSHIP_FILE}`, content: this.membership, mode: '0644'},
-      {path: `${node.home}/${NODE_TOKEN_FILE}`, content: `${nodeToken(await this.tokenKey, cluster, node.node_id)}\n`, mode: '0600'},
-    ]
+    const token = {path: `${node.home}/${NODE_TOKEN_FILE}`, content: `${nodeToken(await this.tokenKey, cluster, node.node_id)}\n`, mode: '0600'}
+    // A read-only action runs beside other operations (no lock): the membership file is theirs, not its own to replace.
+    if (!this.ctx.lock) return [token]
+    return [{path: `${node.home}/${MEMBERSHIP_FILE}`, content: this.membership, mode: '0644'}, token]
   }
 
   private async fail(step: Step, node: PlannedNode, host: TransportHost, what: string, result?: ExecResult): Promise<StepFailed> {

@@ -2,9 +2,9 @@
 // the failure → unlock. Every command that changes hosts (create, apply, scale, destroy, run, resume) goes through here.
 import {randomUUID} from 'node:crypto'
 import type {HostSpec} from '../inventory/types.js'
+import {previousValues} from '../plan/env.js'
 import {hasChanges} from '../plan/show.js'
 import type {ClusterState, NodeFacts, Operation, Plan} from '../plan/types.js'
-import type {EnvValue} from '../spec/types.js'
 import {protectSecrets} from '../store/sealed.js'
 import type {Store} from '../store/store.js'
 import {SshTransport} from '../transport/ssh.js'
@@ -16,7 +16,9 @@ import {executePlan, StepFailed} from './execute.js'
 import {hostLookup} from './hosts.js'
 import {
   beginOperation,
+  chainEnvs,
   closeUnfinished,
+  extendChain,
   factsKey,
   finishOperation,
   inventoryKey,
@@ -105,14 +107,6 @@ export interface OperationOutcome {
 }
 
 /** The registered values of the parameters a plan changes (a configure script may need the old password to log in). */
-function previousValues(plan: Plan, current: ClusterState | undefined): Record<string, EnvValue> {
-  const out: Record<string, EnvValue> = {}
-  for (const change of plan.envChanges ?? []) {
-    const value = current?.env[change.name]
-    if (value !== undefined) out[change.name] = value
-  }
-  return out
-}
 
 export async function runOperation(store: Store, request: OperationRequest, options: OperationOptions): Promise<OperationOutcome> {
   const {cluster} = request
@@ -146,6 +140,7 @@ export async function runOperation(store: Store, request: OperationRequest, opti
         return {cluster, changed: false, resumed: false, plan: planned.plan, ran: 0, skipped: 0, ...(superseded ? {superseded} : {})}
       }
       const {plan} = planned
+      const chain = standing.data?.chain
       data = {
         plan,
         ...(plan.desired?.spec ? {specAfter: plan.desired.spec} : {}),
@@ -153,7 +148,8 @@ export async function runOperation(store: Store, request: OperationRequest, opti
         ...(planned.current ? {templatesBefore: planned.current.templates} : {}),
         env: plan.desired?.env ?? planned.current?.env ?? {},
         ...(standing.facts ? {facts: standing.facts} : {}),
-        ...(plan.envChanges?.length ? {previousEnv: previousValues(plan, planned.current)} : {}),
+        ...(plan.envChanges?.length ? {previousEnv: previousValues(plan.envChanges.map((c) => c.name), plan.desired?.env ?? {}, [...chainEnvs(chain), planned.current?.env ?? {}])} : {}),
+        chain: extendChain(chain, planned.current, plan),
       }
       current = await beginOperation(store, data, {
         id,

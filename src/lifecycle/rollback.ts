@@ -1,6 +1,7 @@
 // `shoal rollback`: undo an unfinished operation as far as it can, planned by the one planner from what stands: a
 // create (nothing registered before it) rolls back as a destroy; anything else goes back to the spec, templates and
 // members registered before it (joiners leave, leavers stay unless their destroy ran). It supersedes the operation.
+import {givenToReturn} from '../plan/env.js'
 import type {Inventory} from '../plan/inventory.js'
 import type {NodeFacts, Plan} from '../plan/types.js'
 import type {Store} from '../store/store.js'
@@ -23,13 +24,24 @@ export async function planRollback(store: Store, cluster: string, standing: Stan
     throw new ShoalError(`${cluster} has no unfinished operation and no node pending or leaving: nothing to roll back`, 'nothing-to-roll-back', EXIT.failure)
   }
   if (!state) return {plan: nothing(cluster, of), expectedModRevision: 0}
-  const facts = standing.facts ? {facts: standing.facts} : {}
-  const before = unfinished?.data?.specBefore
-  const created = unfinished ? before === undefined : state.nodes.every((n) => n.state === 'pending')
-  if (created) return compile(store, {cluster, inventory, operation: {kind: 'destroy'}, ...facts})
-  const templates = unfinished?.data?.templatesBefore
-  const joined = unfinished?.data?.plan.nodes.filter((n) => n.change === 'create').map((n) => n.node_id) ?? []
-  const planned = await compile(store, {cluster, inventory, operation: {kind: 'rollback', of, ...(joined.length ? {joined} : {})}, ...(before ? {spec: before} : {}), ...(templates ? {templates: new Map(Object.entries(templates))} : {}), ...facts})
+  // Back to what stood before the first operation of the unfinished chain (a rollback that stopped is rolled back to
+  // the same place); records of older shoal know only the last operation's before.
+  const data = unfinished?.data
+  const chain = data?.chain
+  const created = chain ? chain.created : unfinished ? data?.specBefore === undefined : state.nodes.every((n) => n.state === 'pending')
+  if (created) return compile(store, {cluster, inventory, operation: {kind: 'destroy'}, standing})
+  const spec = chain?.spec ?? data?.specBefore
+  const templates = chain?.templates ?? data?.templatesBefore
+  const joined = chain?.joined ?? data?.plan.nodes.filter((n) => n.change === 'create').map((n) => n.node_id) ?? []
+  const planned = await compile(store, {
+    cluster,
+    inventory,
+    operation: {kind: 'rollback', of, ...(joined.length ? {joined} : {})},
+    ...(spec ? {spec} : {}),
+    ...(templates ? {templates: new Map(Object.entries(templates))} : {}),
+    ...(chain && (spec ?? state.spec) ? {given: givenToReturn((spec ?? state.spec)!, chain.env, chain.envSources, state)} : {}),
+    standing,
+  })
   return {...planned, expectedModRevision: snapshot.revisionModRevision}
 }
 

@@ -13,8 +13,9 @@
 //
 // `current` is written last when an operation begins (its plan parts are complete before) and deleted when it ends.
 import {canonicalJson, sha256} from '../plan/canonical.js'
+import {secretForms} from '../plan/show.js'
 import type {HostSpec} from '../inventory/types.js'
-import type {NodeFacts, Operation, Plan} from '../plan/types.js'
+import type {ClusterState, NodeFacts, Operation, Plan} from '../plan/types.js'
 import {defaultHolder, forgetHistory} from '../registry/index.js'
 import type {ClusterSpec, EnvValue} from '../spec/types.js'
 import type {Op, Store} from '../store/store.js'
@@ -53,6 +54,48 @@ export interface OperationData {
   templatesBefore?: Record<string, string>
   /** Values before the operation of the parameters it changes, for `configure` (`SHOAL_PREVIOUS_ENV_<NAME>`). */
   previousEnv?: Record<string, EnvValue>
+  /** What the chain of unfinished operations this one belongs to started from (absent in records of older shoal). */
+  chain?: OperationChain
+}
+
+/**
+ * What stood before the first of a chain of unfinished operations, each superseding the one before (a rollback too),
+ * carried on by each: what `shoal rollback` returns to, and which values members may still run with.
+ */
+export interface OperationChain {
+  /** Nothing of the cluster was registered before the chain began (a create). */
+  created: boolean
+  spec?: ClusterSpec
+  templates?: Record<string, string>
+  env: Record<string, EnvValue>
+  envSources: Record<string, string>
+  /** The env each operation of the chain planned, oldest first (the last few). */
+  targets: Record<string, EnvValue>[]
+  /** Nodes the chain added: they leave on rollback, also where a commit already marked them active. */
+  joined: string[]
+}
+
+const CHAIN_TARGETS_KEPT = 8
+
+/** The chain a new operation belongs to: the one of the operation it supersedes, else one starting at `registered`. */
+export function extendChain(chain: OperationChain | undefined, registered: ClusterState | undefined, plan: Plan): OperationChain {
+  const joined = plan.nodes.filter((n) => n.change === 'create').map((n) => n.node_id)
+  const target = plan.desired?.env ?? registered?.env ?? {}
+  const start: OperationChain = chain ?? {
+    created: registered === undefined,
+    ...(registered?.spec ? {spec: registered.spec} : {}),
+    ...(registered ? {templates: registered.templates} : {}),
+    env: registered?.env ?? {},
+    envSources: registered?.envSources ?? {},
+    targets: [],
+    joined: [],
+  }
+  return {...start, targets: [...start.targets, target].slice(-CHAIN_TARGETS_KEPT), joined: [...new Set([...start.joined, ...joined])]}
+}
+
+/** Values members may still run with, oldest first, besides the registered ones. */
+export function chainEnvs(chain: OperationChain | undefined): Record<string, EnvValue>[] {
+  return chain ? [chain.env, ...chain.targets] : []
 }
 
 export interface CurrentOperation {
@@ -183,6 +226,31 @@ export async function readProgress(store: Store, cluster: string): Promise<Progr
 }
 
 /**
+ * The recorded plan cut into parts of at most PLAN_PART_CHARS, never inside a secret: a sealed store seals each part
+ * that holds one, and a secret cut in two would be held by neither.
+ */
+export function planParts(text: string, forms: readonly string[]): string[] {
+  const parts: string[] = []
+  let start = 0
+  while (start < text.length) {
+    let end = Math.min(start + PLAN_PART_CHARS, text.length)
+    for (let moved = end < text.length; moved; ) {
+      moved = false
+      for (const form of forms) {
+        const at = text.lastIndexOf(form, end - 1)
+        if (at > start && at < end && at + form.length > end) {
+          end = at
+          moved = true
+        }
+      }
+    }
+    parts.push(text.slice(start, end))
+    start = end
+  }
+  return parts
+}
+
+/**
  * Record a new operation: clear leftovers of an abandoned beginning, write the plan parts, then `current` — guarded so
  * two processes can never both begin one (the caller holds the cluster lock as well).
  */
@@ -201,8 +269,7 @@ export async function beginOperation(
   ])
   if (!cleared.succeeded) throw unfinished()
   const text = JSON.stringify(data)
-  const parts: string[] = []
-  for (let i = 0; i < text.length; i += PLAN_PART_CHARS) parts.push(text.slice(i, i + PLAN_PART_CHARS))
+  const parts = planParts(text, secretForms(data.plan.secrets))
   for (const [i, part] of parts.entries()) {
     const written = await store.txn(noCurrent, [{type: 'put', key: `${planPrefix(cluster)}${String(i).padStart(4, '0')}`, value: part}])
     if (!written.succeeded) throw unfinished()

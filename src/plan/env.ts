@@ -160,3 +160,48 @@ export function envChanges(before: Pick<ClusterState, 'env' | 'secretEnv'> | und
 export function secretValues(env: Record<string, EnvValue>, names: readonly string[]): string[] {
   return names.map((name) => env[name]).filter((v) => v !== undefined && String(v) !== '').map(String)
 }
+
+/**
+ * The changes of a plan that supersedes unfinished operations: besides what differs from the registered values, every
+ * parameter whose value members may still run with (`history`, oldest first: before the first of those operations and
+ * each one's target) differs from the planned one, so `configure` runs again where an earlier attempt did not finish.
+ */
+export function withHistory(changes: EnvChange[], history: readonly Record<string, EnvValue>[] | undefined, after: ResolvedEnv): EnvChange[] {
+  if (!history?.length) return changes
+  const named = new Set(changes.map((c) => c.name))
+  const secret = new Set(after.secret)
+  const extra: EnvChange[] = []
+  for (const [name, now] of Object.entries(after.values)) {
+    if (named.has(name)) continue
+    const was = history.map((env) => env[name]).filter((v) => v !== undefined && String(v) !== String(now)).at(-1)
+    if (was === undefined) continue
+    const hidden = secret.has(name)
+    extra.push({name, change: 'update', secret: hidden, ...(hidden ? {} : {before: was, after: now}), source: after.sources[name] ?? DEFAULT_SOURCE})
+  }
+  return [...changes, ...extra].sort((a, b) => a.name.localeCompare(b.name))
+}
+
+/**
+ * Per changed parameter, the value members most likely run with (`SHOAL_PREVIOUS_ENV_<NAME>`): the latest of `runs`
+ * (oldest first) that differs from the planned value.
+ */
+export function previousValues(changed: readonly string[], planned: Record<string, EnvValue>, runs: readonly Record<string, EnvValue>[]): Record<string, EnvValue> {
+  const out: Record<string, EnvValue> = {}
+  for (const name of changed) {
+    const was = runs.map((env) => env[name]).filter((v) => v !== undefined && (planned[name] === undefined || String(v) !== String(planned[name]))).at(-1)
+    if (was !== undefined) out[name] = was
+  }
+  return out
+}
+
+/** The values to give so that a plan returns to `env` (with its sources) from what is registered now: a rollback's. */
+export function givenToReturn(spec: ClusterSpec, env: Record<string, EnvValue>, sources: Record<string, string>, registered: Pick<ClusterState, 'envSources'> | undefined): GivenEnv {
+  const values = new Map<string, GivenValue>()
+  const unset: string[] = []
+  for (const name of Object.keys(spec.env ?? {}).sort()) {
+    const source = sources[name] ?? DEFAULT_SOURCE
+    if (source !== DEFAULT_SOURCE && env[name] !== undefined) values.set(name, {value: env[name], source, fromText: false})
+    else if ((registered?.envSources?.[name] ?? DEFAULT_SOURCE) !== DEFAULT_SOURCE) unset.push(name)
+  }
+  return {values, unset}
+}

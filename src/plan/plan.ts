@@ -1,10 +1,10 @@
 // The planner: spec + templates + inventory + registered state + operation → a Plan (pure: no I/O, clock or randomness).
 import type {ParsedTemplate, TemplateBudget} from '../render/engine.js'
 import type {ClusterView, HostView, LinkView} from '../render/view.js'
-import {DEFAULTS, type ClusterSpec, type RoleSpec} from '../spec/types.js'
+import {DEFAULTS, type ClusterSpec, type EnvValue, type RoleSpec} from '../spec/types.js'
 import {parseSize} from '../util/units.js'
 import {canonicalJson, sha256} from './canonical.js'
-import {defaultEnv, envChanges, secretValues, type ResolvedEnv} from './env.js'
+import {defaultEnv, envChanges, secretValues, withHistory, type ResolvedEnv} from './env.js'
 import {allocate, NO_IDS, release, sidBounds} from './ids.js'
 import type {HostUsage, Inventory} from './inventory.js'
 import {hostSlots, milliCpu, occupy, placeRole, type Demand, type HostSlot} from './placement.js'
@@ -40,6 +40,11 @@ export interface PlanInput {
   renderOnly?: string
   /** The parameter values and their sources (plan/env.ts `resolveEnv`); default: the spec's defaults. */
   env?: ResolvedEnv
+  /**
+   * Values members may still run with besides the registered ones, oldest first: from unfinished operations this plan
+   * supersedes (see env.ts `withHistory`). Their parameters count as changed where they differ; their secrets are redacted.
+   */
+  envHistory?: Record<string, EnvValue>[]
 }
 
 /** Stop rendering after this many template errors: one broken template on 10,000 nodes is one problem, not 10,000. */
@@ -370,7 +375,11 @@ function draftViews(input: PlanInput, roles: RolePlan[], counts: Map<string, num
   const secretEnv = env.secret
   // The registered (old) values too: a secret that changes must not show its old value in a diff's `before`, and a
   // configure script may print the old value it authenticates with.
-  const secrets = new Set([...secretValues(env.values, env.secret), ...(current ? secretValues(current.env, current.secretEnv) : [])])
+  const secrets = new Set([
+    ...secretValues(env.values, env.secret),
+    ...(current ? secretValues(current.env, current.secretEnv) : []),
+    ...(input.envHistory ?? []).flatMap((values) => secretValues(values, env.secret)),
+  ])
   const linkSecrets = new Map<string, ReadonlySet<string>>()
   const links = linkViews(input, secrets, linkSecrets, errors)
 
@@ -504,10 +513,10 @@ function finishPlan(draft: Draft, errors: PlanError[]): Plan {
   if (errors.length) return failed(input, errors)
   let states = buildStates(draft, revision, rendered, record)
   let finalTree: TreeEntries = destroying ? [] : treeEntries(states.final, keys)
-  const changedEnv = destroying ? [] : envChanges(current, draft.env)
+  const changedEnv = destroying ? [] : withHistory(envChanges(current, draft.env), input.envHistory, draft.env)
   const base = {cluster: name, operation: op, baseRevision, specHash: draft.specHash, envChanges: changedEnv, errors: [], secrets: sortedSecrets(draft.secrets)}
   const staleFiles = draft.staying.some((v) => input.facts?.[v.node_id]?.filesStale === true)
-  if (current && !destroying && draft.joiningIds.size === 0 && draft.leaving.length === 0 && !staleFiles) {
+  if (current && !destroying && draft.joiningIds.size === 0 && draft.leaving.length === 0 && !staleFiles && changedEnv.length === 0) {
     const unchanged = diffEntries(before, finalTree)
     if (unchanged.puts.length === 0 && unchanged.deletes.length === 0) {
       return {...base, revision, nodes: plannedNodes(draft, rendered), desired: states.final, tree: finalTree, changes: unchanged, steps: []}
