@@ -44,6 +44,8 @@ function writeSpec(name: string): string {
   writeFileSync(path.join(dir, 'cluster.yaml'), `apiVersion: shoal/v1
 kind: Cluster
 name: ${name}
+env:
+  level: {type: integer, description: A value the service takes at run time., default: 1}
 roles:
   app:
     image: debian-12
@@ -67,6 +69,7 @@ roles:
       scale_out: {cmd: ${script('echo "joined: $SHOAL_JOINING"')}, on: existing}
       pre_scale_in: {cmd: ${script('echo "leaving: $SHOAL_LEAVING"')}}
       scale_in: {cmd: ${script('echo "left: $SHOAL_LEAVING"')}, on: existing}
+      configure: {cmd: ${script('echo "level=$SHOAL_ENV_LEVEL previous=${SHOAL_PREVIOUS_ENV_LEVEL:-}" >> data/configure.log')}}
     health_check:
       cmd: ${yaml(`test -f pid && kill -0 "$(cat pid)" && ! test -e "/srv/fail-$SHOAL_STEP-$SHOAL_NODE_ID"`)}
       interval: 200ms
@@ -74,7 +77,7 @@ roles:
       start_period: 3s
 update: {canaries: 1, max_in_flight: 100%}
 `)
-  writeFileSync(path.join(dir, 'templates', 'app.conf.liquid'), 'node={{ self.node_id }}\nmembers={% for m in hosts.app %}{{ m.sid }} {% endfor %}\njoining={% for m in adding_hosts.app %}{{ m.sid }} {% endfor %}\n')
+  writeFileSync(path.join(dir, 'templates', 'app.conf.liquid'), 'node={{ self.node_id }}\nlevel={{ env.level }}\nmembers={% for m in hosts.app %}{{ m.sid }} {% endfor %}\njoining={% for m in adding_hosts.app %}{{ m.sid }} {% endfor %}\n')
   writeFileSync(path.join(dir, 'templates', 'abs.liquid'), 'cluster={{ cluster.name }}\n')
   return path.join(dir, 'cluster.yaml')
 }
@@ -317,5 +320,62 @@ describe('scale in 3 → 2, failing at every step: fixed forward it ends at 2; r
   it('destroy at the end leaves nothing', async () => {
     expectExit(await run('destroy', 'wsi', '--yes'), 0)
     await expectGone('wsi')
+  }, STEP_MS)
+})
+
+describe('an apply changing a parameter, failing at configure on one node: fixed forward, and rolled back', () => {
+  const spec = writeSpec('wpa')
+  const apply = (level: number): string[] => ['apply', spec, '--hosts', hosts(), '--set', `level=${level}`]
+  /** The last line configure wrote on each member, and the level its file holds. */
+  const configured = async (): Promise<string[]> => {
+    const {nodes} = await readRegistered(registry, 'wpa')
+    return nodes.map((n) => {
+      const home = srvDirs().map((srv) => path.join(srv, 'shoal', 'wpa', n.node_id)).find((p) => existsSync(p))!
+      const log = path.join(home, 'data/configure.log')
+      const file = readFileSync(path.join(home, 'conf/app.conf'), 'utf8').match(/^level=(\d+)$/m)![1]
+      return `${existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').at(-1)! : 'none'} file=${file}`
+    })
+  }
+  const levelIn = async (): Promise<{value: string; source: string}> => {
+    const got = await run('get', 'wpa', 'env', '--json')
+    expectExit(got, 0)
+    const {value, source} = (JSON.parse(got.stdout) as {env: {level: {value: unknown; source: string}}}).env.level
+    return {value: String(value), source}
+  }
+  beforeAll(async () => {
+    expectExit(await run('create', spec, '--hosts', hosts()), 0)
+  }, STEP_MS)
+  afterAll(async () => {
+    await run('destroy', 'wpa', '--yes')
+  }, STEP_MS)
+
+  async function failAtConfigure(level: number): Promise<void> {
+    const planned = await run('plan', ...apply(level).slice(1), '--json')
+    expectExit(planned, 0)
+    const steps = (JSON.parse(planned.stdout) as {plan: {steps: PlannedStep[]}}).plan.steps
+    const index = steps.findIndex((s) => s.title.includes('run configure'))
+    expect(index, steps.map((s) => s.title).join('\n')).toBeGreaterThan(0)
+    await failAt(apply(level), steps, index, 'wpa')
+  }
+
+  it('fixed forward: the same apply again configures every member, told the value it ran before', async () => {
+    await failAtConfigure(2)
+    expectExit(await run(...apply(2)), 0)
+    expect(await configured()).toEqual(['level=2 previous=1 file=2', 'level=2 previous=1 file=2'])
+    await expectHealthy('wpa', 2)
+  }, STEP_MS)
+
+  it('rolled back: the value and its source return, and configure runs again on every member', async () => {
+    await failAtConfigure(3)
+    const back = await run('rollback', 'wpa')
+    expectExit(back, 0)
+    expect(await levelIn()).toEqual({value: '2', source: '--set'})
+    expect(await configured()).toEqual(['level=2 previous=3 file=2', 'level=2 previous=3 file=2'])
+    await expectHealthy('wpa', 2)
+  }, STEP_MS)
+
+  it('destroy at the end leaves nothing', async () => {
+    expectExit(await run('destroy', 'wpa', '--yes'), 0)
+    await expectGone('wpa')
   }, STEP_MS)
 })
