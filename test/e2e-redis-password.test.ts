@@ -35,7 +35,7 @@ beforeAll(async () => {
 }, OPERATION_MS)
 
 afterAll(async () => {
-  if (registry && (await registeredNodes(registry, CLUSTER, 'redis').catch(() => [])).length > 0) await cli('destroy', CLUSTER)
+  if (registry && (await registeredNodes(registry, CLUSTER, 'redis').catch(() => [])).length > 0) await cli('destroy', CLUSTER, '--yes')
   registry?.dispose()
   await sandbox?.stop()
   copy?.dispose()
@@ -112,7 +112,7 @@ describe('Redis Cluster password set at create and changed on the running cluste
     const get = await cli('get', CLUSTER, 'env')
     expectOk(get)
     expect(get.stdout).toContain(`password = <redacted>  (from --set-file ${path.join(dir, 'new')}, secret)`)
-    expectOk(await cli('destroy', CLUSTER))
+    expectOk(await cli('destroy', CLUSTER, '--yes'))
     expect(sandboxProcesses(sandbox, /redis-server/)).toEqual([])
     expect(await registryKeys(registry)).toEqual([])
     for (const r of outputs) for (const pw of [OLD, NEW]) expect(`${r.stdout}${r.stderr}`, describeResult(r)).not.toContain(pw)

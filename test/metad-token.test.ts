@@ -91,7 +91,7 @@ it('places a token in each node home at create that proves the node to metad on 
 }, SLOW)
 
 it('leaves nothing of the token key in the registry after destroy', async () => {
-  await run('destroy', NAME)
+  await run('destroy', NAME, '--yes')
   const store = await openStore({...registry!.store, env: {}})
   try {
     expect((await store.range('')).kvs.map((kv) => kv.key)).toEqual([])
