@@ -453,9 +453,12 @@ function renderAll(draft: Draft, revision: number, errors: PlanError[]): Rendere
       if (errors.length >= MAX_RENDER_ERRORS || errors.some((e) => e.code === 'template-budget')) return out
       if (draft.input.renderOnly !== undefined && node.node_id !== draft.input.renderOnly) continue
       const self = draft.views.get(node.node_id)!
+      const known = errors.length
       const finalFiles = renderNode(r.spec, self, finalView, draft.renderCtx, errors)
       out.final.set(self.node_id, finalFiles)
-      out.interim.set(self.node_id, draft.inFlightDiffers ? renderNode(r.spec, self, interimView, draft.renderCtx, errors) : finalFiles)
+      // A template that failed for the node's final view is reported once, not again for the view while it joins.
+      const again = draft.inFlightDiffers && errors.length === known
+      out.interim.set(self.node_id, again ? renderNode(r.spec, self, interimView, draft.renderCtx, errors) : finalFiles)
     }
   }
   return out
