@@ -201,14 +201,14 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
           }
           shellCpu.push({clientMs, sshdMs: -sshd + (sshd = await settledSshdCpuMs(sshdPids))})
           const before = nodeFiles(srvOf, cluster.name)
-          const fromRevision = await storeRevision(cluster.state)
+          const scaleStarted = Date.now()
           const run = await shoal(bin, ['scale', cluster.name, '--role', ROLE, '--add', '1', '--hosts', sb.state.inventory, '--state', cluster.state])
           shoalCpu.push({clientMs: run.cpuMs, sshdMs: (await settledSshdCpuMs(sshdPids)) - sshd})
           shoalRuns.push(run.ms)
           runs.push(run)
           log(`scale round ${round + 1}: shoal ${run.ms.toFixed(0)} ms vs shell ${shellRuns.at(-1)!.toFixed(0)} ms`)
 
-          const commitAt = await registerCommitTime(cluster.state, cluster.name, fromRevision)
+          const commitAt = await registerCommitTime(cluster.state, cluster.name, scaleStarted)
           const after = nodeFiles(srvOf, cluster.name)
           for (const [node, was] of before) {
             const now = after.get(node)
@@ -558,34 +558,22 @@ function nodeFiles(srvOf: Map<string, string>, cluster: string): Map<string, Nod
   return out
 }
 
-async function storeRevision(stateDir: string): Promise<number> {
-  const store = await EmbeddedStore.open({dir: stateDir})
-  try {
-    return (await store.range('operations/')).revision
-  } finally {
-    await store.close()
-  }
-}
-
 /**
- * When the scale-out's register commit landed (epoch ms): the executor writes a commit step's progress record
- * (`operations/<cluster>/steps/<id>` = {done, at}) in the commit's own transaction; the operation's end deletes it,
- * so it is read back from the store's change log.
+ * When the scale-out's register commit landed (epoch ms): the executor writes the timing of a commit step
+ * (`operations/<cluster>/timings/<operation>/<step>`, kept with the operation's history) in the commit's own
+ * transaction; the first commit step that began at or after `sinceMs` is the scale-out's.
  */
-async function registerCommitTime(stateDir: string, cluster: string, afterRevision: number): Promise<number> {
-  const store = await EmbeddedStore.open({dir: stateDir})
+async function registerCommitTime(stateDir: string, cluster: string, sinceMs: number): Promise<number> {
+  const store = await EmbeddedStore.open({dir: stateDir, readOnly: true})
   try {
-    const prefix = `operations/${cluster}/steps/`
-    const record = await new Promise<{at: string}>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no commit step record under ${prefix} after revision ${afterRevision}`)), 5000)
-      void store.watch(prefix, afterRevision, (events) => {
-        const commit = events.find((e) => e.type === 'put' && /^[0-9]+-commit$/.test(e.key.slice(prefix.length)))
-        if (!commit) return
-        clearTimeout(timer)
-        resolve(JSON.parse(commit.value) as {at: string})
-      }, reject).then((watch) => watch, reject)
-    })
-    return Date.parse(record.at)
+    const prefix = `operations/${cluster}/timings/`
+    const commits = (await store.range(prefix)).kvs
+      .filter((kv) => /\/[0-9]+-commit$/.test(kv.key))
+      .map((kv) => JSON.parse(kv.value) as {started: string; finished?: string})
+      .filter((t) => t.finished !== undefined && Date.parse(t.started) >= sinceMs)
+      .sort((a, b) => Date.parse(a.started) - Date.parse(b.started))
+    if (!commits.length) throw new Error(`no commit step timing under ${prefix} since ${new Date(sinceMs).toISOString()}`)
+    return Date.parse(commits[0]!.finished!)
   } finally {
     await store.close()
   }

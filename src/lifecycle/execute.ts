@@ -193,7 +193,8 @@ class StepRunner {
     const key = `${step.id}\u0000${node.node_id}`
     const log = this.logs.get(key)
     this.logs.delete(key)
-    if (!log?.size && !exit) return {}
+    // A script that printed nothing and ended well leaves no entry: 50 silent nodes would add 50 keys per step.
+    if (!log?.size && (!exit || (exit.exitCode === 0 && !exit.signal && !exit.timedOut))) return {}
     return {[logKey(this.ctx.data.plan.cluster, this.ctx.current.id, step.id, node.node_id)]: JSON.stringify((log ?? new LogBuffer()).entry(step.id, node.node_id, exit))}
   }
 
