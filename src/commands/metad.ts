@@ -19,7 +19,7 @@ Runs until interrupted (SIGINT or SIGTERM).`
   static override flags = {
     listen: Flags.string({description: 'Address and port to listen on', default: '127.0.0.1:9611'}),
     'trusted-proxy': Flags.string({description: 'Address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable); default none', multiple: true, default: []}),
-    quiet: Flags.string({description: 'Answer long-polls once the registry has been quiet this long after a change', default: '20ms'}),
+    quiet: Flags.string({description: 'Answer long-polls once the registry has been quiet this long after a change', default: '5ms'}),
     'max-delay': Flags.string({description: 'Answer long-polls at most this long after the first change of a burst, quiet or not', default: '100ms'}),
     verbose: Flags.boolean({description: 'Log one line per request to stderr', default: false}),
     ...storeFlags,

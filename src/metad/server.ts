@@ -7,7 +7,7 @@ import {CONTENT_TYPES, negotiate, render, type Format} from './format.js'
 import {callerAddress, identify, IdentityError, TrustedProxies} from './identity.js'
 import {Metrics} from './metrics.js'
 import {Mirror, type NodeRef} from './mirror.js'
-import {answerFor, fingerprint, SECTIONS, selfJson, selfTree, subtree, type NodeAnswer, type Section} from './view.js'
+import {answerFor, fingerprint, SECTIONS, selfBody, selfTree, subtree, type NodeAnswer, type Section} from './view.js'
 
 export interface MetadOptions {
   store: Store
@@ -28,7 +28,7 @@ export interface MetadOptions {
   log?: (line: string) => void
 }
 
-export const DEFAULTS = {quietMs: 20, maxDelayMs: 100, waitMs: 60_000, maxWaitMs: 3_600_000, probeIntervalMs: 2000} as const
+export const DEFAULTS = {quietMs: 5, maxDelayMs: 100, waitMs: 60_000, maxWaitMs: 3_600_000, probeIntervalMs: 2000} as const
 
 interface Waiter {
   res: ServerResponse
@@ -238,13 +238,14 @@ export class Metad {
 
   private sendAnswer(res: ServerResponse, answer: NodeAnswer, segments: string[], format: Format, path: string): void {
     let body: string
-    if (segments.length === 0 && format === 'json') body = selfJson(answer)
+    let bytes: number | undefined
+    if (segments.length === 0 && format === 'json') ({json: body, bytes} = selfBody(answer))
     else {
       const tree = subtree(selfTree(answer), segments)
       if (tree === undefined) return this.sendError(res, new HttpError(404, 'no-such-path', `nothing at ${path}`), answer.version)
       body = render(tree, format, path)
     }
-    this.sendText(res, 200, body, CONTENT_TYPES[format], this.revisionHeaders(answer.version))
+    this.sendText(res, 200, body, CONTENT_TYPES[format], this.revisionHeaders(answer.version), bytes)
   }
 
   private revisionHeaders(version: number): Record<string, string> {
@@ -285,9 +286,9 @@ export class Metad {
     this.sendText(res, status, `${JSON.stringify(body)}\n`, CONTENT_TYPES.json, version !== undefined ? this.revisionHeaders(version) : {'Cache-Control': 'no-store'})
   }
 
-  private sendText(res: ServerResponse, status: number, body: string, contentType: string, headers: Record<string, string> = {}): void {
+  private sendText(res: ServerResponse, status: number, body: string, contentType: string, headers: Record<string, string> = {}, bytes = Buffer.byteLength(body)): void {
     if (this.closing) res.setHeader('Connection', 'close')
-    res.writeHead(status, {...headers, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body)})
+    res.writeHead(status, {...headers, 'Content-Type': contentType, 'Content-Length': bytes})
     res.end(res.req.method === 'HEAD' ? undefined : body)
   }
 }

@@ -44,6 +44,19 @@ export interface Parts {
   link: Part
   /** Node id → its host entry. */
   nodes: Map<string, Part>
+  /** Link names and the clusters they name, sorted by name (the order answers list them). */
+  links: Array<[string, string]>
+  /** Node id → its whole answer, as last served (valid while the linked entries are the same). */
+  wholes: Map<string, Whole>
+}
+
+/** One node's whole `/self` answer as JSON, and its fingerprint: made once per change, reused by every request. */
+interface Whole {
+  links: ReadonlyArray<[string, ClusterEntry]>
+  /** Kept a string: Node writes a string body together with the headers, where a fresh Buffer costs an allocation. */
+  json: string
+  bytes: number
+  fingerprint: string
 }
 
 const cache = new WeakMap<ClusterEntry, Parts>()
@@ -89,6 +102,8 @@ export function partsOf(entry: ClusterEntry): Parts {
     deleting: part(hostsTree(shared.deleting_hosts)),
     link: part(linkTree(linkView(entry.state))),
     nodes,
+    links: Object.entries(entry.state.links).sort(([a], [b]) => (a < b ? -1 : 1)),
+    wholes: new Map(),
   }
   cache.set(entry, parts)
   return parts
@@ -105,10 +120,11 @@ export interface NodeAnswer {
 }
 
 export function answerFor(cluster: ClusterEntry, nodeId: string, lookup: (name: string) => ClusterEntry | undefined): NodeAnswer | undefined {
-  if (!partsOf(cluster).nodes.has(nodeId)) return undefined
+  const parts = partsOf(cluster)
+  if (!parts.nodes.has(nodeId)) return undefined
   const links: Array<[string, ClusterEntry]> = []
   let version = cluster.version
-  for (const [name, target] of Object.entries(cluster.state.links).sort(([a], [b]) => (a < b ? -1 : 1))) {
+  for (const [name, target] of parts.links) {
     const entry = lookup(target)
     if (!entry) continue
     links.push([name, entry])
@@ -142,6 +158,26 @@ export function selfTree(answer: NodeAnswer): {[name: string]: Tree} {
   return out
 }
 
+function sameLinks(a: ReadonlyArray<[string, ClusterEntry]>, b: ReadonlyArray<[string, ClusterEntry]>): boolean {
+  return a.length === b.length && a.every(([name, entry], i) => name === b[i]![0] && entry === b[i]![1])
+}
+
+/** The node's whole answer: serialised once per change of the clusters it is made of, then the same bytes every time. */
+function whole(answer: NodeAnswer): Whole {
+  const wholes = partsOf(answer.cluster).wholes
+  const cached = wholes.get(answer.nodeId)
+  if (cached && sameLinks(cached.links, answer.links)) return cached
+  const json = selfJson(answer)
+  const made = {links: answer.links, json, bytes: Buffer.byteLength(json), fingerprint: SECTIONS.map((s) => sectionDigest(answer, s)).join('|')}
+  wholes.set(answer.nodeId, made)
+  return made
+}
+
+/** `selfJson(answer)` and its length in bytes, cached (see `whole`). */
+export function selfBody(answer: NodeAnswer): {json: string; bytes: number} {
+  return whole(answer)
+}
+
 /** `JSON.stringify(selfTree(answer))`, joined from the pre-serialised parts. */
 export function selfJson(answer: NodeAnswer): string {
   const fields: string[] = []
@@ -159,9 +195,11 @@ export function selfJson(answer: NodeAnswer): string {
  * them for /self itself), so a change elsewhere, even in its own cluster, does not wake it.
  */
 export function fingerprint(answer: NodeAnswer, section: Section | undefined): string {
-  const one = (s: Section): string =>
-    s === 'links' ? answer.links.map(([name, entry]) => `${name}=${partsOf(entry).link.digest}`).join(',') : sectionPart(answer, s).digest
-  return section ? one(section) : SECTIONS.map(one).join('|')
+  return section ? sectionDigest(answer, section) : whole(answer).fingerprint
+}
+
+function sectionDigest(answer: NodeAnswer, section: Section): string {
+  return section === 'links' ? answer.links.map(([name, entry]) => `${name}=${partsOf(entry).link.digest}`).join(',') : sectionPart(answer, section).digest
 }
 
 /** The subtree at `path` (segments below /self), or undefined when there is nothing there. */
