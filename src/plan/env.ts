@@ -173,7 +173,7 @@ export function withHistory(changes: EnvChange[], history: readonly Record<strin
   const extra: EnvChange[] = []
   for (const [name, now] of Object.entries(after.values)) {
     if (named.has(name)) continue
-    const was = history.map((env) => env[name]).filter((v) => v !== undefined && String(v) !== String(now)).at(-1)
+    const was = latestDiffering(history, name, now)
     if (was === undefined) continue
     const hidden = secret.has(name)
     extra.push({name, change: 'update', secret: hidden, ...(hidden ? {} : {before: was, after: now}), source: after.sources[name] ?? DEFAULT_SOURCE})
@@ -188,10 +188,19 @@ export function withHistory(changes: EnvChange[], history: readonly Record<strin
 export function previousValues(changed: readonly string[], planned: Record<string, EnvValue>, runs: readonly Record<string, EnvValue>[]): Record<string, EnvValue> {
   const out: Record<string, EnvValue> = {}
   for (const name of changed) {
-    const was = runs.map((env) => env[name]).filter((v) => v !== undefined && (planned[name] === undefined || String(v) !== String(planned[name]))).at(-1)
+    const was = latestDiffering(runs, name, planned[name])
     if (was !== undefined) out[name] = was
   }
   return out
+}
+
+/** The latest value of `name` in `runs` (oldest first) that differs from `now`; any value when there is no `now`. */
+function latestDiffering(runs: readonly Record<string, EnvValue>[], name: string, now: EnvValue | undefined): EnvValue | undefined {
+  for (let i = runs.length - 1; i >= 0; i--) {
+    const value = runs[i]![name]
+    if (value !== undefined && (now === undefined || String(value) !== String(now))) return value
+  }
+  return undefined
 }
 
 /** The values to give so that a plan returns to `env` (with its sources) from what is registered now: a rollback's. */
