@@ -195,7 +195,7 @@ async function metad(): Promise<void> {
   console.log(`metad RSS with the ${r.polls} polls open: ${r.rssMb.toFixed(0)} MB (${r.rssIdleMb.toFixed(0)} MB before them; goal ≤ 150 MB)`)
   console.log(`plain GET /self (${r.bodyBytes}-byte answers, ${r.getConnections} keep-alive connections from node addresses, client in the same 2 cores): ${r.getPerSecond.toFixed(0)} GET/s (goal ≥ 5,000)`)
   console.log(`  yardstick: a bare Node http server answering ${r.bodyBytes} fixed bytes, same client: ${r.bare.getPerSecond.toFixed(0)} GET/s; metad / bare = ${(r.getPerSecond / r.bare.getPerSecond).toFixed(2)}`)
-  console.log(`metad's own CPU: ${r.cpuPerRoundMs.toFixed(0)} ms per commit waking ${r.polls} callers (answers and the re-polls), ${r.cpuPerGetUs.toFixed(0)} µs per GET /self ` +
+  console.log(`metad's own CPU: ${r.cpuPerRoundMs.toFixed(0)} ms per commit waking ${r.polls} callers (answers and the re-polls; the load generator: ${r.clientCpuPerRoundMs.toFixed(0)} ms from the commit to its last answer read), ${r.cpuPerGetUs.toFixed(0)} µs per GET /self ` +
     `= ${(1e6 / r.cpuPerGetUs).toFixed(0)} GET/s per core it gets (the bare server: ${r.bare.cpuPerGetUs.toFixed(0)} µs)`)
 }
 
