@@ -323,6 +323,53 @@ describe('scale in 3 → 2, failing at every step: fixed forward it ends at 2; r
   }, STEP_MS)
 })
 
+describe('a scale out failing at scale_out, then its rollback failing at scale_in: scaling again joins the node again', () => {
+  const spec = writeSpec('wjr')
+  const add = ['scale', 'wjr', '--role', 'app', '--add', '1']
+  beforeAll(async () => {
+    expectExit(await run('create', spec, '--hosts', hosts()), 0)
+  }, STEP_MS)
+  afterAll(async () => {
+    await run('destroy', 'wjr', '--yes')
+  }, STEP_MS)
+
+  it('the members run scale_out again (the rollback had told them the joiner leaves), the joiner keeps its id and finished init', async () => {
+    const scaleOut = (await stepsOf([...add, '--dry-run'])).find((s) => s.title.includes('run scale_out'))!
+    const member = scaleOut.nodes[0]!
+    const other = member === 'wjr-app-1' ? 'wjr-app-2' : 'wjr-app-1'
+    const failed = breakStep(scaleOut)
+    try {
+      expectExit(await run(...add), 1)
+    } finally {
+      repair(failed)
+    }
+    // A rollback has no dry run: every id its scale_in step can have, failing on the same member.
+    const ids = Array.from({length: 30}, (_, i) => i + 1).flatMap((n) => [String(n), String(n).padStart(2, '0')])
+      .flatMap((n) => ['', '-b1', '-b2', '-b3'].map((b) => `fail-${n}-run-scale_in-app${b}-${member}`))
+    for (const srv of srvDirs()) for (const name of ids) writeFileSync(path.join(srv, name), '')
+    try {
+      const back = await run('rollback', 'wjr')
+      expectExit(back, 1)
+      expect(back.stdout).toContain(`${other} | left: wjr-app-3`)
+    } finally {
+      repair(ids)
+    }
+    const again = await run(...add)
+    expectExit(again, 0)
+    expect(again.stdout).toContain('wjr-app-1 | joined: wjr-app-3')
+    expect(again.stdout).toContain('wjr-app-2 | joined: wjr-app-3')
+    expect(again.stdout).not.toMatch(/wjr-app-4/)
+    await expectHealthy('wjr', 3)
+    const home = srvDirs().map((srv) => path.join(srv, 'shoal', 'wjr', 'wjr-app-3')).find((p) => existsSync(p))!
+    expect(readFileSync(path.join(home, 'data/init.log'), 'utf8')).toBe('initialised\n')
+  }, 3 * STEP_MS)
+
+  it('destroy at the end leaves nothing', async () => {
+    expectExit(await run('destroy', 'wjr', '--yes'), 0)
+    await expectGone('wjr')
+  }, STEP_MS)
+})
+
 describe('an apply changing a parameter, failing at configure on one node: fixed forward, and rolled back', () => {
   const spec = writeSpec('wpa')
   const apply = (level: number): string[] => ['apply', spec, '--hosts', hosts(), '--set', `level=${level}`]

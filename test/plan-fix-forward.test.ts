@@ -99,6 +99,25 @@ describe('a scale out that stopped', () => {
     expect(p.desired!.nodes.map((n) => n.node_id)).toEqual(ids(1, 2, 3))
     expect(p.desired!.files['zk-main-zk-1']!['conf/zoo.cfg']).toBe(running.files['zk-main-zk-1']!['conf/zoo.cfg'])
   })
+
+  it('after its rollback stopped too (the joiners registered leaving), scaling again joins them again: the members run scale_out, finished init and start are kept', () => {
+    const started: Partial<NodeFacts> = {done: ['init', 'start'], touched: ['init', 'start']}
+    const rollback = ok(plan({spec: running.spec!, current, operation: {kind: 'rollback', of: 'x'}, facts: facts({'zk-main-zk-4': started, 'zk-main-zk-5': started})}))
+    const stopped = stoppedAfterRegister(current, rollback)
+    expect(stopped.nodes.filter((n) => n.state === 'leaving').map((n) => n.node_id)).toEqual(ids(4, 5))
+    const chainFacts = facts({'zk-main-zk-4': started, 'zk-main-zk-5': started, 'zk-main-zk-1': {done: ['scale_out'], touched: ['scale_out']}})
+    for (const operation of [{kind: 'scale', role: 'zk', count: 5}, {kind: 'scale', role: 'zk', add: 2}] as const) {
+      const p = ok(plan({spec: stopped.spec!, current: stopped, operation, facts: chainFacts, joinedUnfinished: ids(4, 5)}))
+      expect(p.nodes.map((n) => [n.node_id, n.change])).toEqual([...ids(1, 2, 3).map((id) => [id, 'keep']), ...ids(4, 5).map((id) => [id, 'create'])])
+      expect(runs(p, 'scale_out')).toEqual(ids(1, 2, 3))
+      expect(runs(p, 'init')).toEqual([])
+      expect(runs(p, 'start')).toEqual([])
+      expect(p.desired!.nodes.map((n) => [n.node_id, n.state])).toEqual(ids(1, 2, 3, 4, 5).map((id) => [id, 'active']))
+    }
+    // Had the rollback stopped them already, they start again.
+    const stoppedFacts = facts({'zk-main-zk-4': {done: ['init', 'start', 'stop'], touched: ['init', 'start', 'stop']}})
+    expect(runs(ok(plan({spec: stopped.spec!, current: stopped, operation: {kind: 'scale', role: 'zk', count: 5}, facts: stoppedFacts, joinedUnfinished: ids(4, 5)})), 'start')).toEqual(ids(4, 5))
+  })
 })
 
 describe('a scale in that stopped', () => {

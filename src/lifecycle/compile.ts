@@ -59,7 +59,8 @@ export async function compile(store: Store, input: CompileInput): Promise<Compil
     const known = [...secretValues(env.values, env.secret), ...(state ? secretValues(state.env, state.secretEnv) : [])]
     throw new ShoalError(redactText(`cannot plan ${input.cluster}: env parameter values:\n${errors.map((e) => `  ${e}`).join('\n')}`, known), 'invalid-value', EXIT.failure)
   }
-  const history = chainEnvs(input.standing?.unfinished?.data?.chain)
+  const chain = input.standing?.unfinished?.data?.chain
+  const history = chainEnvs(chain)
   const plan = planCluster({
     spec,
     templates,
@@ -70,6 +71,7 @@ export async function compile(store: Store, input: CompileInput): Promise<Compil
     linked: await linkedStates(store, spec),
     ...(input.standing?.facts ? {facts: input.standing.facts} : {}),
     ...(history.length ? {envHistory: history} : {}),
+    ...(chain?.joined.length ? {joinedUnfinished: chain.joined} : {}),
     templateBudget: input.templateBudget ?? new TemplateBudget(),
     ...(input.renderOnly !== undefined ? {renderOnly: input.renderOnly} : {}),
     env,

@@ -45,6 +45,11 @@ export interface PlanInput {
    * supersedes (see env.ts `withHistory`). Their parameters count as changed where they differ; their secrets are redacted.
    */
   envHistory?: Record<string, EnvValue>[]
+  /**
+   * Nodes the unfinished operations this plan supersedes added. A rollback that stopped registered them leaving, but they
+   * never became members: where they stay they join again (their join scripts run), and a scale does not count them.
+   */
+  joinedUnfinished?: readonly string[]
 }
 
 /** Stop rendering after this many template errors: one broken template on 10,000 nodes is one problem, not 10,000. */
@@ -80,12 +85,14 @@ function isInt(n: unknown, min: number): n is number {
 }
 
 /** The node count each role should have after the operation, or errors. */
-function targetCounts(spec: ClusterSpec, facts: PlanInput['facts'], op: Operation, present: Map<string, NodeRecord[]>, errors: PlanError[]): {counts: Map<string, number>; remove: Set<string>} {
+function targetCounts(input: PlanInput, present: Map<string, NodeRecord[]>, errors: PlanError[]): {counts: Map<string, number>; remove: Set<string>} {
+  const {spec, facts, operation: op} = input
   const counts = new Map<string, number>()
   const remove = new Set<string>()
   const currentCount = (role: string): number => present.get(role)?.length ?? 0
-  /** Members a scale counts from: nodes still pending from an unfinished operation are not members yet. */
-  const memberCount = (role: string): number => (present.get(role) ?? []).filter((n) => n.state !== 'pending').length
+  /** Members a scale counts from: nodes an unfinished operation was adding are not members yet. */
+  const notYet = notYetMember(input)
+  const memberCount = (role: string): number => (present.get(role) ?? []).filter((n) => !notYet(n)).length
   const checkBounds = (role: string, count: number): void => {
     const scale = spec.roles[role]?.scale
     if ((scale?.min !== undefined && count < scale.min) || (scale?.max !== undefined && count > scale.max)) {
@@ -150,6 +157,12 @@ function targetCounts(spec: ClusterSpec, facts: PlanInput['facts'], op: Operatio
   counts.set(op.role, target)
   if (!errors.length) checkBounds(op.role, target)
   return {counts, remove}
+}
+
+/** Whether a registered node has yet to join: pending, or added by an unfinished operation and then marked leaving. */
+function notYetMember(input: PlanInput): (n: NodeRecord) => boolean {
+  const joined = new Set(input.joinedUnfinished ?? [])
+  return (n) => n.state === 'pending' || (n.state === 'leaving' && joined.has(n.node_id))
 }
 
 /** Whether a node's `destroy` began in an earlier operation: it cannot stay a member. */
@@ -217,7 +230,7 @@ export function planCluster(input: PlanInput): Plan {
   const errors = admissionErrors(input)
   if (errors.length) return failed(input, errors)
   const present = nodesByRole(input.current)
-  const {counts, remove} = targetCounts(input.spec, input.facts, input.operation, present, errors)
+  const {counts, remove} = targetCounts(input, present, errors)
   if (errors.length) return failed(input, errors)
   const roles = splitMembership(input, present, counts, remove)
   allocateIdentities(input, roles, present, errors)
@@ -264,17 +277,19 @@ const STAY_RANK: Record<NodeRecord['state'], number> = {active: 0, leaving: 1, p
  */
 function splitMembership(input: PlanInput, present: Map<string, NodeRecord[]>, counts: Map<string, number>, remove: Set<string>): RolePlan[] {
   const {spec, current, operation: op} = input
+  const notYet = notYetMember(input)
   const roleOrder = [...Object.keys(spec.roles), ...[...present.keys()].filter((r) => !(r in spec.roles)).sort()]
   return roleOrder.map((role) => {
     const nodes = present.get(role) ?? []
     const after = counts.get(role) ?? 0
     const byRequest = ((op.kind === 'scale' && op.role === role) || op.kind === 'rollback') && remove.size > 0
+    const rank = (n: NodeRecord): number => (notYet(n) ? STAY_RANK.pending : STAY_RANK[n.state])
     const staying = byRequest
       ? nodes.filter((n) => !remove.has(n.node_id))
-      : nodes.filter((n) => !dataGone(input.facts, n.node_id)).sort((a, b) => STAY_RANK[a.state] - STAY_RANK[b.state] || a.sid - b.sid).slice(0, after)
+      : nodes.filter((n) => !dataGone(input.facts, n.node_id)).sort((a, b) => rank(a) - rank(b) || a.sid - b.sid).slice(0, after)
     const stays = new Set(staying.map((n) => n.node_id))
-    const kept = staying.filter((n) => n.state !== 'pending').sort((a, b) => a.sid - b.sid)
-    const reused = staying.filter((n) => n.state === 'pending').sort((a, b) => a.sid - b.sid)
+    const kept = staying.filter((n) => !notYet(n)).sort((a, b) => a.sid - b.sid)
+    const reused = staying.filter(notYet).sort((a, b) => a.sid - b.sid)
     const leaving = nodes.filter((n) => !stays.has(n.node_id))
     return {role, spec: spec.roles[role], before: nodes.length, after, kept, reused, leaving, joining: [], ids: current?.ids[role], removedByRequest: byRequest && op.kind === 'scale', allocated: []}
   })
@@ -582,7 +597,11 @@ function skipsOf(draft: Draft): Map<string, Set<LifecycleService>> {
   const skip = new Map<string, Set<LifecycleService>>()
   if (!facts) return skip
   for (const r of draft.roles) {
-    for (const n of r.reused) skip.set(n.node_id, new Set((facts[n.node_id]?.done ?? []).filter((s) => s === 'init' || s === 'start')))
+    for (const n of r.reused) {
+      // A start that a later operation's stop undid (a rollback removing it) runs again.
+      const f = facts[n.node_id]
+      skip.set(n.node_id, new Set((f?.done ?? []).filter((s) => s === 'init' || (s === 'start' && !f?.touched.includes('stop')))))
+    }
     for (const n of r.leaving) {
       const f = facts[n.node_id] ?? {done: [], touched: []}
       const skips = new Set<LifecycleService>(f.done.filter((s) => s === 'stop' || s === 'destroy'))
