@@ -148,19 +148,23 @@ async function failAt(args: string[], expected: PlannedStep[], index: number, cl
   }
 }
 
-/** Processes of the cluster's service on the machine (every sandbox host shares the pid namespace). */
+/**
+ * Processes of the cluster's service on the machine (every sandbox host shares the pid namespace). A child the loop has
+ * forked but not yet exec'd (`sleep`) has the loop's command line for a moment: a match whose parent matches too is that.
+ */
 function serviceProcesses(cluster: string): string[] {
-  const found: string[] = []
+  const found = new Map<string, {node: string; parent: string}>()
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
       const node = cmd.find((a) => a.startsWith(`walk-${cluster}-`))
-      if (node && cmd[0] === 'sh') found.push(node.slice('walk-'.length))
+      const parent = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').at(-1)!.split(' ')[1]!
+      if (node && cmd[0] === 'sh') found.set(pid, {node: node.slice('walk-'.length), parent})
     } catch {
       // gone meanwhile
     }
   }
-  return found.sort()
+  return [...found.values()].filter((p) => !found.has(p.parent)).map((p) => p.node).sort()
 }
 
 function homes(cluster: string): string[] {

@@ -87,24 +87,27 @@ export function run(file: string, args: readonly string[], options: {input?: str
 /**
  * Pids and command lines of the processes in the sandbox hosts' mount namespaces whose program (the executable) or
  * command line matches. The executable is read too: a command line can read as something else for a moment while a
- * process execs or rewrites its title (redis-server, sshd do), its executable cannot.
+ * process execs or rewrites its title (redis-server, sshd do), its executable cannot. A child forked and not yet exec'd
+ * (or a server's own fork, e.g. redis-server saving) looks like its parent: a match whose parent matches with the same
+ * command line is not counted.
  */
 export function sandboxProcesses(sandbox: TestSandbox, pattern: RegExp): string[] {
   const namespaces = new Set(sandbox.state.hosts.map((h) => h.mountNamespace).filter((ns): ns is string => ns !== undefined))
   if (namespaces.size !== sandbox.state.hosts.length) throw new Error('a sandbox host has no recorded mount namespace')
-  const found: string[] = []
+  const found = new Map<string, {line: string; parent: string}>()
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     try {
       if (!namespaces.has(readlinkSync(`/proc/${entry}/ns/mnt`))) continue
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()
       const exe = readlinkSync(`/proc/${entry}/exe`)
-      if (pattern.test(cmdline) || pattern.test(path.basename(exe))) found.push(`${entry} ${cmdline || exe}`)
+      const parent = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ').at(-1)!.split(' ')[1]!
+      if (pattern.test(cmdline) || pattern.test(path.basename(exe))) found.set(entry, {line: cmdline || exe, parent})
     } catch {
       // the process ended while we looked
     }
   }
-  return found
+  return [...found].filter(([, p]) => found.get(p.parent)?.line !== p.line).map(([pid, p]) => `${pid} ${p.line}`)
 }
 
 /** The local directory shown as /srv on the sandbox host with this address. */
