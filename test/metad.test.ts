@@ -185,6 +185,12 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
     expect(db.body).not.toContain(zk)
     expect(db.body).not.toContain(`app-secret-${kind}`)
     expect((db.json() as Tree).env).toEqual({password: `other-secret-${kind}`})
+    // The agent's answer (view, files and templates) keeps to the same bounds.
+    const agent = await ask(metad.url, '/agent', {from: web!.ip})
+    expectStatus(agent, 200)
+    expect((agent.json() as {view: {links: Record<string, {env: unknown}>; env: unknown}}).view).toMatchObject({env: {api_key: `app-secret-${kind}`}, links: {zk: {env: {client_port: 2181}}}})
+    expect(agent.body).not.toContain(`zk-secret-${kind}`)
+    expect(agent.body).not.toContain(other)
   })
 
   it('serves every subpath: a leaf as a JSON value, bare text, sorted path<TAB>value lines, YAML', async () => {

@@ -6,7 +6,7 @@ import type {PlannedNode, RenderedFile} from '../plan/types.js'
 import {clusterRevisionKey, ensureNodeTokenKey, NODE_TOKEN_FILE, nodeToken, readLock, type ClusterLock} from '../registry/index.js'
 import {DEFAULTS, type RoleSpec, type ServiceSpec} from '../spec/types.js'
 import type {Store} from '../store/store.js'
-import {installFiles, restoreFile, type InstallFileOptions, type InstallResult} from '../transport/install.js'
+import {checkCommand, installFiles, restoreFile, type InstallFileOptions, type InstallResult} from '../transport/install.js'
 import {Limiter} from '../transport/limiter.js'
 import type {ExecResult, Transport, TransportHost} from '../transport/transport.js'
 import {shellQuote} from '../util/shell.js'
@@ -268,7 +268,7 @@ class StepRunner {
           content: file.content,
           mode: file.mode,
           ...(file.owner !== undefined ? {owner: file.owner} : {}),
-          ...(file.check !== undefined ? {check: (staged: string) => file.check!.replace(/\{\{\s*src\s*\}\}/g, shellQuote(staged))} : {}),
+          ...(file.check !== undefined ? {check: checkCommand(file.check)} : {}),
         })),
       ], INSTALL_TIMEOUT_MS)
     } catch (error) {

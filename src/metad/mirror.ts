@@ -281,12 +281,12 @@ export class Mirror {
 
 type Owner = {cluster: string; kind: 'tree' | 'mapping' | 'token' | 'pending'}
 
-/** Which cluster a key serves, or undefined for keys the view does not need (files, templates, locks, operations). */
+/** Which cluster a key serves, or undefined for keys neither the view nor the agents need (files, locks, operations). */
 function ownerOf(key: string): Owner | undefined {
   const parts = key.split('/')
   if (parts[0] === 'clusters' && parts.length >= 3) {
     const cluster = parts[1]!
-    if (parts[2] === 'files' || (parts[2] === 'cluster' && parts[3] === 'templates')) return undefined
+    if (parts[2] === 'files') return undefined
     if (key === pendingKey(`${CLUSTERS_PREFIX}${cluster}/`)) return {cluster, kind: 'pending'}
     return {cluster, kind: 'tree'}
   }

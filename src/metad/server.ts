@@ -7,6 +7,7 @@ import {CONTENT_TYPES, negotiate, render, type Format} from './format.js'
 import {callerAddress, identify, IdentityError, TrustedProxies} from './identity.js'
 import {Metrics} from './metrics.js'
 import {Mirror, type NodeRef} from './mirror.js'
+import {agentBody, agentFingerprint} from './agent-view.js'
 import {answerFor, fingerprint, SECTIONS, selfBody, selfTree, subtree, type NodeAnswer, type Section} from './view.js'
 
 export interface MetadOptions {
@@ -30,8 +31,12 @@ export interface MetadOptions {
 
 export const DEFAULTS = {quietMs: 5, maxDelayMs: 100, waitMs: 60_000, maxWaitMs: 3_600_000, probeIntervalMs: 2000} as const
 
+/** What a request asks for: a node's view (/self...), or its agent's render inputs (/agent). */
+type Served = 'self' | 'agent'
+
 interface Waiter {
   res: ServerResponse
+  served: Served
   ref: NodeRef
   path: string
   segments: string[]
@@ -134,7 +139,7 @@ export class Metad {
         this.sendError(waiter.res, new HttpError(404, 'unknown-node', 'this node is no longer registered'))
         continue
       }
-      const now = fingerprint(answer, waiter.section)
+      const now = printOf(waiter.served, answer, waiter.section)
       if (waiter.fingerprint === undefined) {
         if (this.mirror.revision < waiter.prevVersion) continue
         if (answer.version === waiter.prevVersion) {
@@ -143,7 +148,7 @@ export class Metad {
         }
       } else if (now === waiter.fingerprint) continue
       this.finish(waiter)
-      this.sendAnswer(waiter.res, answer, waiter.segments, waiter.format, waiter.path)
+      this.sendAnswer(waiter.res, waiter.served, answer, waiter.segments, waiter.format, waiter.path)
       this.metrics.woke((performance.now() - since) / 1000)
     }
   }
@@ -174,19 +179,24 @@ export class Metad {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method-not-allowed', 'metad only reads: use GET')
       if (url.pathname === '/health') return this.health(res)
       if (url.pathname === '/metrics') return this.sendText(res, 200, this.metrics.render(this.gauges()), 'text/plain; version=0.0.4; charset=utf-8')
-      if (url.pathname !== '/self' && !url.pathname.startsWith('/self/')) throw new HttpError(404, 'not-found', `no such path ${url.pathname}; metad serves /self, /health and /metrics`)
-      const ref = this.self(req, url, res)
+      const served: Served | undefined = url.pathname === '/self' || url.pathname.startsWith('/self/') ? 'self' : url.pathname === '/agent' ? 'agent' : undefined
+      if (!served) throw new HttpError(404, 'not-found', `no such path ${url.pathname}; metad serves /self, /agent, /health and /metrics`)
+      const ref = this.self(req, url, res, served)
       if (ref) node = ` ${ref.cluster}/${ref.nodeId}`
     } catch (error) {
       this.sendError(res, error)
     }
   }
 
-  /** `GET /self...`: the caller's view now, or once it changed (long-poll). Returns who asked when that is known. */
-  private self(req: IncomingMessage, url: URL, res: ServerResponse): NodeRef | undefined {
+  /**
+   * `GET /self...` or `GET /agent`: the caller's view (or its agent's render inputs) now, or once it changed (long-poll).
+   * Returns who asked when that is known.
+   */
+  private self(req: IncomingMessage, url: URL, res: ServerResponse, served: Served): NodeRef | undefined {
     if (!this.mirror.ready) throw new HttpError(503, 'registry-unavailable', `the registry has not been read yet${this.mirror.stale ? `: ${this.mirror.stale.reason}` : ''}`)
     const format = negotiate(req.headers.accept)
     if (!format) throw new HttpError(406, 'not-acceptable', 'metad answers application/json, text/plain or application/yaml')
+    if (served === 'agent' && format !== 'json') throw new HttpError(406, 'not-acceptable', '/agent answers application/json only')
     const params = url.searchParams
     const wait = params.get('wait')
     if (wait !== null && wait !== 'true' && wait !== 'false') throw new HttpError(400, 'invalid-parameter', `wait must be true or false, not "${wait}"`)
@@ -198,7 +208,7 @@ export class Metad {
       if (error instanceof IdentityError) throw new HttpError(error.status, error.code, error.message)
       throw error
     }
-    const segments = url.pathname.split('/').slice(2).filter((s) => s.length > 0).map(decodeURIComponent)
+    const segments = served === 'agent' ? [] : url.pathname.split('/').slice(2).filter((s) => s.length > 0).map(decodeURIComponent)
     const section = segments[0] as Section | undefined
     if (section !== undefined && !SECTIONS.includes(section)) throw new HttpError(404, 'no-such-path', `nothing at ${url.pathname}`)
     const answer = this.answer(ref)
@@ -211,11 +221,11 @@ export class Metad {
       // Behind the caller (another metad answered it from a later revision): wait until this one has caught up.
       const known = this.mirror.revision >= prevVersion
       if (!known || answer.version === prevVersion) {
-        this.park({res, ref, path: url.pathname, segments, format, section, prevVersion, fingerprint: known ? fingerprint(answer, section) : undefined, timer: undefined!}, timeoutMs)
+        this.park({res, served, ref, path: url.pathname, segments, format, section, prevVersion, fingerprint: known ? printOf(served, answer, section) : undefined, timer: undefined!}, timeoutMs)
         return ref
       }
     }
-    this.sendAnswer(res, answer, segments, format, url.pathname)
+    this.sendAnswer(res, served, answer, segments, format, url.pathname)
     return ref
   }
 
@@ -236,10 +246,11 @@ export class Metad {
     this.waiters.delete(waiter)
   }
 
-  private sendAnswer(res: ServerResponse, answer: NodeAnswer, segments: string[], format: Format, path: string): void {
+  private sendAnswer(res: ServerResponse, served: Served, answer: NodeAnswer, segments: string[], format: Format, path: string): void {
     let body: string
     let bytes: number | undefined
-    if (segments.length === 0 && format === 'json') ({json: body, bytes} = selfBody(answer))
+    if (served === 'agent') body = agentBody(answer)
+    else if (segments.length === 0 && format === 'json') ({json: body, bytes} = selfBody(answer))
     else {
       const tree = subtree(selfTree(answer), segments)
       if (tree === undefined) return this.sendError(res, new HttpError(404, 'no-such-path', `nothing at ${path}`), answer.version)
@@ -291,6 +302,10 @@ export class Metad {
     res.writeHead(status, {...headers, 'Content-Type': contentType, 'Content-Length': bytes})
     res.end(res.req.method === 'HEAD' ? undefined : body)
   }
+}
+
+function printOf(served: Served, answer: NodeAnswer, section: Section | undefined): string {
+  return served === 'agent' ? agentFingerprint(answer) : fingerprint(answer, section)
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

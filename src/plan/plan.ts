@@ -469,11 +469,11 @@ function renderAll(draft: Draft, revision: number, errors: PlanError[]): Rendere
       if (draft.input.renderOnly !== undefined && node.node_id !== draft.input.renderOnly) continue
       const self = draft.views.get(node.node_id)!
       const known = errors.length
-      const finalFiles = renderNode(r.spec, self, finalView, draft.renderCtx, errors)
+      const finalFiles = renderNode(r.spec.files, self, finalView, draft.renderCtx, errors)
       out.final.set(self.node_id, finalFiles)
       // A template that failed for the node's final view is reported once, not again for the view while it joins.
       const again = draft.inFlightDiffers && errors.length === known
-      out.interim.set(self.node_id, again ? renderNode(r.spec, self, interimView, draft.renderCtx, errors) : finalFiles)
+      out.interim.set(self.node_id, again ? renderNode(r.spec.files, self, interimView, draft.renderCtx, errors) : finalFiles)
     }
   }
   return out

@@ -2,7 +2,7 @@
 // within one time budget, and mark the files whose template reads a secret (sensitive as a whole).
 import {liquid, parseTemplate, renderTemplate, type ParsedTemplate, type TemplateBudget} from '../render/engine.js'
 import type {ClusterView, HostView, LinkView, NodeView} from '../render/view.js'
-import {DEFAULTS, type ClusterSpec, type EnvValue, type RoleSpec} from '../spec/types.js'
+import {DEFAULTS, type ClusterSpec, type EnvValue, type FileSpec} from '../spec/types.js'
 import {sha256} from './canonical.js'
 import type {ClusterState, PlanError, RenderedFile} from './types.js'
 
@@ -126,10 +126,10 @@ export interface RenderContext {
 }
 
 /** Render one node's files; a failing template becomes an error naming node, template and line:col. */
-export function renderNode(role: RoleSpec, self: HostView, shared: SharedView, ctx: RenderContext, errors: PlanError[]): RenderedFile[] {
+export function renderNode(specs: readonly FileSpec[] | undefined, self: HostView, shared: SharedView, ctx: RenderContext, errors: PlanError[]): RenderedFile[] {
   const view: NodeView = {self, host: self, ...shared}
   const files: RenderedFile[] = []
-  for (const file of role.files ?? []) {
+  for (const file of specs ?? []) {
     const parsed = ctx.compiled.get(file.template)
     if (!parsed) continue
     let content: string

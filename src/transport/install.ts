@@ -24,6 +24,11 @@ export interface InstallResult {
   backup?: string
 }
 
+/** A spec's `check` command (`{{src}}` = the staged file) as `InstallFileOptions.check` takes it. */
+export function checkCommand(check: string): (stagedPath: string) => string {
+  return (staged) => check.replace(/\{\{\s*src\s*\}\}/g, shellQuote(staged))
+}
+
 export const STAGED_SUFFIX = '.shoal-new'
 export const BACKUP_SUFFIX = '.shoal-bak'
 

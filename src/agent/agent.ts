@@ -1,0 +1,294 @@
+// The node agent's loop: long-poll metad's /agent, render the role's templates with the planner's code, install what
+// changed (staged → check → atomic rename) and reload, so a node's files follow the registry with no shoal command.
+import {readFile, stat} from 'node:fs/promises'
+import {request} from 'node:http'
+import {ShoalError} from '../errors.js'
+import type {SharedView} from '../plan/index.js'
+import {renderNode} from '../plan/render.js'
+import type {PlanError, RenderedFile} from '../plan/types.js'
+import {parseTemplate, TemplateBudget, type ParsedTemplate} from '../render/engine.js'
+import type {AgentPayload} from '../metad/agent-view.js'
+import {envVarName} from '../spec/types.js'
+import {checkCommand, installFiles, restoreFile, type InstallResult} from '../transport/install.js'
+import {LocalTransport, localHost} from '../transport/local.js'
+import {octalMode, type TransportError} from '../transport/transport.js'
+
+export interface AgentOptions {
+  /** metad's base URL as this node reaches it, e.g. http://10.0.0.5:9611. */
+  metad: string
+  /** The local address requests leave from: metad knows the node by it. */
+  bind?: string
+  /** Where one address holds several nodes: which one, and its token (`.shoal/token` in its home). */
+  node?: string
+  token?: string
+  /** How long one long-poll may wait at metad before it answers 304. */
+  pollSeconds?: number
+  /** Deadline of each check and reload command. */
+  commandTimeoutMs?: number
+  log: (event: AgentEvent) => void
+}
+
+/** One line of the agent's log: a change applied (or refused), or the connection to metad lost and found again. */
+export type AgentEvent =
+  | {event: 'applied'; revision: number; changed: string[]; reloads: Array<{command: string; ok: boolean}>; errors: string[]; ms: number}
+  | {event: 'unchanged'; revision: number; ms: number}
+  | {event: 'refused'; revision: number; reason: string}
+  | {event: 'unreachable'; reason: string; retryInMs: number}
+  | {event: 'reconnected'}
+
+/** What one pass did: the revision it rendered, and why the node is not in sync if it is not. */
+export interface PassResult {
+  revision: number
+  errors: string[]
+}
+
+const BACKOFF_FIRST_MS = 250
+/** Short: the agent must pick up at once when metad is back, and a node costs metad little while it is away. */
+const BACKOFF_MAX_MS = 5000
+const DEFAULT_COMMAND_TIMEOUT_MS = 60_000
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+class MetadError extends ShoalError {
+  constructor(message: string, readonly status?: number) {
+    super(message, 'metad-unavailable')
+  }
+}
+
+export class Agent {
+  private readonly transport = new LocalTransport()
+  private readonly host = localHost('this node')
+  /** The revision the files on disk reflect (0 before the first pass). */
+  private applied = 0
+  private stopped = false
+  private current: {abort: () => void} | undefined
+
+  constructor(private readonly options: AgentOptions) {}
+
+  /** Render and install once (`--once`); throws when metad cannot be asked. */
+  async once(): Promise<PassResult> {
+    const answer = await this.ask(false)
+    return this.pass(answer!.payload)
+  }
+
+  /** Follow metad until `stop()`: each change is applied as it arrives; metad away means retry with backoff. */
+  async run(): Promise<void> {
+    let backoff = 0
+    let wait = false
+    while (!this.stopped) {
+      try {
+        const answer = await this.ask(wait)
+        if (backoff > 0) this.options.log({event: 'reconnected'})
+        backoff = 0
+        if (answer) await this.pass(answer.payload)
+        wait = true
+      } catch (error) {
+        if (this.stopped) break
+        backoff = Math.min(BACKOFF_MAX_MS, backoff === 0 ? BACKOFF_FIRST_MS : backoff * 2)
+        // Jitter: a metad coming back is not met by every node of a fleet in the same millisecond.
+        const delay = Math.round(backoff / 2 + Math.random() * (backoff / 2))
+        this.options.log({event: 'unreachable', reason: (error as Error).message, retryInMs: delay})
+        wait = false
+        await this.sleep(delay)
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.current?.abort()
+    await this.transport.close()
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      this.current = {abort: () => (clearTimeout(timer), resolve())}
+    })
+  }
+
+  /** GET /agent (a long-poll from the revision applied when `wait`); undefined when metad said unchanged (304). */
+  private ask(wait: boolean): Promise<{payload: AgentPayload} | undefined> {
+    const poll = this.options.pollSeconds ?? 55
+    const url = new URL('/agent', this.options.metad)
+    if (this.options.node !== undefined) url.searchParams.set('node', this.options.node)
+    if (wait) {
+      url.searchParams.set('wait', 'true')
+      url.searchParams.set('prev_version', String(this.applied))
+      url.searchParams.set('timeout', `${poll}s`)
+    }
+    return new Promise((resolve, reject) => {
+      const req = request(url, {
+        headers: {accept: 'application/json', ...(this.options.token !== undefined ? {'x-shoal-token': this.options.token} : {})},
+        ...(this.options.bind !== undefined ? {localAddress: this.options.bind} : {}),
+        // A metad that stops answering (paused, a dead link) is noticed: the poll's own wait plus a margin.
+        timeout: (wait ? poll + 15 : 15) * 1000,
+      })
+      this.current = {abort: () => req.destroy(new Error('agent stopping'))}
+      req.on('timeout', () => req.destroy(new MetadError(`metad at ${this.options.metad} did not answer in time`)))
+      req.on('error', (error) => reject(error instanceof MetadError ? error : new MetadError(`metad at ${this.options.metad}: ${error.message}`)))
+      req.on('response', (res) => {
+        const chunks: Buffer[] = []
+        let size = 0
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length
+          if (size > MAX_ANSWER_BYTES) req.destroy(new MetadError(`metad's answer is larger than ${MAX_ANSWER_BYTES} bytes`))
+          else chunks.push(chunk)
+        })
+        res.on('error', reject)
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8')
+          if (res.statusCode === 304) return resolve(undefined)
+          if (res.statusCode !== 200) return reject(new MetadError(`metad answered ${res.statusCode}: ${errorMessage(body)}`, res.statusCode))
+          try {
+            resolve({payload: JSON.parse(body) as AgentPayload})
+          } catch {
+            reject(new MetadError('metad sent an answer that is not JSON (cut off?)'))
+          }
+        })
+      })
+      req.end()
+    })
+  }
+
+  /** Render the payload and install what changed; files stay as they are when the answer cannot be trusted. */
+  private async pass(payload: AgentPayload): Promise<PassResult> {
+    const started = performance.now()
+    const reason = incomplete(payload, this.options.node)
+    if (reason) return this.refuse(payload, reason)
+    if (payload.revision < this.applied) return this.refuse(payload, `revision ${payload.revision} is behind revision ${this.applied}, which the files already reflect`)
+    const {files, errors} = render(payload)
+    if (errors.length) return this.refuse(payload, errors.join('; '))
+    const installed: Array<{file: RenderedFile; result: InstallResult}> = []
+    const failures: string[] = []
+    // One file at a time: a file its check refuses keeps its old content, and the others still go in. A file already
+    // as rendered costs no command (most passes change one file of many).
+    for (const file of files) {
+      try {
+        if (await inPlace(file)) continue
+        const [result] = await installFiles(this.transport, this.host, [{
+          path: file.path, content: file.content, mode: file.mode,
+          ...(file.owner !== undefined ? {owner: file.owner} : {}),
+          ...(file.check !== undefined ? {check: checkCommand(file.check)} : {}),
+        }], this.timeout())
+        installed.push({file, result: result!})
+      } catch (error) {
+        // The transport's message names this host first: the agent's log is the node's own.
+        const message = (error as Error).message.replace(`${this.host.name}: `, '')
+        failures.push(`${file.dest}: ${message}${(error as TransportError).code === 'file-check-failed' ? '; the old file is kept' : ''}`)
+      }
+    }
+    const changed = installed.filter((i) => i.result.changed)
+    const reloads = await this.reload(payload, changed, failures)
+    if (changed.length === 0 && failures.length === 0) this.options.log({event: 'unchanged', revision: payload.revision, ms: elapsed(started)})
+    else this.options.log({event: 'applied', revision: payload.revision, changed: changed.map((i) => i.file.dest), reloads, errors: failures, ms: elapsed(started)})
+    this.applied = payload.revision
+    return {revision: payload.revision, errors: failures}
+  }
+
+  /** Each reload command once for the changed files that name it; a failed one puts their previous content back and reloads that. */
+  private async reload(payload: AgentPayload, changed: Array<{file: RenderedFile; result: InstallResult}>, failures: string[]): Promise<Array<{command: string; ok: boolean}>> {
+    const byCommand = new Map<string, Array<{file: RenderedFile; result: InstallResult}>>()
+    for (const entry of changed) if (entry.file.reload !== undefined) byCommand.set(entry.file.reload, [...(byCommand.get(entry.file.reload) ?? []), entry])
+    const env = reloadEnv(payload)
+    const home = payload.view.self.home
+    const out: Array<{command: string; ok: boolean}> = []
+    for (const [command, entries] of byCommand) {
+      const result = await this.transport.exec(this.host, command, {timeoutMs: this.timeout(), env, cwd: home})
+      out.push({command, ok: result.exitCode === 0})
+      if (result.exitCode === 0) continue
+      const how = result.timedOut ? 'timed out' : result.signal ? `was killed by ${result.signal}` : `exited ${String(result.exitCode)}`
+      const stderr = (result.stderr ?? '').trim().split('\n').slice(-3).join(' | ')
+      for (const entry of entries) await restoreFile(this.transport, this.host, entry.result, this.timeout()).catch((error: Error) => failures.push(`restoring ${entry.file.dest}: ${error.message}`))
+      const again = await this.transport.exec(this.host, command, {timeoutMs: this.timeout(), env, cwd: home})
+      failures.push(`the reload \`${command}\` of ${entries.map((e) => e.file.dest).join(', ')} ${how}${stderr ? ` (${stderr})` : ''}: the previous content is back${again.exitCode === 0 ? ' and reloaded' : `, and reloading it failed too (exit ${String(again.exitCode)})`}`)
+    }
+    return out
+  }
+
+  private refuse(payload: AgentPayload, reason: string): PassResult {
+    const revision = typeof payload?.revision === 'number' ? payload.revision : 0
+    this.options.log({event: 'refused', revision, reason})
+    return {revision, errors: [reason]}
+  }
+
+  private timeout(): number {
+    return this.options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS
+  }
+}
+
+/** Whether the file is on disk as rendered, with its mode (an owner is left to the install, which sets it). */
+async function inPlace(file: RenderedFile): Promise<boolean> {
+  if (file.owner !== undefined) return false
+  try {
+    const [content, info] = await Promise.all([readFile(file.path, 'utf8'), stat(file.path)])
+    return info.isFile() && (info.mode & 0o7777) === parseInt(octalMode(file.mode), 8) && content === file.content
+  } catch {
+    return false
+  }
+}
+
+/** Why an answer cannot be rendered from (a cut-off or partial answer, another node's), or undefined when it can. */
+function incomplete(payload: AgentPayload, node: string | undefined): string | undefined {
+  if (payload === null || typeof payload !== 'object') return 'the answer is empty'
+  if (!Number.isInteger(payload.revision) || payload.revision <= 0) return 'the answer has no revision'
+  const view = payload.view
+  if (!view || typeof view !== 'object' || !view.self || !view.hosts || !view.cluster || !view.env || !view.links) return 'the answer has no complete node view'
+  if (node !== undefined && payload.node !== node) return `the answer is for node ${payload.node}, not ${node}`
+  if (view.self.node_id !== payload.node || !Object.values(view.hosts).some((list) => list.some((h) => h.node_id === payload.node))) return `node ${payload.node} is not among its cluster's hosts in the answer`
+  if (!Array.isArray(payload.files) || !payload.templates || typeof payload.templates !== 'object') return 'the answer has no file list'
+  const missing = payload.files.filter((f) => typeof payload.templates[f.template] !== 'string').map((f) => f.template)
+  if (missing.length) return `the answer lacks the templates ${missing.join(', ')}`
+  return undefined
+}
+
+/** The node's files, rendered by the planner's own code from the served view and templates. */
+function render(payload: AgentPayload): {files: RenderedFile[]; errors: string[]} {
+  const compiled = new Map<string, ParsedTemplate>()
+  const errors: PlanError[] = []
+  for (const file of payload.files) {
+    if (compiled.has(file.template)) continue
+    try {
+      compiled.set(file.template, parseTemplate(payload.templates[file.template]!))
+    } catch (error) {
+      errors.push({code: 'template-parse', template: file.template, message: `${file.template}: ${(error as Error).message}`})
+    }
+  }
+  const {self, host: _host, ...shared} = payload.view
+  const files = errors.length ? [] : renderNode(payload.files, self, shared as SharedView, {compiled, sensitive: new Set(), budget: new TemplateBudget()}, errors)
+  return {files, errors: errors.map((e) => e.message)}
+}
+
+/** What a reload is told, as the SSH path tells it (less the operation: an agent's change is not one). */
+function reloadEnv(payload: AgentPayload): Record<string, string> {
+  const {self, env, adding_hosts: adding, deleting_hosts: deleting} = payload.view
+  const ids = (lists: Record<string, Array<{node_id: string}>>): string => Object.values(lists).flat().map((h) => h.node_id).join(' ')
+  const out: Record<string, string> = {
+    SHOAL_CLUSTER: payload.cluster,
+    SHOAL_OPERATION: 'agent',
+    SHOAL_NODE_ID: self.node_id,
+    SHOAL_ROLE: self.role,
+    SHOAL_SID: String(self.sid),
+    SHOAL_IP: self.ip,
+    SHOAL_BOOTSTRAP: self.bootstrap ? 'true' : 'false',
+    SHOAL_HOME: self.home,
+    SHOAL_REVISION: String(payload.revision),
+    SHOAL_JOINING: ids(adding),
+    SHOAL_LEAVING: ids(deleting),
+  }
+  for (const [name, value] of Object.entries(env)) out[envVarName(name)] = String(value)
+  return out
+}
+
+function errorMessage(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as {error?: {code?: string; message?: string}}
+    if (parsed.error?.message) return `${parsed.error.code ?? 'error'}: ${parsed.error.message}`
+  } catch {
+    // not JSON: show the start of it
+  }
+  return body.slice(0, 200)
+}
+
+function elapsed(started: number): number {
+  return Math.round(performance.now() - started)
+}
