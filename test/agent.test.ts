@@ -3,6 +3,7 @@
 // keeps the old file when a check refuses, puts it back when a reload fails, and rides out metad going away.
 import {cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
+import {request} from 'node:http'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {Agent, type AgentEvent} from '../src/agent/agent.js'
@@ -147,6 +148,14 @@ roles:
     metad = await startMetad(registry.flags, ['--quiet', '5ms'])
   }, SLOW)
 
+  /** Each node's agent as `shoal status` shows it. */
+  const agents = async (): Promise<Record<string, {state: string; revision?: number; errors?: string[]}>> => {
+    const result = await shoal(['status', cluster, '--no-health', '--json', ...registry.flags])
+    expect(result.code, describeResult(result)).toBe(0)
+    const status = JSON.parse(result.stdout) as {nodes: Array<{node_id: string; agent?: {state: string; revision?: number; errors?: string[]}}>}
+    return Object.fromEntries(status.nodes.map((n) => [n.node_id, n.agent ?? {state: 'not shown'}]))
+  }
+
   const firstNode = async (): Promise<{node_id: string; ip: string}> => (await readRegistered(registry, cluster)).nodes[0]!
 
   it('applies a registry-only scale with no shoal command for the node; two files sharing a reload reload it once', async () => {
@@ -168,6 +177,12 @@ roles:
       expect(applied.some((e) => e.changed.includes('conf/count') && e.changed.includes('conf/members'))).toBe(true)
       const log = readFileSync(path.join(home(node.node_id), 'reloads.log'), 'utf8').split('\n').filter(Boolean)
       expect(log.length).toBe(applied.filter((e) => e.reloads.length > 0).length)
+      // Its report reached the registry through metad; the nodes with no agent show as down.
+      const last = Math.max(...events.flatMap((e) => (e.event === 'applied' || e.event === 'unchanged' ? [e.revision] : [])))
+      await eventually('the report of the last pass', async () => (await agents())[node.node_id]?.revision === last)
+      const shown = await agents()
+      expect(shown[node.node_id]).toMatchObject({state: 'in-sync', revision: last})
+      expect(Object.entries(shown).filter(([id]) => id !== node.node_id).map(([, a]) => a.state)).toEqual(['down', 'down'])
     } finally {
       await agent.stop()
       await running
@@ -184,6 +199,7 @@ roles:
     const result = await once(metad, node.ip)
     expect(result.errors.join('\n')).toMatch(/conf\/members: the check of \S+conf\/members refused the new content \(exit 1\); the old file is kept/)
     expect(readFileSync(members, 'utf8')).toBe(before)
+    expect((await agents())[node.node_id]).toMatchObject({state: 'failed', revision: result.revision, errors: [expect.stringMatching(/the check of/)]})
     const cli = await shoal(['agent', '--metad', metad.url, '--bind', node.ip, '--once'])
     expect(cli.code, describeResult(cli)).toBe(1)
     expect(cli.stderr).toMatch(/not in sync at revision \d+: conf\/members: the check of/)
@@ -204,6 +220,24 @@ roles:
     const log = readFileSync(path.join(home(node.node_id), 'reloads.log'), 'utf8').trim().split('\n')
     expect(log.at(-1)).toContain('mode ok')
     expect(log.at(-2)).toContain('mode fail')
+  }, SLOW)
+
+  it('takes a report only from the node it is about, checked and bounded', async () => {
+    const node = await firstNode()
+    const post = (from: string, body: string): Promise<{status: number; body: string}> => new Promise((resolve, reject) => {
+      const req = request(`${metad.url}/agent`, {method: 'POST', localAddress: from, headers: {'content-type': 'application/json'}}, (res) => {
+        let text = ''
+        res.on('data', (c: Buffer) => (text += c.toString()))
+        res.on('end', () => resolve({status: res.statusCode ?? 0, body: text}))
+      })
+      req.on('error', reject)
+      req.end(body)
+    })
+    const good = JSON.stringify({revision: 1, files: {}, errors: []})
+    expect((await post('127.0.30.200', good)).status).toBe(404)
+    const bad = await post(node.ip, '{"revision": "x"}')
+    expect([bad.status, JSON.parse(bad.body).error.code]).toEqual([400, 'invalid-report'])
+    expect((await post(node.ip, JSON.stringify({revision: 1, files: {}, errors: ['x'.repeat(300_000)]}))).status).toBe(413)
   }, SLOW)
 
   it('leaves the files alone for an address metad does not know, and keeps them while metad is away, catching up when it is back', async () => {

@@ -3,7 +3,7 @@
 import {readFile, stat} from 'node:fs/promises'
 import {request} from 'node:http'
 import {ShoalError} from '../errors.js'
-import type {SharedView} from '../plan/index.js'
+import {sha256, type SharedView} from '../plan/index.js'
 import {renderNode} from '../plan/render.js'
 import type {PlanError, RenderedFile} from '../plan/types.js'
 import {parseTemplate, TemplateBudget, type ParsedTemplate} from '../render/engine.js'
@@ -42,6 +42,7 @@ export interface PassResult {
   errors: string[]
 }
 
+const HEARTBEAT_MS = 10_000
 const BACKOFF_FIRST_MS = 250
 /** Short: the agent must pick up at once when metad is back, and a node costs metad little while it is away. */
 const BACKOFF_MAX_MS = 5000
@@ -61,25 +62,35 @@ export class Agent {
   private applied = 0
   private stopped = false
   private current: {abort: () => void} | undefined
+  /** What the agent tells metad about its node: sent after every pass and as a heartbeat in between. */
+  private state: {revision: number; files: Record<string, string>; errors: string[]} = {revision: 0, files: {}, errors: []}
+  private heartbeat: NodeJS.Timeout | undefined
 
   constructor(private readonly options: AgentOptions) {}
 
   /** Render and install once (`--once`); throws when metad cannot be asked. */
   async once(): Promise<PassResult> {
     const answer = await this.ask(false)
-    return this.pass(answer!.payload)
+    const result = await this.pass(answer!.payload)
+    await this.report().catch(() => undefined)
+    return result
   }
 
   /** Follow metad until `stop()`: each change is applied as it arrives; metad away means retry with backoff. */
   async run(): Promise<void> {
     let backoff = 0
     let wait = false
+    // A missed report is made good by the next one: metad keeps the node's key only while reports keep coming.
+    this.heartbeat = setInterval(() => void this.report().catch(() => undefined), HEARTBEAT_MS)
     while (!this.stopped) {
       try {
         const answer = await this.ask(wait)
         if (backoff > 0) this.options.log({event: 'reconnected'})
         backoff = 0
-        if (answer) await this.pass(answer.payload)
+        if (answer) {
+          await this.pass(answer.payload)
+          void this.report().catch(() => undefined)
+        }
         wait = true
       } catch (error) {
         if (this.stopped) break
@@ -95,6 +106,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.stopped = true
+    clearInterval(this.heartbeat)
     this.current?.abort()
     await this.transport.close()
   }
@@ -103,6 +115,28 @@ export class Agent {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms)
       this.current = {abort: () => (clearTimeout(timer), resolve())}
+    })
+  }
+
+  /** POST /agent: the revision the files reflect, each file's hash on disk, and what went wrong. */
+  private report(): Promise<void> {
+    const url = new URL('/agent', this.options.metad)
+    if (this.options.node !== undefined) url.searchParams.set('node', this.options.node)
+    const body = JSON.stringify(this.state)
+    return new Promise((resolve, reject) => {
+      const req = request(url, {
+        method: 'POST',
+        headers: {'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(this.options.token !== undefined ? {'x-shoal-token': this.options.token} : {})},
+        ...(this.options.bind !== undefined ? {localAddress: this.options.bind} : {}),
+        timeout: 15_000,
+      })
+      req.on('timeout', () => req.destroy(new MetadError('metad did not take the report in time')))
+      req.on('error', reject)
+      req.on('response', (res) => {
+        res.resume()
+        res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new MetadError(`metad refused the report: ${res.statusCode}`, res.statusCode))))
+      })
+      req.end(body)
     })
   }
 
@@ -182,6 +216,7 @@ export class Agent {
     if (changed.length === 0 && failures.length === 0) this.options.log({event: 'unchanged', revision: payload.revision, ms: elapsed(started)})
     else this.options.log({event: 'applied', revision: payload.revision, changed: changed.map((i) => i.file.dest), reloads, errors: failures, ms: elapsed(started)})
     this.applied = payload.revision
+    this.state = {revision: payload.revision, files: await hashes(files), errors: failures}
     return {revision: payload.revision, errors: failures}
   }
 
@@ -208,6 +243,8 @@ export class Agent {
   private refuse(payload: AgentPayload, reason: string): PassResult {
     const revision = typeof payload?.revision === 'number' ? payload.revision : 0
     this.options.log({event: 'refused', revision, reason})
+    // The files still reflect the revision applied before: that is what is reported, with why this one was not.
+    this.state = {...this.state, errors: [reason]}
     return {revision, errors: [reason]}
   }
 
@@ -225,6 +262,19 @@ async function inPlace(file: RenderedFile): Promise<boolean> {
   } catch {
     return false
   }
+}
+
+/** Each file's sha256 as it is on disk now (a refused file keeps its old content, and that is what is there). */
+async function hashes(files: readonly RenderedFile[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const file of files) {
+    try {
+      out[file.dest] = sha256(await readFile(file.path, 'utf8'))
+    } catch {
+      // missing: not reported
+    }
+  }
+  return out
 }
 
 /** Why an answer cannot be rendered from (a cut-off or partial answer, another node's), or undefined when it can. */

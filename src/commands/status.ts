@@ -3,7 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
 import {inventoryHosts, sshFlags} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
-import type {ClusterStatus} from '../lifecycle/status.js'
+import type {AgentStatus, ClusterStatus} from '../lifecycle/status.js'
 
 export default class Status extends BaseCommand {
   static override summary = "Show a cluster's nodes, their health now, and its last operation"
@@ -41,13 +41,22 @@ export default class Status extends BaseCommand {
   }
 }
 
+function agentText(a: AgentStatus): string {
+  switch (a.state) {
+    case 'down': return 'agent down'
+    case 'in-sync': return `agent in sync at revision ${String(a.revision)}`
+    case 'stale': return `agent stale: files at revision ${String(a.revision)}, the cluster has changed since`
+    case 'failed': return `agent failed at revision ${String(a.revision)}: ${(a.errors ?? []).join('; ')}`
+  }
+}
+
 function renderStatus(s: ClusterStatus): string {
   const out = [`Cluster ${s.cluster}: ${s.registered ? `registered at revision ${String(s.revision)}` : 'not registered'}`]
   if (s.nodes.length > 0) {
     out.push('', 'Nodes:')
     const width = Math.max(...s.nodes.map((n) => n.node_id.length))
     for (const n of s.nodes) {
-      out.push(`  ${n.node_id.padEnd(width)}  ${n.role} sid ${n.sid} on ${n.host} (${n.ip})${n.bootstrap ? ' bootstrap' : ''}  ${n.state}  ${n.health}${n.detail ? `: ${n.detail}` : ''}`)
+      out.push(`  ${n.node_id.padEnd(width)}  ${n.role} sid ${n.sid} on ${n.host} (${n.ip})${n.bootstrap ? ' bootstrap' : ''}  ${n.state}  ${n.health}${n.detail ? `: ${n.detail}` : ''}${n.agent ? `  ${agentText(n.agent)}` : ''}`)
     }
   }
   if (s.lock) out.push('', `Locked by ${s.lock.holder}, running "${s.lock.operation}" since ${s.lock.started}.`)

@@ -2,7 +2,7 @@
 import type {HostSpec} from '../inventory/types.js'
 import {secretValues} from '../plan/env.js'
 import type {NodeState} from '../plan/types.js'
-import {readLock, type LockInfo} from '../registry/index.js'
+import {clusterRevisionKey, readAgentReports, readLock, type AgentReport, type LockInfo} from '../registry/index.js'
 import type {Store} from '../store/store.js'
 import type {Transport} from '../transport/transport.js'
 import {EXIT, ShoalError} from '../errors.js'
@@ -27,6 +27,19 @@ export interface NodeStatus {
   health: Health
   /** Why a node is unhealthy or unreachable. */
   detail?: string
+  /** Its agent, where the cluster's nodes run agents (any node's agent has reported). */
+  agent?: AgentStatus
+}
+
+/**
+ * `down`: no live report (never started, dead, or its metad gone for longer than the report lease). `stale`: its files
+ * reflect a revision before the cluster's last commit. `failed`: it could not bring the files to what it rendered.
+ */
+export interface AgentStatus {
+  state: 'in-sync' | 'stale' | 'failed' | 'down'
+  revision?: number
+  errors?: string[]
+  reported?: string
 }
 
 export interface ClusterStatus {
@@ -47,17 +60,28 @@ export interface ClusterStatus {
 /** Lines of a failed step's output `status` shows. */
 export const FAILED_LINES = 15
 
+function agentStatus(report: AgentReport | undefined, committed: number): AgentStatus {
+  if (!report) return {state: 'down'}
+  const state = report.errors.length ? 'failed' : report.revision < committed ? 'stale' : 'in-sync'
+  return {state, revision: report.revision, reported: report.at, ...(report.errors.length ? {errors: report.errors} : {})}
+}
+
 /** Read the cluster's status; with a transport, run every node's health check once now (each bounded by its timeout). */
 export async function clusterStatus(store: Store, cluster: string, options: {transport?: Transport; inventory: HostSpec[]}): Promise<ClusterStatus> {
-  const [{state}, current, failure, last, lock] = await Promise.all([
+  const [{state}, current, failure, last, lock, reports, revisionKey] = await Promise.all([
     readRegistered(store, cluster), readCurrent(store, cluster), readFailure(store, cluster), readLast(store, cluster), readLock(store, cluster),
+    readAgentReports(store, cluster), store.get(clusterRevisionKey(cluster)),
   ])
   if (!state && !current) throw new ShoalError(`cluster ${cluster} is not registered in ${store.description}`, 'not-registered', EXIT.failure)
   const lookup = hostLookup(options.inventory, cluster)
   const secrets = state ? secretValues(state.env, state.secretEnv) : []
+  const agents = reports.size > 0
   const nodes = await Promise.all(
     (state?.nodes ?? []).map(async (node): Promise<NodeStatus> => {
-      const base = {node_id: node.node_id, role: node.role, sid: node.sid, ip: node.ip, host: node.host, state: node.state, bootstrap: node.bootstrap}
+      const base = {
+        node_id: node.node_id, role: node.role, sid: node.sid, ip: node.ip, host: node.host, state: node.state, bootstrap: node.bootstrap,
+        ...(agents ? {agent: agentStatus(reports.get(node.node_id), revisionKey?.modRevision ?? 0)} : {}),
+      }
       const check = state?.spec?.roles[node.role]?.health_check
       if (!check) return {...base, health: 'no-check'}
       if (!options.transport) return {...base, health: 'not-checked'}

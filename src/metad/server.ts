@@ -7,6 +7,8 @@ import {CONTENT_TYPES, negotiate, render, type Format} from './format.js'
 import {callerAddress, identify, IdentityError, TrustedProxies} from './identity.js'
 import {Metrics} from './metrics.js'
 import {Mirror, type NodeRef} from './mirror.js'
+import {Reports} from './reports.js'
+import {parseAgentReport} from '../registry/index.js'
 import {agentBody, agentFingerprint} from './agent-view.js'
 import {answerFor, fingerprint, SECTIONS, selfBody, selfTree, subtree, type NodeAnswer, type Section} from './view.js'
 
@@ -60,6 +62,7 @@ export class Metad {
   private readonly server: Server
   private readonly proxies: TrustedProxies
   private readonly metrics = new Metrics()
+  private readonly reports: Reports
   private readonly waiters = new Set<Waiter>()
   private readonly log: (line: string) => void
   private readonly quietMs: number
@@ -74,6 +77,7 @@ export class Metad {
 
   constructor(private readonly options: MetadOptions) {
     this.proxies = new TrustedProxies(options.trustedProxies ?? [])
+    this.reports = new Reports(options.store)
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`))
     this.quietMs = options.quietMs ?? DEFAULTS.quietMs
     this.maxDelayMs = options.maxDelayMs ?? DEFAULTS.maxDelayMs
@@ -112,6 +116,7 @@ export class Metad {
     const grace = setTimeout(() => this.server.closeAllConnections(), 1000)
     await closed
     clearTimeout(grace)
+    this.reports.close()
     await this.mirror.close()
   }
 
@@ -176,7 +181,8 @@ export class Metad {
       }
     })
     try {
-      if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method-not-allowed', 'metad only reads: use GET')
+      if (req.method === 'POST' && url.pathname === '/agent') return void this.agentReport(req, url, res).then((ref) => void (ref && (node = ` ${ref.cluster}/${ref.nodeId}`)))
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method-not-allowed', 'metad only reads (use GET), but for an agent reporting on its own node (POST /agent)')
       if (url.pathname === '/health') return this.health(res)
       if (url.pathname === '/metrics') return this.sendText(res, 200, this.metrics.render(this.gauges()), 'text/plain; version=0.0.4; charset=utf-8')
       const served: Served | undefined = url.pathname === '/self' || url.pathname.startsWith('/self/') ? 'self' : url.pathname === '/agent' ? 'agent' : undefined
@@ -200,14 +206,7 @@ export class Metad {
     const params = url.searchParams
     const wait = params.get('wait')
     if (wait !== null && wait !== 'true' && wait !== 'false') throw new HttpError(400, 'invalid-parameter', `wait must be true or false, not "${wait}"`)
-    const address = callerAddress(req.socket.remoteAddress ?? '', header(req, 'x-forwarded-for'), this.proxies)
-    let ref: NodeRef
-    try {
-      ref = identify(this.mirror, address, params.get('node') ?? undefined, header(req, 'x-shoal-token'))
-    } catch (error) {
-      if (error instanceof IdentityError) throw new HttpError(error.status, error.code, error.message)
-      throw error
-    }
+    const {ref, address} = this.identifyCaller(req, url)
     const segments = served === 'agent' ? [] : url.pathname.split('/').slice(2).filter((s) => s.length > 0).map(decodeURIComponent)
     const section = segments[0] as Section | undefined
     if (section !== undefined && !SECTIONS.includes(section)) throw new HttpError(404, 'no-such-path', `nothing at ${url.pathname}`)
@@ -227,6 +226,42 @@ export class Metad {
     }
     this.sendAnswer(res, served, answer, segments, format, url.pathname)
     return ref
+  }
+
+  /** `POST /agent`: the caller's agent reports on its own node (identified as for GET); written to that node's key only. */
+  private async agentReport(req: IncomingMessage, url: URL, res: ServerResponse): Promise<NodeRef | undefined> {
+    try {
+      if (!this.mirror.ready) throw new HttpError(503, 'registry-unavailable', 'the registry has not been read yet')
+      const {ref} = this.identifyCaller(req, url)
+      if (!this.answer(ref)) throw new HttpError(404, 'unknown-node', 'this node is not registered')
+      const body = await readBody(req, MAX_REPORT_BYTES)
+      let report
+      try {
+        report = parseAgentReport(JSON.parse(body))
+      } catch (error) {
+        throw new HttpError(400, 'invalid-report', `not a report: ${(error as Error).message}`)
+      }
+      try {
+        await this.reports.report(ref, report)
+      } catch (error) {
+        throw new HttpError(503, 'registry-unavailable', `the report could not be written: ${(error as Error).message}`)
+      }
+      res.writeHead(204, {'Cache-Control': 'no-store'}).end()
+      return ref
+    } catch (error) {
+      this.sendError(res, error)
+      return undefined
+    }
+  }
+
+  private identifyCaller(req: IncomingMessage, url: URL): {ref: NodeRef; address: string} {
+    const address = callerAddress(req.socket.remoteAddress ?? '', header(req, 'x-forwarded-for'), this.proxies)
+    try {
+      return {address, ref: identify(this.mirror, address, url.searchParams.get('node') ?? undefined, header(req, 'x-shoal-token'))}
+    } catch (error) {
+      if (error instanceof IdentityError) throw new HttpError(error.status, error.code, error.message)
+      throw error
+    }
   }
 
   private park(waiter: Waiter, timeoutMs: number): void {
@@ -306,6 +341,38 @@ export class Metad {
 
 function printOf(served: Served, answer: NodeAnswer, section: Section | undefined): string {
   return served === 'agent' ? agentFingerprint(answer) : fingerprint(answer, section)
+}
+
+const MAX_REPORT_BYTES = 256 * 1024
+const REPORT_READ_MS = 10_000
+
+/**
+ * A request body up to `limit` bytes, read within a deadline. A larger one is read on and dropped (so the caller gets
+ * its 413 rather than a reset connection), up to a point where the sender is just cut off.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = (error?: Error): void => {
+      clearTimeout(timer)
+      if (error) reject(error)
+      else if (size > limit) reject(new HttpError(413, 'report-too-large', `a report is at most ${limit} bytes`))
+      else resolve(Buffer.concat(chunks).toString('utf8'))
+    }
+    const timer = setTimeout(() => {
+      done(new HttpError(408, 'request-timeout', 'the report did not arrive in time'))
+      req.destroy()
+    }, REPORT_READ_MS)
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= limit) chunks.push(chunk)
+      else if (size > 16 * limit) req.destroy()
+    })
+    req.on('end', () => done())
+    req.on('error', (error) => done(error))
+    req.on('close', () => done(new HttpError(400, 'invalid-report', 'the report was cut off')))
+  })
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -4,5 +4,6 @@ export {acquireLock, forceUnlock, readLock, DEFAULT_LOCK_TTL_SECONDS, type Clust
 export {readCluster, listClusters, type ClusterSnapshot} from './read.js'
 export {forgetHistory} from './history.js'
 export {RegistryError, StaleError, type RegistryErrorCode} from './errors.js'
-export {CLUSTERS_PREFIX, clusterPrefix, clusterRevisionKey, pendingKey, lockKey, mappingKey, assertClusterName} from './keys.js'
+export {CLUSTERS_PREFIX, clusterPrefix, clusterRevisionKey, pendingKey, lockKey, mappingKey, agentKey, agentsPrefix, assertClusterName} from './keys.js'
+export {parseAgentReport, readAgentReports, type AgentReport} from './agent-report.js'
 export {NODE_TOKEN_FILE, ensureNodeTokenKey, nodeToken, nodeTokenKeyKey, tokenMatches} from './node-token.js'

@@ -32,3 +32,12 @@ export function assertClusterName(cluster: string): void {
     throw new RegistryError(`"${cluster}" is not a valid cluster name (letters, digits, '.', '_', '-'; at most 63 characters)`, 'INVALID_CHANGE')
   }
 }
+
+/** `agents/<cluster>/<node-id>`: what a node's agent last reported through metad (kept by metad's lease). */
+export function agentKey(cluster: string, nodeId: string): string {
+  return `${agentsPrefix(cluster)}${nodeId}`
+}
+
+export function agentsPrefix(cluster: string): string {
+  return `agents/${cluster}/`
+}
