@@ -7,6 +7,8 @@ import {request} from 'node:http'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {Agent, type AgentEvent} from '../src/agent/agent.js'
+import {clusterPrefix, clusterRevisionKey} from '../src/registry/index.js'
+import {openStore} from '../src/store/open.js'
 import {eventually} from './support/children.js'
 import {startMetad, stopAllMetad, type MetadProcess} from './support/metad.js'
 import {assertCliBuilt, describeResult, embeddedRegistry, readRegistered, REPO, shoal, type Registry} from './support/shoal-cli.js'
@@ -179,7 +181,7 @@ roles:
       expect(log.length).toBe(applied.filter((e) => e.reloads.length > 0).length)
       // Its report reached the registry through metad; the nodes with no agent show as down.
       const last = Math.max(...events.flatMap((e) => (e.event === 'applied' || e.event === 'unchanged' ? [e.revision] : [])))
-      await eventually('the report of the last pass', async () => (await agents())[node.node_id]?.revision === last)
+      await eventually('the report of the last pass', async () => (await agents())[node.node_id]?.revision === last, 40_000)
       const shown = await agents()
       expect(shown[node.node_id]).toMatchObject({state: 'in-sync', revision: last})
       expect(Object.entries(shown).filter(([id]) => id !== node.node_id).map(([, a]) => a.state)).toEqual(['down', 'down'])
@@ -262,6 +264,38 @@ roles:
       await eventually('the agent to catch up once metad is back', async () => readFileSync(count, 'utf8') === '4\n', 30_000)
       expect(events.some((e) => e.event === 'reconnected')).toBe(true)
     } finally {
+      await agent.stop()
+      await running
+    }
+  }, SLOW)
+
+  it('leaves the files as they are when a registered template fails to render, says why once, and waits for the next change', async () => {
+    const node = await firstNode()
+    const count = path.join(home(node.node_id), 'conf/count')
+    expect((await once(metad, node.ip)).errors).toEqual([])
+    const before = readFileSync(count, 'utf8')
+    const events: AgentEvent[] = []
+    const agent = new Agent({metad: metad.url, bind: node.ip, log: (e) => events.push(e), pollSeconds: 5})
+    const running = agent.run()
+    const store = await openStore({...registry.store, env: {}})
+    const key = `${clusterPrefix(cluster)}cluster/templates/count.liquid`
+    try {
+      await eventually('the agent to be in sync', async () => events.some((e) => e.event === 'unchanged'))
+      // A template that reads what its view does not have (strict variables), committed as a change (the revision key
+      // rewritten with it) so metad serves it at a new revision.
+      const revision = clusterRevisionKey(cluster)
+      const current = (await store.get(revision))!.value
+      await store.txn([], [{type: 'put', key, value: '{{ env.no_such_parameter }}\n'}, {type: 'put', key: revision, value: current}])
+      await eventually('the agent to refuse the change', async () => events.some((e) => e.event === 'refused'))
+      await new Promise((resolve) => setTimeout(resolve, 2000))
+      const refused = events.filter((e) => e.event === 'refused')
+      expect(refused.length, JSON.stringify(refused.slice(0, 2))).toBe(1)
+      expect(refused[0]).toMatchObject({reason: expect.stringMatching(/count\.liquid.*no_such_parameter/)})
+      expect(readFileSync(count, 'utf8')).toBe(before)
+      expect((await agents())[node.node_id]).toMatchObject({state: 'failed'})
+    } finally {
+      await store.txn([], [{type: 'put', key, value: readFileSync(path.join(dir, 'count.liquid'), 'utf8')}, {type: 'put', key: clusterRevisionKey(cluster), value: (await store.get(clusterRevisionKey(cluster)))!.value}])
+      await store.close()
       await agent.stop()
       await running
     }

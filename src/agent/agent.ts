@@ -60,11 +60,15 @@ export class Agent {
   private readonly host = localHost('this node')
   /** The revision the files on disk reflect (0 before the first pass). */
   private applied = 0
+  /** The revision of the last answer, applied or refused: the next long-poll waits for a change after it. */
+  private seen = 0
   private stopped = false
   private current: {abort: () => void} | undefined
   /** What the agent tells metad about its node: sent after every pass and as a heartbeat in between. */
   private state: {revision: number; files: Record<string, string>; errors: string[]} = {revision: 0, files: {}, errors: []}
   private heartbeat: NodeJS.Timeout | undefined
+  private reporting: Promise<void> | undefined
+  private reportAgain = false
 
   constructor(private readonly options: AgentOptions) {}
 
@@ -118,8 +122,28 @@ export class Agent {
     })
   }
 
-  /** POST /agent: the revision the files reflect, each file's hash on disk, and what went wrong. */
+  /**
+   * Report the latest state, one report at a time: one asked for while another is on its way goes after it, with the
+   * state as it is then (two in flight could reach metad in the wrong order and leave the older one standing).
+   */
   private report(): Promise<void> {
+    if (this.reporting) {
+      this.reportAgain = true
+      return this.reporting
+    }
+    const sending = this.post().finally(() => {
+      this.reporting = undefined
+      if (this.reportAgain) {
+        this.reportAgain = false
+        void this.report().catch(() => undefined)
+      }
+    })
+    this.reporting = sending
+    return sending
+  }
+
+  /** POST /agent: the revision the files reflect, each file's hash on disk, and what went wrong. */
+  private post(): Promise<void> {
     const url = new URL('/agent', this.options.metad)
     if (this.options.node !== undefined) url.searchParams.set('node', this.options.node)
     const body = JSON.stringify(this.state)
@@ -147,7 +171,7 @@ export class Agent {
     if (this.options.node !== undefined) url.searchParams.set('node', this.options.node)
     if (wait) {
       url.searchParams.set('wait', 'true')
-      url.searchParams.set('prev_version', String(this.applied))
+      url.searchParams.set('prev_version', String(this.seen))
       url.searchParams.set('timeout', `${poll}s`)
     }
     return new Promise((resolve, reject) => {
@@ -187,6 +211,8 @@ export class Agent {
   /** Render the payload and install what changed; files stay as they are when the answer cannot be trusted. */
   private async pass(payload: AgentPayload): Promise<PassResult> {
     const started = performance.now()
+    // A refused answer is not asked for again until something changes: a broken template must not spin the agent.
+    if (Number.isInteger(payload?.revision) && payload.revision > 0) this.seen = payload.revision
     const reason = incomplete(payload, this.options.node)
     if (reason) return this.refuse(payload, reason)
     if (payload.revision < this.applied) return this.refuse(payload, `revision ${payload.revision} is behind revision ${this.applied}, which the files already reflect`)
