@@ -367,8 +367,10 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
 
   it('recovers from a compacted watch by reading the registry afresh', async () => {
     const [first, ...rest] = await nodes(zk)
-    const reads = async (): Promise<string> => /shoal_metad_registry_reads_total\{reason="compacted"\} (\d+)/.exec((await ask(metad.url, '/metrics')).body)?.[1] ?? '?'
-    expect(await reads()).toBe('0')
+    const reads = async (): Promise<number> => Number(/shoal_metad_registry_reads_total\{reason="compacted"\} (\d+)/.exec((await ask(metad.url, '/metrics')).body)?.[1] ?? NaN)
+    // Usually 0; more when metad's watch fell behind the embedded store's kept history (1 MB of changes) on a busy machine.
+    const before = await reads()
+    expect(before).toBeGreaterThanOrEqual(0)
     metad.pause()
     try {
       if (kind === 'embedded') {
@@ -391,7 +393,7 @@ describe.each(['embedded', 'etcd'] as const)('shoal metad over the %s registry',
     } finally {
       metad.resume()
     }
-    await eventually('metad to read the registry afresh after the compaction', async () => (await reads()) === '1', 30_000)
+    await eventually('metad to read the registry afresh after the compaction', async () => (await reads()) > before, 30_000)
     const answer = await view(first!.ip)
     expect(Object.keys((answer.json() as Tree).hosts.zk!)).toHaveLength(rest.length + 2)
     expect(answer.revision).toBe(await committed(zk))
