@@ -123,6 +123,7 @@ describe('the schema is the contract of src/spec/types.ts', () => {
         },
       },
       update: {canaries: 1, max_in_flight: '25%'},
+      agent: true,
     }
     expect(validators.cluster(spec), JSON.stringify(validators.cluster.errors)).toBe(true)
     expect(validators.cluster({...spec, update: {max_in_flight: 2}})).toBe(true)

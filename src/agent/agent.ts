@@ -33,6 +33,7 @@ export type AgentEvent =
   | {event: 'applied'; revision: number; changed: string[]; reloads: Array<{command: string; ok: boolean}>; errors: string[]; ms: number}
   | {event: 'unchanged'; revision: number; ms: number}
   | {event: 'refused'; revision: number; reason: string}
+  | {event: 'held'; revision: number; reason: string}
   | {event: 'unreachable'; reason: string; retryInMs: number}
   | {event: 'reconnected'}
 
@@ -72,12 +73,29 @@ export class Agent {
 
   constructor(private readonly options: AgentOptions) {}
 
-  /** Render and install once (`--once`); throws when metad cannot be asked. */
-  async once(): Promise<PassResult> {
-    const answer = await this.ask(false)
-    const result = await this.pass(answer!.payload)
-    await this.report().catch(() => undefined)
-    return result
+  /**
+   * Render and install once (`--once`); throws when metad cannot be asked. With `atLeast`, metad must serve that
+   * revision (shoal's own commit) or a later one: until `waitMs` has passed, an answer behind it, a metad that does not
+   * know the node yet or cannot be reached is asked again.
+   */
+  async once(want: {atLeast?: number; waitMs?: number} = {}): Promise<PassResult> {
+    const deadline = Date.now() + (want.waitMs ?? 0)
+    for (;;) {
+      let behind: string | undefined
+      try {
+        const answer = await this.ask(false)
+        if (answer!.payload.revision >= (want.atLeast ?? 0)) {
+          const result = await this.pass(answer!.payload)
+          await this.report().catch(() => undefined)
+          return result
+        }
+        behind = `metad serves revision ${answer!.payload.revision}, behind revision ${want.atLeast ?? 0}`
+      } catch (error) {
+        if (Date.now() >= deadline || (error instanceof MetadError && error.status !== undefined && error.status !== 404 && error.status !== 503)) throw error
+      }
+      if (Date.now() >= deadline) throw new MetadError(`${behind ?? 'metad did not answer'} after ${Math.round((want.waitMs ?? 0) / 1000)} s`)
+      await this.sleep(200)
+    }
   }
 
   /** Follow metad until `stop()`: each change is applied as it arrives; metad away means retry with backoff. */
@@ -216,8 +234,13 @@ export class Agent {
     const reason = incomplete(payload, this.options.node)
     if (reason) return this.refuse(payload, reason)
     if (payload.revision < this.applied) return this.refuse(payload, `revision ${payload.revision} is behind revision ${this.applied}, which the files already reflect`)
+    const own = (lists: Record<string, Array<{node_id: string}>>): boolean => Object.values(lists).some((list) => list.some((h) => h.node_id === payload.node))
+    // A leaving node keeps the files it runs with until shoal stops and removes it (the SSH path leaves them too).
+    if (own(payload.view.deleting_hosts)) return this.hold(payload, 'the node is leaving its cluster: its files stay as they are until it is removed')
     const {files, errors} = render(payload)
     if (errors.length) return this.refuse(payload, errors.join('; '))
+    // A joining node's services have not been started yet: its files go in without their reloads.
+    const joining = own(payload.view.adding_hosts)
     const installed: Array<{file: RenderedFile; result: InstallResult}> = []
     const failures: string[] = []
     // One file at a time: a file its check refuses keeps its old content, and the others still go in. A file already
@@ -238,7 +261,7 @@ export class Agent {
       }
     }
     const changed = installed.filter((i) => i.result.changed)
-    const reloads = await this.reload(payload, changed, failures)
+    const reloads = joining ? [] : await this.reload(payload, changed, failures)
     if (changed.length === 0 && failures.length === 0) this.options.log({event: 'unchanged', revision: payload.revision, ms: elapsed(started)})
     else this.options.log({event: 'applied', revision: payload.revision, changed: changed.map((i) => i.file.dest), reloads, errors: failures, ms: elapsed(started)})
     this.applied = payload.revision
@@ -264,6 +287,12 @@ export class Agent {
       failures.push(`the reload \`${command}\` of ${entries.map((e) => e.file.dest).join(', ')} ${how}${stderr ? ` (${stderr})` : ''}: the previous content is back${again.exitCode === 0 ? ' and reloaded' : `, and reloading it failed too (exit ${String(again.exitCode)})`}`)
     }
     return out
+  }
+
+  private hold(payload: AgentPayload, reason: string): PassResult {
+    this.options.log({event: 'held', revision: payload.revision, reason})
+    this.state = {...this.state, errors: []}
+    return {revision: payload.revision, errors: []}
   }
 
   private refuse(payload: AgentPayload, reason: string): PassResult {

@@ -12,8 +12,30 @@ export const lockFlags = {
   'lock-wait': Flags.string({description: 'How long to wait for another operation on the cluster to finish, or for the lock of a crashed one to expire (a duration, e.g. 30s; 0 = fail at once)', default: '0s'}),
 }
 
+/** Reaching the hosts: their SSH host keys, and how long to wait for their agents (a cluster with `agent: true`). */
 export const sshFlags = {
   'accept-new-host-keys': Flags.boolean({description: 'Record the SSH host keys of hosts missing from their known_hosts file instead of refusing them (changed keys are always refused)', default: false}),
+  'agent-wait': Flags.string({description: 'For a cluster with agents: how long a step waits for the agents to report its files applied (a duration)', default: '2m'}),
+}
+
+export const metadFlags = {
+  metad: Flags.string({description: 'For a cluster with agent: true: metad\'s URL as the nodes reach it (recorded with the cluster; later commands use it)'}),
+}
+
+/** The spec asks for agents exactly when a metad URL is given or recorded. */
+export function checkMetadFlag(spec: {name: string; agent?: boolean}, metad: string | undefined, recorded: string | undefined): void {
+  if (metad !== undefined) {
+    if (spec.agent !== true) throw new ShoalError(`--metad is for clusters whose nodes run agents (agent: true); ${spec.name} has none`, 'usage', EXIT.usage)
+    let url: URL
+    try {
+      url = new URL(metad)
+    } catch {
+      throw new ShoalError(`--metad ${metad}: expected a URL such as http://10.0.0.5:9611`, 'usage', EXIT.usage)
+    }
+    if (url.protocol !== 'http:') throw new ShoalError(`--metad ${metad}: metad speaks http://`, 'usage', EXIT.usage)
+  } else if (spec.agent === true && recorded === undefined) {
+    throw new ShoalError(`cluster ${spec.name} runs agents (agent: true): give --metad URL, metad's address as its nodes reach it (on the sandbox: shoal sandbox metad prints it)`, 'usage', EXIT.usage)
+  }
 }
 
 export const operationFlags = {
@@ -29,9 +51,11 @@ export function lockWaitMs(value: string): number {
 }
 
 /** Lock wait, host key policy and a progress reporter (on stderr under --json, so stdout stays one JSON document). */
-export async function operationOptions(flags: {'lock-wait': string; 'accept-new-host-keys': boolean}, json: boolean): Promise<OperationOptions> {
+export async function operationOptions(flags: {'lock-wait': string; 'accept-new-host-keys': boolean; 'agent-wait': string}, json: boolean): Promise<OperationOptions> {
   const {terminalReporter} = await import('./progress.js')
-  return {lockWaitMs: lockWaitMs(flags['lock-wait']), acceptNewHostKeys: flags['accept-new-host-keys'], reporter: terminalReporter(json ? process.stderr : process.stdout)}
+  const agentWaitMs = parseDuration(flags['agent-wait'])
+  if (agentWaitMs === undefined) throw new ShoalError(`--agent-wait ${flags['agent-wait']} is not a duration such as 2m`, 'usage', EXIT.usage)
+  return {lockWaitMs: lockWaitMs(flags['lock-wait']), acceptNewHostKeys: flags['accept-new-host-keys'], agentWaitMs, reporter: terminalReporter(json ? process.stderr : process.stdout)}
 }
 
 /** The inventory file's hosts with key and known_hosts paths made absolute (they are recorded with the cluster). */

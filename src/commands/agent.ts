@@ -1,9 +1,6 @@
 // `shoal agent`: keep this node's config files current from metad — watch, render, check, replace, reload.
-import {readFileSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
-import {EXIT, ShoalError} from '../errors.js'
-import {parseDuration} from '../util/units.js'
 
 export default class AgentCommand extends BaseCommand {
   static override summary = "Keep this node's config files current: long-poll metad, render, check, replace, reload"
@@ -23,56 +20,25 @@ Logs one line per change to stderr (--json: JSON lines). --once: render and inst
     node: Flags.string({description: 'Node id, where one address holds several nodes (needs --token-file)', dependsOn: ['token-file']}),
     'token-file': Flags.string({description: "The node's token file (its home's .shoal/token)", dependsOn: ['node']}),
     once: Flags.boolean({description: 'Render and install once, then exit (0 in sync, 1 not)', default: false}),
+    'at-least': Flags.integer({description: 'With --once: wait until metad serves at least this registry revision', dependsOn: ['once'], min: 0}),
+    wait: Flags.string({description: 'With --once and --at-least: how long to wait for that revision (or for metad to know the node)', default: '0s'}),
     'command-timeout': Flags.string({description: 'Deadline of each check and reload command', default: '60s'}),
   }
 
   async run(): Promise<unknown> {
     const {flags} = await this.parse(AgentCommand)
-    const commandTimeoutMs = parseDuration(flags['command-timeout'])
-    if (commandTimeoutMs === undefined) throw new ShoalError(`--command-timeout ${flags['command-timeout']}: expected a duration such as 30s`, 'invalid-flag', EXIT.usage)
-    try {
-      new URL(flags.metad)
-    } catch {
-      throw new ShoalError(`--metad ${flags.metad}: expected a URL such as http://10.0.0.5:9611`, 'invalid-flag', EXIT.usage)
-    }
-    const token = flags['token-file'] !== undefined ? readToken(flags['token-file']) : undefined
-    const {Agent} = await import('../agent/agent.js')
-    const json = this.jsonEnabled()
-    const log = (event: import('../agent/agent.js').AgentEvent): void => {
-      process.stderr.write(`${json ? JSON.stringify({at: new Date().toISOString(), ...event}) : describe(event)}\n`)
-    }
-    const agent = new Agent({metad: flags.metad, ...(flags.bind !== undefined ? {bind: flags.bind} : {}), ...(flags.node !== undefined ? {node: flags.node} : {}), ...(token !== undefined ? {token} : {}), commandTimeoutMs, log})
-    if (flags.once) {
-      const result = await agent.once().finally(() => agent.stop())
-      if (result.errors.length) throw new ShoalError(`not in sync at revision ${result.revision}: ${result.errors.join('; ')}`, 'agent-not-in-sync', EXIT.failure)
-      return json ? {revision: result.revision, in_sync: true} : undefined
-    }
-    const stop = (): void => void agent.stop()
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-    await agent.run()
-    return undefined
-  }
-}
-
-function readToken(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim()
-  } catch (error) {
-    throw new ShoalError(`--token-file ${file}: ${(error as Error).message}`, 'invalid-flag', EXIT.usage)
-  }
-}
-
-function describe(event: import('../agent/agent.js').AgentEvent): string {
-  const at = new Date().toISOString()
-  switch (event.event) {
-    case 'applied': {
-      const reloads = event.reloads.map((r) => `${r.command} ${r.ok ? 'ok' : 'FAILED'}`).join(', ')
-      return `${at} revision ${event.revision}: ${event.changed.length ? `changed ${event.changed.join(', ')}` : 'nothing changed'}${reloads ? `; reloaded: ${reloads}` : ''}${event.errors.length ? `; errors: ${event.errors.join('; ')}` : ''} (${event.ms} ms)`
-    }
-    case 'unchanged': return `${at} revision ${event.revision}: files in sync (${event.ms} ms)`
-    case 'refused': return `${at} revision ${event.revision}: files left as they are: ${event.reason}`
-    case 'unreachable': return `${at} ${event.reason}; retrying in ${event.retryInMs} ms`
-    case 'reconnected': return `${at} metad answers again`
+    const {runAgent} = await import('../agent/run.js')
+    const result = await runAgent({
+      metad: flags.metad,
+      ...(flags.bind !== undefined ? {bind: flags.bind} : {}),
+      ...(flags.node !== undefined ? {node: flags.node} : {}),
+      ...(flags['token-file'] !== undefined ? {tokenFile: flags['token-file']} : {}),
+      once: flags.once,
+      ...(flags['at-least'] !== undefined ? {atLeast: flags['at-least']} : {}),
+      waitFor: flags.wait,
+      commandTimeout: flags['command-timeout'],
+      json: this.jsonEnabled(),
+    })
+    return this.jsonEnabled() ? result : undefined
   }
 }

@@ -3,7 +3,7 @@ import {readFileSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
 import {EXIT, ShoalError} from '../errors.js'
-import {inventoryHosts, lockWaitMs, operationFlags, operationOptions, reportOutcome, followText, followError} from '../cli/operation-flags.js'
+import {checkMetadFlag, inventoryHosts, lockWaitMs, metadFlags, operationFlags, operationOptions, reportOutcome, followText, followError} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 import {valueFlags} from '../cli/value-flags.js'
 
@@ -26,6 +26,7 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
 
   static override flags = {
     hosts: Flags.string({description: 'Host inventory file (kind Hosts); required with a spec'}),
+    ...metadFlags,
     ...valueFlags,
     ...operationFlags,
     ...storeFlags,
@@ -52,12 +53,17 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
           import('../lifecycle/follow.js'), import('../operation/record.js'), import('../lifecycle/compile.js'), import('../lifecycle/apply.js'),
         ])
         const hosts = await inventoryHosts(flags.hosts)
+        if (input) {
+          const {readStoredMetadUrl} = await import('../operation/record.js')
+          checkMetadFlag(input.spec, flags.metad, await readStoredMetadUrl(store, input.spec.name))
+        }
         const operation = saved ? saved.plan.operation : {kind: 'apply' as const}
         const outcome = await runAndFollow(store, {
           cluster: saved ? saved.plan.cluster : input!.spec.name,
           operation,
           requestDigest: saved ? requestDigest({operation, plan: saved.plan}) : requestDigest({operation, spec: input!.spec, templates: input!.templates, ...(values ? {values} : {})}),
           ...(hosts ? {inventory: hosts} : {}),
+          ...(flags.metad !== undefined ? {metad: flags.metad} : {}),
           ...(saved ? {unfinished: 'resume-same' as const} : {}),
           plan: saved
             ? () => savedPlanned(store, saved)

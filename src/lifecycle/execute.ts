@@ -12,6 +12,7 @@ import type {ExecResult, Transport, TransportHost} from '../transport/transport.
 import {shellQuote} from '../util/shell.js'
 import {parseDuration} from '../util/units.js'
 import {EXIT, ShoalError} from '../errors.js'
+import {agentFiles, startAgentCommand, stopAgentCommand, waitForAgents} from './agents.js'
 import {describeProbe, healthTiming, waitHealthy} from './health.js'
 import type {HostLookup} from './hosts.js'
 import {configureEnv, MEMBERSHIP_FILE, membershipOf, scriptEnv} from './membership.js'
@@ -29,6 +30,10 @@ export interface ExecuteContext {
   current: CurrentOperation
   data: OperationData
   reporter: Reporter
+  /** metad's URL as the nodes reach it: a cluster with `agent: true` gets its files from agents that ask it. */
+  metad?: string
+  /** How long an install step waits for the agents to report their files applied (default 2 min). */
+  agentWaitMs?: number
   /**
    * Nodes of one step worked on at once. Default 256: a batch is already sized by the update policy, and a lower cap
    * splits one batch into waves (with 32, a 1 s script on 50 nodes took 2 s); the transport bounds handshakes itself.
@@ -51,6 +56,7 @@ export class StepFailed extends ShoalError {
 }
 
 const INSTALL_TIMEOUT_MS = 60_000
+const AGENT_WAIT_MS = 120_000
 const NODE_HOME_ROOT = DEFAULTS.nodeHomeRoot
 
 export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
@@ -82,7 +88,7 @@ export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
         const result = await commitStep(ctx.store, plan, step, modRevision, lock, {[stepKey(plan.cluster, step.id)]: stepRecordValue(), [done.key]: done.value})
         modRevision = result.modRevision
       } else {
-        await runner.run(step, marks)
+        await runner.run(step, marks, modRevision)
         await ctx.store.txn([], [...(lock ? [{type: 'put' as const, key: stepKey(plan.cluster, step.id), value: stepRecordValue()}] : []), timing(step, started, 'ok')])
       }
     } catch (error) {
@@ -146,12 +152,52 @@ class StepRunner {
     this.marks = new NodeMarks(ctx.store, ctx.data.plan.cluster)
   }
 
-  async run(step: Step, marks: Map<string, NodeMark>): Promise<void> {
+  async run(step: Step, marks: Map<string, NodeMark>, revision: number): Promise<void> {
+    if (step.kind === 'install' && this.agents()) return this.agentInstall(step, marks, revision)
     const work = {install: this.install, run: this.script, health: this.health, remove: this.remove}[step.kind as 'install' | 'run' | 'health' | 'remove']
     const results = await Promise.allSettled(step.nodes.map((id) => this.limiter.run(() => work.call(this, step, this.node(id), marks.get(id)))))
     // Every node of the step has finished (none is abandoned mid-script); the first failure in node order is reported.
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed) throw failed.reason
+  }
+
+  /** Whether the cluster's nodes get their files from their agents (`agent: true`). */
+  private agents(): boolean {
+    return (this.ctx.data.specAfter ?? this.ctx.data.specBefore)?.agent === true
+  }
+
+  /**
+   * An install step of a cluster with agents: nothing is pushed. New nodes get their home files, the agent bundle and
+   * a started agent (its first pass applies the registry commit); then every node's agent must report the step's
+   * files applied at the last commit's revision, within the wait.
+   */
+  private async agentInstall(step: Step, marks: Map<string, NodeMark>, revision: number): Promise<void> {
+    const metad = this.ctx.metad
+    const cluster = this.ctx.data.plan.cluster
+    if (metad === undefined) throw new ShoalError(`cluster ${cluster} runs agents (agent: true) but no metad URL is recorded with it; give --metad URL (metad as its nodes reach it)`, 'metad-required', EXIT.usage)
+    const todo = step.nodes.filter((id) => marks.get(id) !== 'done').map((id) => this.node(id))
+    if (!step.reload) {
+      const started = await Promise.allSettled(todo.map((node) => this.limiter.run(() => this.startAgent(step, node, metad, revision))))
+      const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      if (failed) throw failed.reason
+    }
+    const expected = todo.map((node) => ({node: node.node_id, files: step.files === 'final' ? node.files : (node.interim ?? node.files)}))
+    await waitForAgents(this.ctx.store, cluster, revision, expected, {timeoutMs: this.ctx.agentWaitMs ?? AGENT_WAIT_MS})
+    for (const node of todo) await this.done(step, node, 'done')
+  }
+
+  private async startAgent(step: Step, node: PlannedNode, metad: string, revision: number): Promise<void> {
+    const cluster = this.ctx.data.plan.cluster
+    const host = this.ctx.hosts(node)
+    assertHome(cluster, node)
+    try {
+      await installFiles(this.ctx.transport, host, [...(await this.nodeFiles(node)), ...agentFiles(metad, node)], INSTALL_TIMEOUT_MS)
+    } catch (error) {
+      throw await this.fail(step, node, host, `placing the agent: ${(error as Error).message}`)
+    }
+    this.prepared.add(node.node_id)
+    const result = await this.ctx.transport.exec(host, startAgentCommand(cluster, node, metad, revision), {timeoutMs: INSTALL_TIMEOUT_MS})
+    if (result.exitCode !== 0) throw await this.fail(step, node, host, result.exitCode === 3 ? 'starting the agent: Node.js 20 or later is needed on the host' : `starting the agent (its first pass, asking metad at ${metad})`, result)
   }
 
   private node(id: string): PlannedNode {
@@ -338,6 +384,8 @@ class StepRunner {
     const files = absolute.flatMap((p) => [p, `${p}.shoal-new`, `${p}.shoal-bak`]).map(shellQuote)
     const clusterDir = posix.dirname(home)
     const command = [
+      // The node's agent (if it has one) stops before its home goes.
+      stopAgentCommand(this.ctx.data.plan.cluster, node),
       'set -e',
       `rm -rf -- ${shellQuote(home)}`,
       ...(files.length ? [`rm -f -- ${files.join(' ')}`] : []),

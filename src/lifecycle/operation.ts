@@ -22,6 +22,8 @@ import {
   factsKey,
   finishOperation,
   inventoryKey,
+  metadUrlKey,
+  readStoredMetadUrl,
   operationsPrefix,
   readCurrent,
   readOperationData,
@@ -79,6 +81,8 @@ export interface OperationRequest {
   unfinished?: UnfinishedPolicy
   /** Inventory hosts given on the command line (paths absolute); recorded with the cluster for later commands. */
   inventory?: HostSpec[]
+  /** metad's URL as the nodes reach it (`--metad`), for a cluster with agents; recorded like the inventory. */
+  metad?: string
 }
 
 export interface OperationOptions {
@@ -87,6 +91,8 @@ export interface OperationOptions {
   reporter: Reporter
   /** Default: an SshTransport for this run, closed at the end. */
   transport?: Transport
+  /** How long an install step waits for a cluster's agents to report the files applied. */
+  agentWaitMs?: number
 }
 
 export interface OperationOutcome {
@@ -157,15 +163,18 @@ export async function runOperation(store: Store, request: OperationRequest, opti
         requestDigest: request.requestDigest ?? '',
         baseModRevision: planned.expectedModRevision,
         ...(request.inventory ? {inventory: request.inventory} : {}),
+        ...(request.metad !== undefined ? {metad: request.metad} : {}),
       })
     }
     protectSecrets(store, data.plan.secrets)
     if (request.inventory && resumed) await store.txn([], [{type: 'put', key: inventoryKey(cluster), value: JSON.stringify(request.inventory)}])
+    if (request.metad !== undefined && resumed) await store.txn([], [{type: 'put', key: metadUrlKey(cluster), value: request.metad}])
     const inventory = request.inventory ?? (await readStoredInventory(store, cluster)) ?? []
+    const metad = request.metad ?? (await readStoredMetadUrl(store, cluster))
     transport = options.transport ?? new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys})
     let result
     try {
-      result = await executePlan({store, transport, hosts: hostLookup(inventory, cluster), lock, current, data, reporter: options.reporter})
+      result = await executePlan({store, transport, hosts: hostLookup(inventory, cluster), lock, current, data, reporter: options.reporter, ...(metad !== undefined ? {metad} : {}), ...(options.agentWaitMs !== undefined ? {agentWaitMs: options.agentWaitMs} : {})})
     } catch (error) {
       if (!(error instanceof StepFailed)) throw error
       if (data.plan.operation.kind === 'run') {

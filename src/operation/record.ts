@@ -16,7 +16,7 @@ import {canonicalJson, sha256} from '../plan/canonical.js'
 import {secretForms} from '../plan/show.js'
 import type {HostSpec} from '../inventory/types.js'
 import type {ClusterState, NodeFacts, Operation, Plan} from '../plan/types.js'
-import {defaultHolder, forgetHistory} from '../registry/index.js'
+import {agentsPrefix, defaultHolder, forgetHistory} from '../registry/index.js'
 import type {ClusterSpec, EnvValue} from '../spec/types.js'
 import type {Op, Store} from '../store/store.js'
 import {EXIT, ShoalError} from '../errors.js'
@@ -38,6 +38,8 @@ export const failureKey = (cluster: string): string => key(cluster, 'failure')
 export const lastKey = (cluster: string): string => key(cluster, 'last')
 export const inventoryKey = (cluster: string): string => key(cluster, 'inventory')
 export const factsKey = (cluster: string): string => key(cluster, 'facts')
+/** metad's URL as the cluster's nodes reach it (a cluster with agents), recorded at create like the inventory. */
+export const metadUrlKey = (cluster: string): string => key(cluster, 'metad')
 const planPrefix = (cluster: string): string => key(cluster, 'plan/')
 
 /** What executing a plan needs besides the plan: the specs (role scripts) and the env values scripts receive. */
@@ -192,6 +194,10 @@ export async function readStoredInventory(store: Store, cluster: string): Promis
   return kv ? parse<HostSpec[]>(kv.value, inventoryKey(cluster)) : undefined
 }
 
+export async function readStoredMetadUrl(store: Store, cluster: string): Promise<string | undefined> {
+  return (await store.get(metadUrlKey(cluster)))?.value
+}
+
 /** The recorded plan of the current operation, checked against its digest. */
 export async function readOperationData(store: Store, cluster: string, current: CurrentOperation): Promise<OperationData> {
   const {kvs} = await store.range(planPrefix(cluster))
@@ -257,7 +263,7 @@ export function planParts(text: string, forms: readonly string[]): string[] {
 export async function beginOperation(
   store: Store,
   data: OperationData,
-  options: {id: string; title: string; requestDigest: string; baseModRevision: number; inventory?: HostSpec[]},
+  options: {id: string; title: string; requestDigest: string; baseModRevision: number; inventory?: HostSpec[]; metad?: string},
 ): Promise<CurrentOperation> {
   const cluster = data.plan.cluster
   const noCurrent = [{key: currentKey(cluster), target: 'mod' as const, equals: 0}]
@@ -288,6 +294,7 @@ export async function beginOperation(
   // The facts this plan was made from now live in its data.
   const ops: Op[] = [{type: 'put', key: currentKey(cluster), value: JSON.stringify(current)}, {type: 'delete', key: factsKey(cluster)}]
   if (options.inventory) ops.push({type: 'put', key: inventoryKey(cluster), value: JSON.stringify(options.inventory)})
+  if (options.metad !== undefined) ops.push({type: 'put', key: metadUrlKey(cluster), value: options.metad})
   const begun = await store.txn(noCurrent, ops)
   if (!begun.succeeded) throw unfinished()
   await beginRun(store, cluster, runSummary(current, 'running'))
@@ -380,7 +387,8 @@ export async function finishOperation(store: Store, cluster: string, current: Cu
     id: current.id, kind: current.kind, title: current.title, result: failure ? 'failed' : 'ok', ...(failure ? {step: failure.step, message: failure.message} : {}), started: current.started, finished,
   }
   const ops: Op[] = destroyed
-    ? [{type: 'deletePrefix', prefix: operationsPrefix(cluster)}]
+    // The agents' reports go too: the agents stopped when their nodes were removed.
+    ? [{type: 'deletePrefix', prefix: operationsPrefix(cluster)}, {type: 'deletePrefix', prefix: agentsPrefix(cluster)}]
     : [
         {type: 'delete', key: currentKey(cluster)},
         {type: 'deletePrefix', prefix: planPrefix(cluster)},

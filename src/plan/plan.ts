@@ -252,6 +252,10 @@ function admissionErrors(input: PlanInput): PlanError[] {
   const name = spec.name
   if (current && current.name !== name) errors.push({code: 'cluster-mismatch', message: `the registered state is for cluster ${current.name}, the spec is for ${name}`})
   if (!current && op.kind !== 'create' && !(op.kind === 'apply' && op.follows === undefined)) errors.push({code: 'not-registered', message: `cluster ${name} is not registered: nothing to ${op.kind}`})
+  // Switching agents on or off would leave the running nodes with no one delivering their files (or two).
+  if (current?.spec && op.kind !== 'destroy' && (current.spec.agent === true) !== (spec.agent === true)) {
+    errors.push({code: 'agent-switch', message: `cluster ${name} was created ${current.spec.agent ? 'with' : 'without'} agents (agent: ${current.spec.agent === true}); agent cannot be switched on or off for a registered cluster: set it back, or destroy and create the cluster again`})
+  }
   return errors
 }
 
@@ -550,7 +554,7 @@ function finishPlan(draft: Draft, errors: PlanError[]): Plan {
     finalTree = destroying ? [] : treeEntries(states.final, keys)
   }
   const interimTree = treeEntries(states.interim, keys)
-  const steps = buildSteps({roles: roleGroups(draft, rendered), update: spec.update, register: diffEntries(before, interimTree), finalize: diffEntries(interimTree, finalTree), envChanged: changedEnv.length > 0})
+  const steps = buildSteps({roles: roleGroups(draft, rendered), update: spec.update, register: diffEntries(before, interimTree), finalize: diffEntries(interimTree, finalTree), envChanged: changedEnv.length > 0, agents: spec.agent === true})
   return {...base, revision, nodes: plannedNodes(draft, rendered), desired: destroying ? null : states.final, tree: finalTree, changes: diffEntries(before, finalTree), steps}
 }
 

@@ -5,6 +5,8 @@
 //   install place the nodes' rendered files (`files: 'interim'` = PlannedNode.interim ?? files, `'final'` = files):
 //           stage beside the destination, compare, `check`, atomic rename; when `reload`, run the reload command of
 //           each file that changed (the service already runs there). Nodes are listed only when a file changes.
+//           With agents (`agent: true`) nothing is pushed: new nodes get a started agent, and every listed node's agent
+//           must report the step's files applied at the last commit.
 //   run     run the role's `service` script on `nodes`, in parallel (the batch is already sized by the update policy).
 //   health  wait until the role's health_check passes on `nodes`.
 //   remove  delete the nodes' placed files and their home directory.
@@ -67,6 +69,11 @@ export interface StepInput {
   finalize: TreeChanges
   /** A parameter value changes: `configure` runs on the existing nodes, after their files were replaced. */
   envChanged?: boolean
+  /**
+   * The nodes' agents place the files (`agent: true`): an install step starts the agents of new nodes, or waits for
+   * the agents to report the committed files applied. Agents apply a commit at once, so such a step is never batched.
+   */
+  agents?: boolean
 }
 
 type Batch = {nodes: HostView[]; canary: boolean}
@@ -113,9 +120,10 @@ export function buildSteps(input: StepInput): Step[] {
 
   const pushBatches = (kind: 'run' | 'install', g: RoleGroups, nodes: HostView[], service: LifecycleService | undefined, withCanaries: boolean, extra: Partial<Step>, health: boolean, whole = false): void => {
     const serial = service !== undefined && g.spec?.services?.[service]?.order === 'serial'
-    const list = batches(nodes, withCanaries ? canaries : 0, whole ? Math.max(1, nodes.length) : maxInFlight, serial)
+    const all = whole || (kind === 'install' && input.agents === true)
+    const list = batches(nodes, withCanaries ? canaries : 0, all ? Math.max(1, nodes.length) : maxInFlight, serial)
     list.forEach((b, index) => {
-      const what = kind === 'run' ? `run ${service}` : 'install changed files and reload'
+      const what = kind === 'run' ? `run ${service}` : input.agents ? 'wait for the agents to install changed files and reload' : 'install changed files and reload'
       const batch = list.length > 1 ? {batch: {index: index + 1, of: list.length, canary: b.canary}} : {}
       const label = list.length > 1 ? ` (${b.canary ? 'canary ' : ''}batch ${index + 1}/${list.length})` : ''
       steps.push({kind, title: `${g.role}: ${what} on ${b.nodes.length} node${b.nodes.length === 1 ? '' : 's'}${label}`, role: g.role, nodes: ids(b.nodes), ...(service ? {service} : {}), ...extra, ...batch})
@@ -141,7 +149,8 @@ export function buildSteps(input: StepInput): Step[] {
     steps.push({kind: 'commit', title: 'registry: register the operation (new nodes pending, removed nodes leaving)', nodes: [], changes: input.register})
   }
   for (const g of input.roles) {
-    if (g.installFresh.length > 0) steps.push({kind: 'install', title: `${g.role}: place files on ${g.installFresh.length} new node${g.installFresh.length === 1 ? '' : 's'}`, role: g.role, nodes: g.installFresh, files: 'interim', reload: false})
+    const fresh = g.installFresh.length
+    if (fresh > 0) steps.push({kind: 'install', title: `${g.role}: ${input.agents ? 'start the agents of' : 'place files on'} ${fresh} new node${fresh === 1 ? '' : 's'}${input.agents ? ' (their first pass places the files)' : ''}`, role: g.role, nodes: g.installFresh, files: 'interim', reload: false})
     pushBatches('install', g, byId(g, g.installChanged), undefined, false, {files: 'interim', reload: true}, false)
   }
   if (input.envChanged) for (const g of input.roles) if (g.existing.length > 0) runService(g, 'configure', true, true)

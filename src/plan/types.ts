@@ -98,6 +98,7 @@ export type PlanErrorCode =
   | 'template-render'
   | 'template-budget'
   | 'invalid-value'
+  | 'agent-switch'
 
 /** Why a plan could not be made: a code, a message a person can act on, and where it applies. */
 export interface PlanError {

@@ -120,6 +120,8 @@ export interface ClusterSpec {
   env?: Record<string, EnvParam>
   roles: Record<string, RoleSpec>
   update?: UpdatePolicy
+  /** Nodes keep their own files current with `shoal agent` (installed and supervised by shoal), fed by metad. */
+  agent?: boolean
 }
 
 export const DEFAULTS = {

@@ -19,11 +19,12 @@ export interface SpecCopy {
 /**
  * The example spec `specs/<name>.yaml` unchanged except for the defaults of the env parameters in `defaults` (ports,
  * heap), so test runs in parallel (or beside `scripts/demo.sh`) never share a service port. Its templates are the
- * repository's own, copied beside it.
+ * repository's own, copied beside it. With `agent`, the copy opts in to agents (`agent: true`).
  */
-export function exampleSpec(name: string, defaults: Record<string, string | number>): SpecCopy {
+export function exampleSpec(name: string, defaults: Record<string, string | number>, options: {agent?: boolean} = {}): SpecCopy {
   const source = path.join(REPO, 'specs', `${name}.yaml`)
   const doc = parseDocument(readFileSync(source, 'utf8'))
+  if (options.agent) doc.set('agent', true)
   for (const [param, value] of Object.entries(defaults)) {
     if (!doc.hasIn(['env', param])) throw new Error(`specs/${name}.yaml has no env parameter ${param}`)
     doc.setIn(['env', param, 'default'], value)
