@@ -75,7 +75,7 @@ export async function clusterStatus(store: Store, cluster: string, options: {tra
   if (!state && !current) throw new ShoalError(`cluster ${cluster} is not registered in ${store.description}`, 'not-registered', EXIT.failure)
   const lookup = hostLookup(options.inventory, cluster)
   const secrets = state ? secretValues(state.env, state.secretEnv) : []
-  const agents = reports.size > 0
+  const agents = state?.spec?.agent === true || reports.size > 0
   const nodes = await Promise.all(
     (state?.nodes ?? []).map(async (node): Promise<NodeStatus> => {
       const base = {
