@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job: build and lint, start three sandbox hosts, create the example ZooKeeper ensemble on them through shoal
-# (embedded registry), show its status and that it elected a leader, destroy it, stop the sandbox. Needs root, and
-# Debian's openssh-server and zookeeper (installed when missing). Everything lives under .shoal/demo/;
-# a run interrupted earlier is cleaned up first, so the script can always be run again.
+# The main job: build and lint, start five sandbox hosts and metad for them, create the example ZooKeeper ensemble with
+# agents (the example plus `agent: true`) on three of them through shoal (embedded registry), show its status and that
+# it elected a leader, scale it to five members (every existing member's new zoo.cfg delivered and reloaded by its own
+# agent), destroy it, stop metad and the sandbox. Needs root, and Debian's openssh-server and zookeeper (installed when
+# missing). Everything lives under .shoal/demo/; a run interrupted earlier is cleaned up first, so it can always be run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ shoal() { echo "\$ shoal $*"; node bin/run.js "$@"; }
 # Stopping the sandbox stops every process its hosts started (sshd, ZooKeeper); the registry goes with the state dir.
 # When that fails, the directory stays: it records the processes a later `shoal sandbox down` must stop.
 cleanup() {
+  if [ -f "$DEMO/metad.pid" ]; then kill "$(cat "$DEMO/metad.pid")" 2>/dev/null || true; rm -f "$DEMO/metad.pid"; fi
   if [ -f "$SANDBOX/sandbox.json" ]; then node bin/run.js sandbox down --dir "$SANDBOX" >/dev/null || return 1; fi
   rm -rf "$DEMO"
 }
@@ -35,36 +37,71 @@ if [ -e "$DEMO" ]; then
   cleanup
 fi
 
-step "three sandbox hosts: each an sshd in its own network namespace (198.18.x.1-3) with its own /srv"
-shoal sandbox up --hosts 3 --dir "$SANDBOX"
+step "five sandbox hosts: each an sshd in its own network namespace (198.18.x.1-5) with its own /srv"
+shoal sandbox up --hosts 5 --dir "$SANDBOX"
 
-step "create the ZooKeeper ensemble (specs/zookeeper.yaml) on them"
-shoal create specs/zookeeper.yaml --hosts "$SANDBOX/hosts.yaml" --state "$STATE"
+step "metad where the hosts reach it (the machine's address on their bridge), in the background"
+echo "\$ shoal sandbox metad --dir $SANDBOX --state $STATE &"
+node bin/run.js sandbox metad --dir "$SANDBOX" --state "$STATE" 2> "$DEMO/metad.log" &
+echo $! > "$DEMO/metad.pid"
+for _ in $(seq 1 100); do grep -q 'reach it at' "$DEMO/metad.log" 2>/dev/null && break; sleep 0.1; done
+cat "$DEMO/metad.log"
+METAD=$(sed -n 's/^sandbox hosts reach it at \(http:[^:]*:[0-9]*\).*/\1/p' "$DEMO/metad.log")
+if [ -z "$METAD" ]; then echo "metad did not start" >&2; exit 1; fi
 
-step "status: every node active, its health checked now"
+step "the ZooKeeper example with agents: specs/zookeeper.yaml plus one line, agent: true"
+mkdir -p "$DEMO/specs"
+cp -r specs/zookeeper specs/zookeeper.yaml "$DEMO/specs/"
+echo "agent: true" >> "$DEMO/specs/zookeeper.yaml"
+shoal lint "$DEMO/specs/zookeeper.yaml"
+
+step "create it on three hosts: each node gets its agent, whose first pass places its files"
+shoal create "$DEMO/specs/zookeeper.yaml" --hosts "$SANDBOX/hosts.yaml" --state "$STATE" --metad "$METAD"
+
+step "status: every node active, its health checked now, its agent in sync"
 shoal status zk-main --state "$STATE"
 
-step "ask every member for its role in the ensemble (the spec's srvr action): one leader, two followers"
-# create waits until each member answers (ruok); the election may take a few more seconds after the last one starts.
-for attempt in 1 2 3 4 5 6 7 8 9 10; do
-  echo "\$ shoal run zk-main srvr --state $STATE"
-  srvr=$(node bin/run.js run zk-main srvr --state "$STATE")
-  grep -E ' \| (Mode|Zxid|Node count):|not currently serving' <<<"$srvr" || true
-  modes=$(sed -n 's/^.* | Mode: //p' <<<"$srvr" | sort | tr '\n' ' ')
-  if [ "$modes" = "follower follower leader " ]; then break; fi
-  if [ "$attempt" = 10 ]; then
-    echo "expected one leader and two followers, got: ${modes:-no modes}" >&2
-    exit 1
-  fi
-  echo "(not settled yet; asking again in 3 s)"
-  sleep 3
-done
-echo "one leader, two followers"
+# Ask every member for its role (the spec's srvr action) until one leads and the rest follow.
+ensemble() {
+  local followers=$1
+  local expected
+  expected="$(printf 'follower %.0s' $(seq 1 "$followers"))leader "
+  # create waits until each member answers (ruok); the election may take a few more seconds after the last one starts.
+  for attempt in $(seq 1 20); do
+    echo "\$ shoal run zk-main srvr --state $STATE"
+    srvr=$(node bin/run.js run zk-main srvr --state "$STATE")
+    grep -E ' \| (Mode|Zxid|Node count):|not currently serving' <<<"$srvr" || true
+    modes=$(sed -n 's/^.* | Mode: //p' <<<"$srvr" | sort | tr '\n' ' ')
+    if [ "$modes" = "$expected" ]; then echo "one leader, $followers followers"; return 0; fi
+    if [ "$attempt" = 20 ]; then
+      echo "expected one leader and $followers followers, got: ${modes:-no modes}" >&2
+      return 1
+    fi
+    echo "(not settled yet; asking again in 3 s)"
+    sleep 3
+  done
+}
 
-step "destroy it: members stopped, homes removed, registry cleared"
+step "ask every member for its role in the ensemble: one leader, two followers"
+ensemble 2
+
+step "scale to five: shoal commits, the members' agents rewrite zoo.cfg and restart them, shoal waits for their reports"
+shoal scale zk-main --role zk --count 5 --state "$STATE"
+
+step "each first member's agent log: zoo.cfg replaced and reloaded by the agent, not pushed over SSH"
+for i in 1 2 3; do
+  echo "zk-main-zk-$i: $(grep -h 'changed conf/zoo.cfg' "$SANDBOX"/hosts/*/srv/shoal/zk-main/zk-main-zk-$i/.shoal/agent.log | tail -1)"
+done
+grep -q 'changed conf/zoo.cfg; reloaded' "$SANDBOX"/hosts/*/srv/shoal/zk-main/zk-main-zk-1/.shoal/agent.log
+
+step "the grown ensemble: one leader, four followers"
+ensemble 4
+
+step "destroy it: agents and members stopped, homes removed, registry cleared"
 shoal destroy zk-main --yes --state "$STATE"
 shoal get --state "$STATE"
 
-step "stop the sandbox"
+step "stop metad and the sandbox"
+kill "$(cat "$DEMO/metad.pid")" && rm -f "$DEMO/metad.pid"
 shoal sandbox down --dir "$SANDBOX"
 rm -rf "$DEMO"
