@@ -85,6 +85,23 @@ export interface ScaleResult {
   reloadLagMs: {p50: number; p99: number; max: number; count: number}
 }
 
+export interface AgentsResult {
+  nodes: number
+  rounds: number
+  createMs: number
+  /** Registry commit of the scale-out → each existing node's reload (its agent's), ms, over every round. */
+  reloadLagMs: {p50: number; p99: number; max: number; count: number}
+  /** The scale-out command, CLI start to exit, per round. */
+  scaleRuns: number[]
+  /** Existing nodes whose members.conf was reloaded exactly once per round (expected: all of them). */
+  reloadedOnce: number
+  existing: number
+  /** CPU seconds of all agents (and of metad) over the idle period, with nothing changing. */
+  idle: {seconds: number; agentsCpuS: number; metadCpuS: number}
+  /** Resident memory of each agent process, MB. */
+  rssMb: {median: number; max: number}
+}
+
 /** A started sandbox with the spec and inventories the benchmarks use; `stop()` tears everything down. */
 export interface LifecycleBench {
   /** `rounds` interleaved shoal/yardstick pairs, each creating its own cluster; then Ansible once per forks value (none: skipped). */
@@ -93,6 +110,8 @@ export interface LifecycleBench {
   scaleOut(): Promise<ScaleResult>
   /** The transport's candidate settings, each on the same work (see `candidates`). */
   candidates(rounds?: number): Promise<Candidate[]>
+  /** A cluster of the same shape with agents (and metad on the sandbox gateway): idle cost, then `rounds` scale-outs by one. */
+  agents(rounds: number, idleSeconds?: number): Promise<AgentsResult>
   stop(): Promise<void>
 }
 
@@ -237,6 +256,56 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
 
       candidates: (rounds = 3) => candidates(sb, sshdPids, rounds),
 
+      async agents(rounds, idleSeconds = 60) {
+        const cluster = {name: 'bench-agents', state: path.join(work, 'state-agents')}
+        const metad = await startMetadProcess(bin, sb.state.network!.gateway, cluster.state)
+        try {
+          const create = await shoal(bin, ['create', writeSpec(work, cluster.name, nodes, true), '--hosts', createInventory, '--state', cluster.state, '--metad', metad.url])
+          log(`agents: created ${nodes} nodes in ${create.ms.toFixed(0)} ms`)
+          const agentPids = (): number[] => processesMatching((cmd) => cmd.includes('agent.mjs') && cmd.includes(`--node ${cluster.name}-`) && !cmd.includes('--once'))
+          const pids = agentPids()
+          if (pids.length !== nodes) throw new Error(`expected ${nodes} agent processes, found ${pids.length}`)
+          // Idle: nothing changes; the agents hold their long-polls and heartbeat every 10 s.
+          await new Promise((resolve) => setTimeout(resolve, 5000))
+          const before = cpuSeconds(pids)
+          const metadBefore = cpuSeconds([metad.pid])
+          await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000))
+          const idle = {seconds: idleSeconds, agentsCpuS: cpuSeconds(pids) - before, metadCpuS: cpuSeconds([metad.pid]) - metadBefore}
+          const rss = pids.map(rssMb).sort((a, b) => a - b)
+          log(`agents: idle ${idleSeconds} s: ${idle.agentsCpuS.toFixed(2)} CPU s for ${nodes} agents; RSS median ${median(rss).toFixed(0)} MB`)
+          const lags: number[] = []
+          const scaleRuns: number[] = []
+          let reloadedOnce = 0
+          let existing = 0
+          for (let round = 1; round <= rounds; round++) {
+            const before = nodeFiles(srvOf, cluster.name)
+            const started = Date.now()
+            const run = await shoal(bin, ['scale', cluster.name, '--role', ROLE, '--add', '1', '--hosts', sb.state.inventory, '--state', cluster.state])
+            scaleRuns.push(run.ms)
+            const commitAt = await registerCommitTime(cluster.state, cluster.name, started)
+            const after = nodeFiles(srvOf, cluster.name)
+            for (const [node, was] of before) {
+              const reloads = after.get(node)!.memberReloads.slice(was.memberReloads.length)
+              existing++
+              if (reloads.length === 1) reloadedOnce++
+              for (const ns of reloads) lags.push(Number(ns / 1_000_000n) - commitAt)
+            }
+            log(`agents: scale round ${round}: ${run.ms.toFixed(0)} ms`)
+            // Back to `nodes` for the next round (the added node's host is the only free one).
+            await shoal(bin, ['scale', cluster.name, '--role', ROLE, '--count', String(nodes), '--hosts', sb.state.inventory, '--state', cluster.state])
+          }
+          await shoal(bin, ['destroy', cluster.name, '--yes', '--state', cluster.state])
+          const sorted = [...lags].sort((a, b) => a - b)
+          return {
+            nodes, rounds, createMs: create.ms, scaleRuns, reloadedOnce, existing, idle,
+            reloadLagMs: {p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? NaN, count: sorted.length},
+            rssMb: {median: median(rss), max: rss.at(-1) ?? NaN},
+          }
+        } finally {
+          metad.stop()
+        }
+      },
+
       async stop() {
         process.removeListener('SIGINT', interrupted)
         process.removeListener('SIGTERM', interrupted)
@@ -284,7 +353,7 @@ async function privateCli(work: string): Promise<string> {
  * (`date +%s%N`) and sleeps; a file of the node's own identity, which a scale-out must leave alone. No canaries and
  * one batch: the work is the same as the yardstick's (canaries would add a round of each script by design).
  */
-function writeSpec(dir: string, cluster: string, nodes: number): string {
+function writeSpec(dir: string, cluster: string, nodes: number, agent = false): string {
   const templates = path.join(dir, 'templates')
   mkdirSync(templates, {recursive: true})
   writeFileSync(path.join(templates, 'members.liquid'), '{% for m in hosts.app %}{{ m.sid }} {{ m.node_id }} {{ m.ip }}\n{% endfor %}')
@@ -313,8 +382,56 @@ roles:
       start: {cmd: 'sleep ${SLEEP}', timeout: 1m}
       scale_out: {cmd: 'sleep ${SLEEP}', on: existing, timeout: 1m}
 update: {canaries: 0, max_in_flight: 100%}
-`)
+${agent ? 'agent: true\n' : ''}`)
   return file
+}
+
+/** metad over the embedded registry in `stateDir`, on `host` (the sandbox gateway) and a port it picks. */
+async function startMetadProcess(bin: string, host: string, stateDir: string): Promise<{url: string; pid: number; stop(): void}> {
+  const child = spawn(process.execPath, [bin, 'metad', '--listen', `${host}:0`, '--state', stateDir], {stdio: ['ignore', 'ignore', 'pipe']})
+  let stderr = ''
+  const url = await new Promise<string>((resolve, reject) => {
+    const limit = setTimeout(() => reject(new Error(`metad did not start: ${stderr}`)), 60_000)
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk
+      const m = /listening on (\S+) over/.exec(stderr)
+      if (m) {
+        clearTimeout(limit)
+        resolve(`http://${m[1]}`)
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`metad exited ${code}: ${stderr}`)))
+  })
+  return {url, pid: child.pid!, stop: () => void child.kill('SIGTERM')}
+}
+
+/** Pids of the processes whose command line passes `match`. */
+function processesMatching(match: (cmdline: string) => boolean): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if (match(readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' '))) out.push(Number(entry))
+    } catch {
+      // ended while we looked
+    }
+  }
+  return out
+}
+
+/** User + system CPU seconds of the processes (from /proc/PID/stat; clock ticks of 10 ms). */
+function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0
+  for (const pid of pids) {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').at(-1)!.split(' ')
+    ticks += Number(fields[11]) + Number(fields[12])
+  }
+  return ticks / 100
+}
+
+function rssMb(pid: number): number {
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+  return Number(kb) / 1024
 }
 
 /** What one command on a host costs over an already open connection (shoal's transport). */

@@ -122,11 +122,20 @@ const ms = (value: number): string => `${(value / 1000).toFixed(1)} s`
 const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
 
 /** Issues 4 and 5: one sandbox of 51 hosts serves both sections; it is stopped whatever happens. */
-async function lifecycle(): Promise<void> {
+async function lifecycle(agentsOnly = false): Promise<void> {
   const {startLifecycleBench} = await import('./lifecycle.js')
   const rounds = Number(process.env.SHOAL_BENCH_LIFECYCLE_ROUNDS ?? 3)
   let bench: Awaited<ReturnType<typeof startLifecycleBench>> | undefined
+  let pushLag: {p50: number; p99: number; max: number; count: number} | undefined
   try {
+    if (agentsOnly) {
+      // The push path's figure comes from the same run: one create and its scale-out, then the agents.
+      bench = await startLifecycleBench(50)
+      await bench.create(1, [])
+      pushLag = (await bench.scaleOut()).reloadLagMs
+      await agentsSection(bench, rounds, pushLag)
+      return
+    }
     await section('Lifecycle: create', async () => {
       bench = await startLifecycleBench(50)
       const load = loadAverage()
@@ -161,8 +170,10 @@ async function lifecycle(): Promise<void> {
         `self.conf (unchanged) replaced ${r.selfRewritten} times, reloaded ${r.selfReloads} times; reloads on the new nodes: ${r.newNodeReloads}` +
         (r.membersRewritten === r.existing && r.membersReloadedOnce === r.existing && r.selfRewritten + r.selfReloads + r.newNodeReloads === 0 ? ' (as expected)' : ' (NOT as expected)'))
       const lag = r.reloadLagMs
+      pushLag = lag
       console.log(`registry commit of the scale-out → reload on each existing node: p50 ${ms(lag.p50)}, p99 ${ms(lag.p99)}, max ${ms(lag.max)} (${lag.count} reloads; goal p99 ≤ 2 s)`)
     })
+    if (bench && pushLag) await agentsSection(bench, rounds, pushLag)
     await section('Lifecycle: transport candidates', async () => {
       if (!bench) throw new Error('no sandbox: the create section failed')
       const {CANDIDATE_WORK} = await import('./lifecycle.js')
@@ -178,6 +189,21 @@ async function lifecycle(): Promise<void> {
   } finally {
     await bench?.stop()
   }
+}
+
+/** Issue 13: the same 50-node cluster with agents, beside the push path's figures from this run. */
+async function agentsSection(bench: import('./lifecycle.js').LifecycleBench, rounds: number, push: {p50: number; p99: number; max: number; count: number}): Promise<void> {
+  await section('Lifecycle: agents', async () => {
+    const load = loadAverage()
+    const idleSeconds = Number(process.env.SHOAL_BENCH_AGENT_IDLE_S ?? 60)
+    const r = await bench.agents(rounds, idleSeconds)
+    console.log(`\n## Lifecycle: the 50-node cluster with agents (agent: true, metad on the sandbox gateway), scaled out by one ${r.rounds} times (load average ${load} → ${loadAverage()})`)
+    console.log(`registry commit → reload on each existing node: agents p50 ${ms(r.reloadLagMs.p50)}, p99 ${ms(r.reloadLagMs.p99)}, max ${ms(r.reloadLagMs.max)} (${r.reloadLagMs.count} reloads; goal p99 ≤ 0.5 s); ` +
+      `SSH push in this run: p50 ${ms(push.p50)}, p99 ${ms(push.p99)}, max ${ms(push.max)} (${push.count} reloads)`)
+    console.log(`members.conf reloaded exactly once on ${r.reloadedOnce}/${r.existing} existing nodes${r.reloadedOnce === r.existing ? ' (as expected)' : ' (NOT as expected)'}; scale --add 1 with agents, CLI start to exit: ${r.scaleRuns.map(ms).join(', ')}; create of 50 with agents ${ms(r.createMs)}`)
+    console.log(`idle, nothing changing, ${r.idle.seconds} s: ${r.idle.agentsCpuS.toFixed(2)} CPU s for all ${r.nodes} agents (${(r.idle.agentsCpuS / r.nodes * 1000 / r.idle.seconds).toFixed(2)} ms per agent per second; heartbeats every 10 s), metad ${r.idle.metadCpuS.toFixed(2)} CPU s`)
+    console.log(`agent RSS: median ${r.rssMb.median.toFixed(0)} MB, max ${r.rssMb.max.toFixed(0)} MB (goal ≤ 60 MB each)`)
+  })
 }
 
 /** Issue 12: metad under 1,000 long-polls over a 1,000-node registry in a real etcd. */
@@ -225,7 +251,7 @@ const cores = execFileSync('nproc', {encoding: 'utf8'}).trim()
 console.log(`shoal benchmarks — node ${process.version}, ${cores} cores, ${new Date().toISOString()}`)
 // `npm run bench -- lifecycle` (or SHOAL_BENCH_ONLY=lifecycle) reruns just the sandbox sections (e.g. when the machine is quieter);
 // `npm run bench -- metad` (or SHOAL_BENCH_ONLY=metad) runs the metad section alone; `-- history` (npm run bench:history)
-// the embedded registry's long-history section.
+// the embedded registry's long-history section; `-- agents` one push create + scale-out and the agents section.
 const only = process.env.SHOAL_BENCH_ONLY ?? process.argv[2]
 if (only === undefined) {
   coldStart()
@@ -235,4 +261,5 @@ if (only === undefined) {
 }
 if (only === undefined || only === 'history') await section('Embedded registry history', embeddedHistory)
 if (only === undefined || only === 'lifecycle') await lifecycle()
+if (only === 'agents') await lifecycle(true)
 if (only === undefined || only === 'metad') await section('metad', metad)

@@ -301,3 +301,49 @@ roles:
     }
   }, SLOW)
 })
+
+describe('shoal agent follows a linked cluster by itself', () => {
+  const registry = embeddedRegistry()
+  cleanups.push(() => registry.dispose())
+  const dir = tempDir('linked')
+  const base = ownClusterName('linked-db')
+  const app = ownClusterName('linked-app')
+  const hosts = inventory(dir, 31)
+
+  /** `base` has a role db of `count` nodes; `app` links to it and lists the db nodes in a file whose reload is logged. */
+  const writeSpecs = (count: number): {base: string; app: string} => {
+    writeFileSync(path.join(dir, 'db.liquid'), 'db {{ self.sid }}\n')
+    writeFileSync(path.join(dir, 'upstream.liquid'), '{% for h in links.db.hosts.db %}{{ h.node_id }} {{ h.ip }}\n{% endfor %}')
+    const role = (name: string, n: number, files: string): string => `roles:\n  ${name}:\n    image: debian-12\n    cpu: 1\n    memory: 256Mi\n    disk: 1Gi\n    count: ${n}\n    scale: {min: 1, max: 3}\n    placement: {max_per_host: 1}\n    files:\n${files}`
+    const baseFile = path.join(dir, 'base.yaml')
+    const appFile = path.join(dir, 'app.yaml')
+    writeFileSync(baseFile, `apiVersion: shoal/v1\nkind: Cluster\nname: ${base}\n${role('db', count, '      - {template: db.liquid, dest: conf/db}\n')}`)
+    writeFileSync(appFile, `apiVersion: shoal/v1\nkind: Cluster\nname: ${app}\nlinks: {db: ${base}}\n${role('web', 1, '      - {template: upstream.liquid, dest: conf/upstream, reload: "echo reloaded >> reloads.log"}\n')}`)
+    return {base: baseFile, app: appFile}
+  }
+
+  it('a registry-only scale of the cluster it links to reaches its files and reload, with no shoal command for its own cluster', async () => {
+    const specs = writeSpecs(1)
+    await run(registry, 'apply', specs.base, '--hosts', hosts, '--registry-only')
+    await run(registry, 'apply', specs.app, '--hosts', hosts, '--registry-only')
+    const metad = await startMetad(registry.flags)
+    const node = (await readRegistered(registry, app)).nodes[0]!
+    const home = path.join(HOME_ROOT, app, node.node_id)
+    const agent = new Agent({metad: metad.url, bind: node.ip, log: () => undefined, pollSeconds: 5})
+    const running = agent.run()
+    try {
+      const upstream = (): string => (existsSync(path.join(home, 'conf/upstream')) ? readFileSync(path.join(home, 'conf/upstream'), 'utf8') : '')
+      const reloads = (): number => (existsSync(path.join(home, 'reloads.log')) ? readFileSync(path.join(home, 'reloads.log'), 'utf8').split('\n').filter(Boolean).length : 0)
+      await eventually('the first pass and its reload', async () => upstream().split('\n').filter(Boolean).length === 1 && reloads() === 1)
+      writeSpecs(3)
+      await run(registry, 'scale', base, '--role', 'db', '--count', '3', '--hosts', hosts, '--registry-only')
+      await eventually(() => `the app node listing 3 db nodes (has: ${upstream()})`, async () => upstream().split('\n').filter(Boolean).length === 3)
+      expect(upstream()).toMatch(new RegExp(`^${base}-db-1 .*\\n${base}-db-2 .*\\n${base}-db-3 `))
+      await eventually('its reload', async () => reloads() === 2)
+    } finally {
+      await agent.stop()
+      await running
+      await metad.stop()
+    }
+  }, SLOW)
+})

@@ -1,15 +1,15 @@
 // The node agent's loop: long-poll metad's /agent, render the role's templates with the planner's code, install what
 // changed (staged → check → atomic rename) and reload, so a node's files follow the registry with no shoal command.
 import {readFile, stat} from 'node:fs/promises'
-import {request} from 'node:http'
+import {request, type ClientRequest} from 'node:http'
 import {ShoalError} from '../errors.js'
 import {sha256, type SharedView} from '../plan/index.js'
 import {renderNode} from '../plan/render.js'
 import type {PlanError, RenderedFile} from '../plan/types.js'
 import {parseTemplate, TemplateBudget, type ParsedTemplate} from '../render/engine.js'
 import type {AgentPayload} from '../metad/agent-view.js'
-import {envVarName} from '../spec/types.js'
-import {checkCommand, installFiles, restoreFile, type InstallResult} from '../transport/install.js'
+import {nodeEnv} from '../lifecycle/membership.js'
+import {checkCommand, installFiles, installLocalFile, restoreFile, type InstallResult} from '../transport/install.js'
 import {LocalTransport, localHost} from '../transport/local.js'
 import {octalMode, type TransportError} from '../transport/transport.js'
 
@@ -162,16 +162,9 @@ export class Agent {
 
   /** POST /agent: the revision the files reflect, each file's hash on disk, and what went wrong. */
   private post(): Promise<void> {
-    const url = new URL('/agent', this.options.metad)
-    if (this.options.node !== undefined) url.searchParams.set('node', this.options.node)
     const body = JSON.stringify(this.state)
     return new Promise((resolve, reject) => {
-      const req = request(url, {
-        method: 'POST',
-        headers: {'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(this.options.token !== undefined ? {'x-shoal-token': this.options.token} : {})},
-        ...(this.options.bind !== undefined ? {localAddress: this.options.bind} : {}),
-        timeout: 15_000,
-      })
+      const req = this.request('POST', {}, {'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body))}, 15)
       req.on('timeout', () => req.destroy(new MetadError('metad did not take the report in time')))
       req.on('error', reject)
       req.on('response', (res) => {
@@ -182,23 +175,26 @@ export class Agent {
     })
   }
 
+  /** A request to metad's /agent as this node: from its address, naming it and proving it with its token where set. */
+  private request(method: 'GET' | 'POST', params: Record<string, string>, headers: Record<string, string>, timeoutSeconds: number): ClientRequest {
+    const url = new URL('/agent', this.options.metad)
+    if (this.options.node !== undefined) url.searchParams.set('node', this.options.node)
+    for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value)
+    return request(url, {
+      method,
+      headers: {...headers, ...(this.options.token !== undefined ? {'x-shoal-token': this.options.token} : {})},
+      ...(this.options.bind !== undefined ? {localAddress: this.options.bind} : {}),
+      timeout: timeoutSeconds * 1000,
+    })
+  }
+
   /** GET /agent (a long-poll from the revision applied when `wait`); undefined when metad said unchanged (304). */
   private ask(wait: boolean): Promise<{payload: AgentPayload} | undefined> {
     const poll = this.options.pollSeconds ?? 55
-    const url = new URL('/agent', this.options.metad)
-    if (this.options.node !== undefined) url.searchParams.set('node', this.options.node)
-    if (wait) {
-      url.searchParams.set('wait', 'true')
-      url.searchParams.set('prev_version', String(this.seen))
-      url.searchParams.set('timeout', `${poll}s`)
-    }
+    const params: Record<string, string> = wait ? {wait: 'true', prev_version: String(this.seen), timeout: `${poll}s`} : {}
     return new Promise((resolve, reject) => {
-      const req = request(url, {
-        headers: {accept: 'application/json', ...(this.options.token !== undefined ? {'x-shoal-token': this.options.token} : {})},
-        ...(this.options.bind !== undefined ? {localAddress: this.options.bind} : {}),
-        // A metad that stops answering (paused, a dead link) is noticed: the poll's own wait plus a margin.
-        timeout: (wait ? poll + 15 : 15) * 1000,
-      })
+      // A metad that stops answering (paused, a dead link) is noticed: the poll's own wait plus a margin.
+      const req = this.request('GET', params, {accept: 'application/json'}, wait ? poll + 15 : 15)
       this.current = {abort: () => req.destroy(new Error('agent stopping'))}
       req.on('timeout', () => req.destroy(new MetadError(`metad at ${this.options.metad} did not answer in time`)))
       req.on('error', (error) => reject(error instanceof MetadError ? error : new MetadError(`metad at ${this.options.metad}: ${error.message}`)))
@@ -248,6 +244,10 @@ export class Agent {
     for (const file of files) {
       try {
         if (await inPlace(file)) continue
+        if (file.owner === undefined && file.check === undefined) {
+          installed.push({file, result: await installLocalFile(file)})
+          continue
+        }
         const [result] = await installFiles(this.transport, this.host, [{
           path: file.path, content: file.content, mode: file.mode,
           ...(file.owner !== undefined ? {owner: file.owner} : {}),
@@ -363,25 +363,11 @@ function render(payload: AgentPayload): {files: RenderedFile[]; errors: string[]
   return {files, errors: errors.map((e) => e.message)}
 }
 
-/** What a reload is told, as the SSH path tells it (less the operation: an agent's change is not one). */
+/** What a reload is told: what the SSH path tells it, the operation being the agent's change, with its revision. */
 function reloadEnv(payload: AgentPayload): Record<string, string> {
   const {self, env, adding_hosts: adding, deleting_hosts: deleting} = payload.view
-  const ids = (lists: Record<string, Array<{node_id: string}>>): string => Object.values(lists).flat().map((h) => h.node_id).join(' ')
-  const out: Record<string, string> = {
-    SHOAL_CLUSTER: payload.cluster,
-    SHOAL_OPERATION: 'agent',
-    SHOAL_NODE_ID: self.node_id,
-    SHOAL_ROLE: self.role,
-    SHOAL_SID: String(self.sid),
-    SHOAL_IP: self.ip,
-    SHOAL_BOOTSTRAP: self.bootstrap ? 'true' : 'false',
-    SHOAL_HOME: self.home,
-    SHOAL_REVISION: String(payload.revision),
-    SHOAL_JOINING: ids(adding),
-    SHOAL_LEAVING: ids(deleting),
-  }
-  for (const [name, value] of Object.entries(env)) out[envVarName(name)] = String(value)
-  return out
+  const ids = (lists: Record<string, Array<{node_id: string}>>): string[] => Object.values(lists).flat().map((h) => h.node_id)
+  return {...nodeEnv({cluster: payload.cluster, operation: 'agent', node: self, env, joining: ids(adding), leaving: ids(deleting)}), SHOAL_REVISION: String(payload.revision)}
 }
 
 function errorMessage(body: string): string {

@@ -12,6 +12,7 @@ import type {ExecResult, Transport, TransportHost} from '../transport/transport.
 import {shellQuote} from '../util/shell.js'
 import {parseDuration} from '../util/units.js'
 import {EXIT, ShoalError} from '../errors.js'
+import {readAgentReports} from '../registry/agent-report.js'
 import {agentFiles, startAgentCommand, stopAgentCommand, waitForAgents} from './agents.js'
 import {describeProbe, healthTiming, waitHealthy} from './health.js'
 import type {HostLookup} from './hosts.js'
@@ -176,8 +177,13 @@ class StepRunner {
     const cluster = this.ctx.data.plan.cluster
     if (metad === undefined) throw new ShoalError(`cluster ${cluster} runs agents (agent: true) but no metad URL is recorded with it; give --metad URL (metad as its nodes reach it)`, 'metad-required', EXIT.usage)
     const todo = step.nodes.filter((id) => marks.get(id) !== 'done').map((id) => this.node(id))
-    if (!step.reload) {
-      const started = await Promise.allSettled(todo.map((node) => this.limiter.run(() => this.startAgent(step, node, metad, revision))))
+    // New nodes get their agent; so does any other node of the step with no live report (its agent died with its
+    // supervisor, the host restarted without systemd, or the node was registered with --registry-only).
+    const reports = step.reload ? await readAgentReports(this.ctx.store, cluster) : undefined
+    const starting = reports ? todo.filter((node) => !reports.has(node.node_id)) : todo
+    for (const node of reports ? starting : []) this.ctx.reporter.note(`${node.node_id}: no live report from its agent; starting it`)
+    if (starting.length > 0) {
+      const started = await Promise.allSettled(starting.map((node) => this.limiter.run(() => this.startAgent(step, node, metad, revision))))
       const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')
       if (failed) throw failed.reason
     }

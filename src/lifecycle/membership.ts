@@ -54,12 +54,18 @@ export function operationName(plan: Pick<Plan, 'nodes'> & {operation?: Operation
 
 /** The environment of a script on `node` (the transport shell-quotes every value). */
 export function scriptEnv(plan: Pick<Plan, 'cluster' | 'nodes'> & {operation?: Operation}, env: Record<string, EnvValue>, node: HostView): Record<string, string> {
-  const ids = (change: 'create' | 'remove'): string => plan.nodes.filter((n) => n.change === change).map((n) => n.node_id).join(' ')
+  const ids = (change: 'create' | 'remove'): string[] => plan.nodes.filter((n) => n.change === change).map((n) => n.node_id)
   const op = plan.operation
+  return nodeEnv({cluster: plan.cluster, operation: operationName(plan), ...(op?.kind === 'run' ? {args: op.args ?? []} : {}), node, env, joining: ids('create'), leaving: ids('remove')})
+}
+
+/** The SHOAL_* values every command on a node gets, from the SSH path (an operation) or from its agent (a change). */
+export function nodeEnv(what: {cluster: string; operation: string; args?: readonly string[]; node: HostView; env: Record<string, EnvValue>; joining: readonly string[]; leaving: readonly string[]}): Record<string, string> {
+  const {node} = what
   const out: Record<string, string> = {
-    SHOAL_CLUSTER: plan.cluster,
-    SHOAL_OPERATION: operationName(plan),
-    ...(op?.kind === 'run' ? {SHOAL_ARGS: (op.args ?? []).join(' ')} : {}),
+    SHOAL_CLUSTER: what.cluster,
+    SHOAL_OPERATION: what.operation,
+    ...(what.args ? {SHOAL_ARGS: what.args.join(' ')} : {}),
     SHOAL_NODE_ID: node.node_id,
     SHOAL_ROLE: node.role,
     SHOAL_SID: String(node.sid),
@@ -67,10 +73,10 @@ export function scriptEnv(plan: Pick<Plan, 'cluster' | 'nodes'> & {operation?: O
     SHOAL_BOOTSTRAP: node.bootstrap ? 'true' : 'false',
     SHOAL_HOME: node.home,
     SHOAL_MEMBERSHIP: `${node.home}/${MEMBERSHIP_FILE}`,
-    SHOAL_JOINING: ids('create'),
-    SHOAL_LEAVING: ids('remove'),
+    SHOAL_JOINING: what.joining.join(' '),
+    SHOAL_LEAVING: what.leaving.join(' '),
   }
-  for (const [name, value] of Object.entries(env)) out[envVarName(name)] = String(value)
+  for (const [name, value] of Object.entries(what.env)) out[envVarName(name)] = String(value)
   return out
 }
 

@@ -1,76 +1,129 @@
-// Agents' reports written by metad, each to its own node's key under a lease: a report that stops coming (agent dead,
-// node gone, metad gone) lets the key vanish, so `shoal status` tells a live agent from a dead one.
+// Agents' reports written by metad, each to its own node's key: a report that stops coming (agent dead, node gone)
+// has its key deleted by metad, and every key is under one lease metad holds, so all go when metad goes.
 import {agentKey, type AgentReport} from '../registry/index.js'
-import {StoreError, type Lease, type Store} from '../store/store.js'
+import {StoreError, type Lease, type Op, type Store} from '../store/store.js'
 import type {NodeRef} from './mirror.js'
 
 /** An agent reports at least this often (its heartbeat); a key outlives a missed report or two. */
 export const REPORT_TTL_SECONDS = 30
+/** Reports arriving this close together go to the registry in one transaction (50 agents woken by one commit). */
+const BATCH_MS = 10
+/** Well below etcd's default limit of 128 operations per transaction. */
+const MAX_BATCH = 100
 
 interface Held {
-  lease: Lease
   /** The report as written, less `at`: an unchanged heartbeat costs no write. */
   written: string
   timer: NodeJS.Timeout
+  /** When the key was last written or seen in the registry (ms): an unchanged heartbeat looks again after half the TTL. */
+  checked: number
+}
+
+interface Pending {
+  written: string
+  value: string
+  done: Array<{resolve: () => void; reject: (error: Error) => void}>
 }
 
 export class Reports {
   private readonly held = new Map<string, Held>()
-  /** Per node, the write in flight: reports of one node are written in the order they came. */
-  private readonly writing = new Map<string, Promise<void>>()
+  private readonly pending = new Map<string, Pending>()
+  private flushing: Promise<void> | undefined
+  private flushTimer: NodeJS.Timeout | undefined
+  private lease: Promise<Lease> | undefined
+  private closed = false
 
   constructor(private readonly store: Store, private readonly ttlSeconds = REPORT_TTL_SECONDS) {}
 
   /** Keep `report` as the node's; resolves once it is in the registry (or was already). */
-  report(ref: NodeRef, report: Omit<AgentReport, 'at'>): Promise<void> {
+  async report(ref: NodeRef, report: Omit<AgentReport, 'at'>): Promise<void> {
     const key = agentKey(ref.cluster, ref.nodeId)
-    const previous = this.writing.get(key) ?? Promise.resolve()
-    const next = previous.catch(() => undefined).then(() => this.write(key, report))
-    this.writing.set(key, next)
-    void next.finally(() => this.writing.get(key) === next && this.writing.delete(key)).catch(() => undefined)
-    return next
-  }
-
-  private async write(key: string, report: Omit<AgentReport, 'at'>, retried = false): Promise<void> {
     const written = JSON.stringify(report)
-    let held = this.held.get(key)
+    const held = this.held.get(key)
     if (held) {
       clearTimeout(held.timer)
       held.timer = this.expiry(key)
-      if (held.written === written) return
+      // The key can go without metad deleting it (the lease lapsed in a store that was slow or away): an unchanged
+      // report is then written again, or the node would show no agent while its agent keeps reporting.
+      if (held.written === written && !this.pending.has(key) && (Date.now() - held.checked < (this.ttlSeconds * 1000) / 2 || (await this.store.get(key)) !== undefined)) {
+        held.checked = Date.now()
+        return
+      }
+    } else {
+      this.held.set(key, {written: '', timer: this.expiry(key), checked: 0})
     }
-    if (!held) {
-      const lease = await this.store.grantLease(this.ttlSeconds)
-      held = {lease, written: '', timer: this.expiry(key)}
-      this.held.set(key, held)
-    }
-    const value: AgentReport = {...report, at: new Date().toISOString()}
+    // A newer report of the node replaces one not yet written: the registry only ever needs the latest.
+    const value = JSON.stringify({...report, at: new Date().toISOString()} satisfies AgentReport)
+    const entry = this.pending.get(key) ?? {written, value, done: []}
+    entry.written = written
+    entry.value = value
+    this.pending.set(key, entry)
+    this.schedule()
+    return new Promise((resolve, reject) => entry.done.push({resolve, reject}))
+  }
+
+  private schedule(): void {
+    if (this.flushTimer || this.flushing) return
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined
+      this.flushing = this.flush().finally(() => {
+        this.flushing = undefined
+        if (this.pending.size > 0) this.schedule()
+      })
+    }, BATCH_MS)
+  }
+
+  /** Write the pending reports, up to MAX_BATCH in one transaction, under the shared lease. */
+  private async flush(): Promise<void> {
+    const batch = [...this.pending.entries()].slice(0, MAX_BATCH)
+    for (const [key] of batch) this.pending.delete(key)
     try {
-      await this.store.txn([], [{type: 'put', key, value: JSON.stringify(value), lease: held.lease.id}])
+      await this.put(batch)
+      for (const [key, entry] of batch) {
+        const held = this.held.get(key)
+        if (held) {
+          held.written = entry.written
+          held.checked = Date.now()
+        }
+        for (const d of entry.done) d.resolve()
+      }
+    } catch (error) {
+      for (const [, entry] of batch) for (const d of entry.done) d.reject(error as Error)
+    }
+  }
+
+  private async put(batch: Array<[string, Pending]>, retried = false): Promise<void> {
+    if (this.closed) throw new StoreError('metad is stopping', 'CLOSED')
+    this.lease ??= this.store.grantLease(this.ttlSeconds)
+    const lease = await this.lease.catch((error: unknown) => {
+      this.lease = undefined
+      throw error
+    })
+    const ops: Op[] = batch.map(([key, entry]) => ({type: 'put', key, value: entry.value, lease: lease.id}))
+    try {
+      await this.store.txn([], ops)
     } catch (error) {
       // The lease ran out in the store (metad was cut off from it longer than the TTL): start with a new one.
       if (!(error instanceof StoreError && error.code === 'LEASE_NOT_FOUND') || retried) throw error
-      clearTimeout(held.timer)
-      this.held.delete(key)
-      return this.write(key, report, true)
+      this.lease = undefined
+      return this.put(batch, true)
     }
-    held.written = written
   }
 
   /** No report within the TTL: the agent is gone, and so is its key. */
   private expiry(key: string): NodeJS.Timeout {
     const timer = setTimeout(() => {
-      const held = this.held.get(key)
-      if (!held) return
-      this.held.delete(key)
-      void held.lease.revoke().catch(() => undefined)
+      if (!this.held.delete(key)) return
+      void this.store.txn([], [{type: 'delete', key}]).catch(() => undefined)
     }, this.ttlSeconds * 1000)
     timer.unref()
     return timer
   }
 
-  /** metad stops: the keys stay until their leases run out, as long as an agent takes to report to the next metad. */
+  /** metad stops: the keys stay until the lease runs out, as long as an agent takes to report to the next metad. */
   close(): void {
+    this.closed = true
+    clearTimeout(this.flushTimer)
     for (const held of this.held.values()) clearTimeout(held.timer)
     this.held.clear()
   }

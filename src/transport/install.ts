@@ -129,6 +129,35 @@ function installScript(file: InstallFileOptions, index: number, bytes: number): 
 }
 
 /** Undo an install (e.g. the reload failed): put the backup back, or remove a file that did not exist before. */
+/**
+ * Install a file on this machine with no command: the same steps as `installFiles` (staged beside the destination,
+ * the previous content kept as the backup by a hard link, atomic rename, exact mode) done with fs calls. For files
+ * with no check and no owner, where a shell would add only its start: from a Node process, spawning one costs more
+ * CPU than the install (the agent's passes spent most of their time in spawn).
+ */
+export async function installLocalFile(file: Pick<InstallFileOptions, 'path' | 'content' | 'mode'>): Promise<InstallResult> {
+  const {mkdir, link, copyFile, rm, writeFile, chmod, rename, readFile} = await import('node:fs/promises')
+  const mode = parseInt(octalMode(file.mode ?? '0644'), 8)
+  await mkdir(posix.dirname(file.path), {recursive: true})
+  const backup = `${file.path}${BACKUP_SUFFIX}`
+  const before = await readFile(file.path).catch(() => undefined)
+  const existed = before !== undefined
+  // Same content, another mode: only the mode changes, as installFiles does it (nothing to reload).
+  if (before?.equals(typeof file.content === 'string' ? Buffer.from(file.content) : file.content)) {
+    await chmod(file.path, mode)
+    return {path: file.path, changed: false}
+  }
+  if (existed) {
+    await rm(backup, {force: true})
+    await link(file.path, backup).catch(() => copyFile(file.path, backup))
+  }
+  const staged = `${file.path}${STAGED_SUFFIX}`
+  await writeFile(staged, file.content, {mode})
+  await chmod(staged, mode)
+  await rename(staged, file.path)
+  return {path: file.path, changed: true, ...(existed ? {backup} : {})}
+}
+
 export async function restoreFile(transport: Transport, host: TransportHost, installed: InstallResult, timeoutMs = 60_000): Promise<void> {
   if (!installed.changed) return
   const dest = shellQuote(installed.path)

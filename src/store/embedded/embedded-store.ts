@@ -34,7 +34,10 @@ export class EmbeddedStore implements Store {
   readonly maxOpsPerTxn: number
   readonly counters: StoreCounters = {txns: 0, ops: 0, bytes: 0}
   private readonly file: StateFile
-  private readonly keepalives = new Map<string, NodeJS.Timeout>()
+  /** Leases this process keeps alive → their TTL (s); one timer refreshes them all in one write. */
+  private readonly keepalives = new Map<string, number>()
+  private refreshTimer: NodeJS.Timeout | undefined
+  private refreshEvery = Infinity
   private readonly watches = new Set<Watch>()
   private readonly watchPollMs: number
   private readonly readOnly: boolean
@@ -202,11 +205,8 @@ export class EmbeddedStore implements Store {
       await this.file.write(state)
       return leaseId
     })
-    const timer = setInterval(() => {
-      this.refreshLease(id).catch(() => undefined) // a missed refresh is retried next tick; expiry is the safe outcome
-    }, Math.max(50, (ttlSeconds * 1000) / 3))
-    timer.unref()
-    this.keepalives.set(id, timer)
+    this.keepalives.set(id, ttlSeconds)
+    this.scheduleRefresh()
     return {id, revoke: () => this.revokeLease(id)}
   }
 
@@ -232,16 +232,42 @@ export class EmbeddedStore implements Store {
     await Promise.all([...this.watches].map(w => w.close()))
   }
 
-  private async refreshLease(id: string): Promise<void> {
+  /**
+   * Refresh every lease this process holds in one locked write, a third of the shortest TTL apart: a lease per agent
+   * report (or per lock) refreshed on its own would cost a durable write each, and 50 of them kept the file busy.
+   */
+  private scheduleRefresh(): void {
+    if (this.keepalives.size === 0) {
+      clearInterval(this.refreshTimer)
+      this.refreshTimer = undefined
+      this.refreshEvery = Infinity
+      return
+    }
+    const every = Math.max(50, (Math.min(...this.keepalives.values()) * 1000) / 3)
+    // A running timer stays unless a shorter TTL needs it sooner: restarting it on every grant could starve it.
+    if (this.refreshTimer && every >= this.refreshEvery) return
+    clearInterval(this.refreshTimer)
+    this.refreshEvery = every
+    this.refreshTimer = setInterval(() => {
+      this.refreshLeases().catch(() => undefined) // a missed refresh is retried next tick; expiry is the safe outcome
+    }, every)
+    this.refreshTimer.unref()
+  }
+
+  private async refreshLeases(): Promise<void> {
+    if (this.keepalives.size === 0) return
     await this.file.withLock(async () => {
       const current = await this.file.read()
-      const lease = current.leases[id]
-      if (!lease || lease.expiresAt < Date.now()) {
-        this.stopKeepalive(id) // expired or revoked elsewhere: refreshing would resurrect it
-        return
-      }
       const state = cloneState(current)
-      state.leases[id] = {ttl: lease.ttl, expiresAt: Date.now() + lease.ttl * 1000}
+      const now = Date.now()
+      for (const [id] of this.keepalives) {
+        const lease = current.leases[id]
+        if (!lease || lease.expiresAt < now) {
+          this.stopKeepalive(id) // expired or revoked elsewhere: refreshing would resurrect it
+          continue
+        }
+        state.leases[id] = {ttl: lease.ttl, expiresAt: now + lease.ttl * 1000}
+      }
       await this.file.write(state)
     })
   }
@@ -269,9 +295,10 @@ export class EmbeddedStore implements Store {
   }
 
   private stopKeepalive(id: string): void {
-    const timer = this.keepalives.get(id)
-    if (timer) clearInterval(timer)
+    const ttl = this.keepalives.get(id)
     this.keepalives.delete(id)
+    // The shortest TTL may have gone with it; none left stops the timer.
+    if (ttl !== undefined) this.scheduleRefresh()
   }
 
   private assertWritable(): void {
