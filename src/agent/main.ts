@@ -23,17 +23,7 @@ async function main(): Promise<number> {
   if (values.metad === undefined) throw new ShoalError(`--metad is required\n${USAGE}`, 'usage', 2)
   const atLeast = values['at-least'] !== undefined ? Number(values['at-least']) : undefined
   if (atLeast !== undefined && !Number.isSafeInteger(atLeast)) throw new ShoalError(`--at-least ${values['at-least']}: expected a revision number`, 'usage', 2)
-  const result = await runAgent({
-    metad: values.metad,
-    ...(values.bind !== undefined ? {bind: values.bind} : {}),
-    ...(values.node !== undefined ? {node: values.node} : {}),
-    ...(values['token-file'] !== undefined ? {tokenFile: values['token-file']} : {}),
-    once: values.once,
-    ...(atLeast !== undefined ? {atLeast} : {}),
-    ...(values.wait !== undefined ? {waitFor: values.wait} : {}),
-    commandTimeout: values['command-timeout'],
-    json: values.json,
-  })
+  const result = await runAgent({...values, metad: values.metad, 'at-least': atLeast})
   if (result && values.json) process.stdout.write(`${JSON.stringify(result)}\n`)
   return 0
 }

@@ -4,36 +4,37 @@ import {EXIT, ShoalError} from '../errors.js'
 import {parseDuration} from '../util/units.js'
 import {Agent, type AgentEvent} from './agent.js'
 
+/** The command-line values by their flag names, as `shoal agent` and the bundle both parse them. */
 export interface AgentArgs {
   metad: string
-  bind?: string
-  node?: string
-  tokenFile?: string
+  bind?: string | undefined
+  node?: string | undefined
+  'token-file'?: string | undefined
   once: boolean
-  /** With --once: wait (up to `waitFor`) until metad serves at least this revision (shoal's own commit). */
-  atLeast?: number
-  waitFor?: string
-  commandTimeout: string
+  /** With --once: wait (up to `wait`) until metad serves at least this revision (shoal's own commit). */
+  'at-least'?: number | undefined
+  wait?: string | undefined
+  'command-timeout': string
   json: boolean
 }
 
 /** Run the agent: follow metad until SIGINT/SIGTERM, or one pass with `once` (throws when not in sync). */
 export async function runAgent(args: AgentArgs): Promise<{revision: number; in_sync: true} | undefined> {
-  const commandTimeoutMs = duration('--command-timeout', args.commandTimeout)
+  const commandTimeoutMs = duration('--command-timeout', args['command-timeout'])
   try {
     new URL(args.metad)
   } catch {
     throw new ShoalError(`--metad ${args.metad}: expected a URL such as http://10.0.0.5:9611`, 'invalid-flag', EXIT.usage)
   }
-  if ((args.node === undefined) !== (args.tokenFile === undefined)) throw new ShoalError('--node and --token-file go together: the token proves the node', 'invalid-flag', EXIT.usage)
-  const token = args.tokenFile !== undefined ? readToken(args.tokenFile) : undefined
+  if ((args.node === undefined) !== (args['token-file'] === undefined)) throw new ShoalError('--node and --token-file go together: the token proves the node', 'invalid-flag', EXIT.usage)
+  const token = args['token-file'] !== undefined ? readToken(args['token-file']) : undefined
   const log = (event: AgentEvent): void => {
     process.stderr.write(`${args.json ? JSON.stringify({at: new Date().toISOString(), ...event}) : describeEvent(event)}\n`)
   }
   const agent = new Agent({metad: args.metad, ...(args.bind !== undefined ? {bind: args.bind} : {}), ...(args.node !== undefined ? {node: args.node} : {}), ...(token !== undefined ? {token} : {}), commandTimeoutMs, log})
   if (args.once) {
-    const waitMs = args.waitFor !== undefined ? duration('--wait', args.waitFor) : 0
-    const result = await agent.once({atLeast: args.atLeast ?? 0, waitMs}).finally(() => agent.stop())
+    const waitMs = args.wait !== undefined ? duration('--wait', args.wait) : 0
+    const result = await agent.once({atLeast: args['at-least'] ?? 0, waitMs}).finally(() => agent.stop())
     if (result.errors.length) throw new ShoalError(`not in sync at revision ${result.revision}: ${result.errors.join('; ')}`, 'agent-not-in-sync', EXIT.failure)
     return {revision: result.revision, in_sync: true}
   }
@@ -66,7 +67,7 @@ export function describeEvent(event: AgentEvent): string {
       return `${at} revision ${event.revision}: ${event.changed.length ? `changed ${event.changed.join(', ')}` : 'nothing changed'}${reloads ? `; reloaded: ${reloads}` : ''}${event.errors.length ? `; errors: ${event.errors.join('; ')}` : ''} (${event.ms} ms)`
     }
     case 'unchanged': return `${at} revision ${event.revision}: files in sync (${event.ms} ms)`
-    case 'refused': return `${at} revision ${event.revision}: files left as they are: ${event.reason}`
+    case 'refused':
     case 'held': return `${at} revision ${event.revision}: files left as they are: ${event.reason}`
     case 'unreachable': return `${at} ${event.reason}; retrying in ${event.retryInMs} ms`
     case 'reconnected': return `${at} metad answers again`

@@ -28,17 +28,7 @@ Logs one line per change to stderr (--json: JSON lines). --once: render and inst
   async run(): Promise<unknown> {
     const {flags} = await this.parse(AgentCommand)
     const {runAgent} = await import('../agent/run.js')
-    const result = await runAgent({
-      metad: flags.metad,
-      ...(flags.bind !== undefined ? {bind: flags.bind} : {}),
-      ...(flags.node !== undefined ? {node: flags.node} : {}),
-      ...(flags['token-file'] !== undefined ? {tokenFile: flags['token-file']} : {}),
-      once: flags.once,
-      ...(flags['at-least'] !== undefined ? {atLeast: flags['at-least']} : {}),
-      waitFor: flags.wait,
-      commandTimeout: flags['command-timeout'],
-      json: this.jsonEnabled(),
-    })
+    const result = await runAgent({...flags, json: this.jsonEnabled()})
     return this.jsonEnabled() ? result : undefined
   }
 }
