@@ -211,7 +211,9 @@ describe('shoal sandbox (CLI)', () => {
   })
 
   it('refuses to start without root, saying so', async () => {
-    const asNobody = await exec('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, 'bin/dev.js', 'sandbox', 'up', '--hosts', '1', '--dir', dir, '--json'], {
+    // Not root, yet able to read the checkout wherever it lies (a clone under a 0700 directory is unreadable to nobody).
+    const readAnywhere = ['--inh-caps=+dac_read_search', '--ambient-caps=+dac_read_search']
+    const asNobody = await exec('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...readAnywhere, process.execPath, 'bin/dev.js', 'sandbox', 'up', '--hosts', '1', '--dir', dir, '--json'], {
       timeout: 60_000,
       env: {...process.env, HOME: tmpdir()},
     }).catch((error: {code: number; stdout: string}) => error)
