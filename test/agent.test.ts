@@ -7,6 +7,8 @@ import {request} from 'node:http'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {Agent, type AgentEvent} from '../src/agent/agent.js'
+import {sha256} from '../src/plan/index.js'
+import {readAgentReports} from '../src/registry/agent-report.js'
 import {clusterPrefix, clusterRevisionKey} from '../src/registry/index.js'
 import {openStore} from '../src/store/open.js'
 import {eventually} from './support/children.js'
@@ -219,6 +221,13 @@ roles:
     const result = await once(metad, node.ip)
     expect(result.errors.join('\n')).toMatch(/the reload `sh bin\/reload.sh` of conf\/members exited 3: the previous content is back and reloaded/)
     expect(readFileSync(members, 'utf8')).toBe(good)
+    // What the agent reports is what is on disk: the previous content, not the one it rendered and took back.
+    const store = await openStore({...registry.store, env: {}})
+    try {
+      await eventually('the report of the restored file', async () => (await readAgentReports(store, cluster)).get(node.node_id)?.files['conf/members'] === sha256(good))
+    } finally {
+      await store.close()
+    }
     const log = readFileSync(path.join(home(node.node_id), 'reloads.log'), 'utf8').trim().split('\n')
     expect(log.at(-1)).toContain('mode ok')
     expect(log.at(-2)).toContain('mode fail')

@@ -70,6 +70,8 @@ export class Agent {
   private heartbeat: NodeJS.Timeout | undefined
   private reporting: Promise<void> | undefined
   private reportAgain = false
+  /** Templates parsed in earlier passes, by their source: most changes are to the view, not to the templates. */
+  private parsed = new Map<string, ParsedTemplate>()
 
   constructor(private readonly options: AgentOptions) {}
 
@@ -233,7 +235,7 @@ export class Agent {
     const own = (lists: Record<string, Array<{node_id: string}>>): boolean => Object.values(lists).some((list) => list.some((h) => h.node_id === payload.node))
     // A leaving node keeps the files it runs with until shoal stops and removes it (the SSH path leaves them too).
     if (own(payload.view.deleting_hosts)) return this.hold(payload, 'the node is leaving its cluster: its files stay as they are until it is removed')
-    const {files, errors} = render(payload)
+    const {files, errors} = this.render(payload)
     if (errors.length) return this.refuse(payload, errors.join('; '))
     // A joining node's services have not been started yet: its files go in without their reloads.
     const joining = own(payload.view.adding_hosts)
@@ -265,7 +267,7 @@ export class Agent {
     if (changed.length === 0 && failures.length === 0) this.options.log({event: 'unchanged', revision: payload.revision, ms: elapsed(started)})
     else this.options.log({event: 'applied', revision: payload.revision, changed: changed.map((i) => i.file.dest), reloads, errors: failures, ms: elapsed(started)})
     this.applied = payload.revision
-    this.state = {revision: payload.revision, files: await hashes(files), errors: failures}
+    this.state = {revision: payload.revision, files: await hashes(files, failures.length === 0), errors: failures}
     return {revision: payload.revision, errors: failures}
   }
 
@@ -303,6 +305,29 @@ export class Agent {
     return {revision, errors: [reason]}
   }
 
+  /** The node's files, rendered by the planner's own code from the served view and templates. */
+  private render(payload: AgentPayload): {files: RenderedFile[]; errors: string[]} {
+    const compiled = new Map<string, ParsedTemplate>()
+    const parsed = new Map<string, ParsedTemplate>()
+    const errors: PlanError[] = []
+    for (const file of payload.files) {
+      if (compiled.has(file.template)) continue
+      const source = payload.templates[file.template]!
+      try {
+        const template = this.parsed.get(source) ?? parseTemplate(source)
+        parsed.set(source, template)
+        compiled.set(file.template, template)
+      } catch (error) {
+        errors.push({code: 'template-parse', template: file.template, message: `${file.template}: ${(error as Error).message}`})
+      }
+    }
+    // Only this payload's templates are kept: a template changed many times does not pile up its old versions.
+    this.parsed = parsed
+    const {self, host: _host, ...shared} = payload.view
+    const files = errors.length ? [] : renderNode(payload.files, self, shared as SharedView, {compiled, sensitive: new Set(), budget: new TemplateBudget()}, errors)
+    return {files, errors: errors.map((e) => e.message)}
+  }
+
   private timeout(): number {
     return this.options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS
   }
@@ -319,12 +344,15 @@ async function inPlace(file: RenderedFile): Promise<boolean> {
   }
 }
 
-/** Each file's sha256 as it is on disk now (a refused file keeps its old content, and that is what is there). */
-async function hashes(files: readonly RenderedFile[]): Promise<Record<string, string>> {
+/**
+ * Each file's sha256 as it is on disk now: when every file went in (`allInPlace`), its rendered content; otherwise what
+ * is there (a refused file keeps its old content, a failed reload puts the previous content back).
+ */
+async function hashes(files: readonly RenderedFile[], allInPlace: boolean): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
   for (const file of files) {
     try {
-      out[file.dest] = sha256(await readFile(file.path, 'utf8'))
+      out[file.dest] = sha256(allInPlace ? file.content : await readFile(file.path, 'utf8'))
     } catch {
       // missing: not reported
     }
@@ -344,23 +372,6 @@ function incomplete(payload: AgentPayload, node: string | undefined): string | u
   const missing = payload.files.filter((f) => typeof payload.templates[f.template] !== 'string').map((f) => f.template)
   if (missing.length) return `the answer lacks the templates ${missing.join(', ')}`
   return undefined
-}
-
-/** The node's files, rendered by the planner's own code from the served view and templates. */
-function render(payload: AgentPayload): {files: RenderedFile[]; errors: string[]} {
-  const compiled = new Map<string, ParsedTemplate>()
-  const errors: PlanError[] = []
-  for (const file of payload.files) {
-    if (compiled.has(file.template)) continue
-    try {
-      compiled.set(file.template, parseTemplate(payload.templates[file.template]!))
-    } catch (error) {
-      errors.push({code: 'template-parse', template: file.template, message: `${file.template}: ${(error as Error).message}`})
-    }
-  }
-  const {self, host: _host, ...shared} = payload.view
-  const files = errors.length ? [] : renderNode(payload.files, self, shared as SharedView, {compiled, sensitive: new Set(), budget: new TemplateBudget()}, errors)
-  return {files, errors: errors.map((e) => e.message)}
 }
 
 /** What a reload is told: what the SSH path tells it, the operation being the agent's change, with its revision. */

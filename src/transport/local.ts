@@ -22,7 +22,8 @@ export class LocalTransport implements Transport {
     return new Promise((resolve) => {
       const env = {...process.env}
       for (const [name, value] of Object.entries(options.env ?? {})) env[name] = String(value)
-      const child = spawn('/bin/sh', ['-c', command], {cwd: options.cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe']})
+      // Without input, stdin is /dev/null: one pipe fewer to make for every command (an agent's reloads are most of its work).
+      const child = spawn('/bin/sh', ['-c', command], {cwd: options.cwd, env, detached: true, stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']})
       const collect = options.collect !== false
       const out = {stdout: '', stderr: ''}
       let timedOut = false
@@ -53,19 +54,21 @@ export class LocalTransport implements Transport {
       for (const stream of ['stdout', 'stderr'] as const) {
         const onLine = stream === 'stdout' ? options.onStdoutLine : options.onStderrLine
         const lines = new LineSplitter((line) => onLine?.(line))
-        child[stream].on('data', (chunk: Buffer) => {
+        child[stream]!.on('data', (chunk: Buffer) => {
           if (collect && out[stream].length < MAX_COLLECTED_BYTES) out[stream] += chunk.toString('utf8')
           if (onLine) lines.push(chunk)
         })
-        child[stream].on('end', () => lines.end())
+        child[stream]!.on('end', () => lines.end())
       }
       child.on('error', (error) => {
         out.stderr += `${error.message}\n`
         finish(127, null)
       })
       child.on('close', (code, signal) => finish(code, signal))
-      child.stdin.on('error', () => undefined) // a command that does not read its stdin
-      child.stdin.end(options.stdin ?? '')
+      if (child.stdin) {
+        child.stdin.on('error', () => undefined) // a command that does not read its stdin
+        child.stdin.end(options.stdin)
+      }
     })
   }
 
