@@ -267,7 +267,9 @@ export class Agent {
     if (changed.length === 0 && failures.length === 0) this.options.log({event: 'unchanged', revision: payload.revision, ms: elapsed(started)})
     else this.options.log({event: 'applied', revision: payload.revision, changed: changed.map((i) => i.file.dest), reloads, errors: failures, ms: elapsed(started)})
     this.applied = payload.revision
-    this.state = {revision: payload.revision, files: await hashes(files, failures.length === 0), errors: failures}
+    // With no failure every file is on disk as rendered; after one, what is there is read back.
+    const reported = failures.length === 0 ? Object.fromEntries(files.map((f) => [f.dest, sha256(f.content)])) : await hashesOnDisk(files)
+    this.state = {revision: payload.revision, files: reported, errors: failures}
     return {revision: payload.revision, errors: failures}
   }
 
@@ -344,15 +346,12 @@ async function inPlace(file: RenderedFile): Promise<boolean> {
   }
 }
 
-/**
- * Each file's sha256 as it is on disk now: when every file went in (`allInPlace`), its rendered content; otherwise what
- * is there (a refused file keeps its old content, a failed reload puts the previous content back).
- */
-async function hashes(files: readonly RenderedFile[], allInPlace: boolean): Promise<Record<string, string>> {
+/** Each file's sha256 as it is on disk now (a refused file keeps its old content, a failed reload puts the previous one back). */
+async function hashesOnDisk(files: readonly RenderedFile[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
   for (const file of files) {
     try {
-      out[file.dest] = sha256(allInPlace ? file.content : await readFile(file.path, 'utf8'))
+      out[file.dest] = sha256(await readFile(file.path, 'utf8'))
     } catch {
       // missing: not reported
     }
