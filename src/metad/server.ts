@@ -282,16 +282,15 @@ export class Metad {
   }
 
   private sendAnswer(res: ServerResponse, served: Served, answer: NodeAnswer, segments: string[], format: Format, path: string): void {
-    let body: string
-    let bytes: number | undefined
+    let body: string | Buffer
     if (served === 'agent') body = agentBody(answer)
-    else if (segments.length === 0 && format === 'json') ({json: body, bytes} = selfBody(answer))
+    else if (segments.length === 0 && format === 'json') body = selfBody(answer)
     else {
       const tree = subtree(selfTree(answer), segments)
       if (tree === undefined) return this.sendError(res, new HttpError(404, 'no-such-path', `nothing at ${path}`), answer.version)
       body = render(tree, format, path)
     }
-    this.sendText(res, 200, body, CONTENT_TYPES[format], this.revisionHeaders(answer.version), bytes)
+    this.sendText(res, 200, body, CONTENT_TYPES[format], this.revisionHeaders(answer.version))
   }
 
   private revisionHeaders(version: number): Record<string, string> {
@@ -332,9 +331,9 @@ export class Metad {
     this.sendText(res, status, `${JSON.stringify(body)}\n`, CONTENT_TYPES.json, version !== undefined ? this.revisionHeaders(version) : {'Cache-Control': 'no-store'})
   }
 
-  private sendText(res: ServerResponse, status: number, body: string, contentType: string, headers: Record<string, string> = {}, bytes = Buffer.byteLength(body)): void {
+  private sendText(res: ServerResponse, status: number, body: string | Buffer, contentType: string, headers: Record<string, string> = {}): void {
     if (this.closing) res.setHeader('Connection', 'close')
-    res.writeHead(status, {...headers, 'Content-Type': contentType, 'Content-Length': bytes})
+    res.writeHead(status, {...headers, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body)})
     res.end(res.req.method === 'HEAD' ? undefined : body)
   }
 }

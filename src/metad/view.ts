@@ -53,9 +53,12 @@ export interface Parts {
 /** One node's whole `/self` answer as JSON, and its fingerprint: made once per change, reused by every request. */
 interface Whole {
   links: ReadonlyArray<[string, ClusterEntry]>
-  /** Kept a string: Node writes a string body together with the headers, where a fresh Buffer costs an allocation. */
-  json: string
-  bytes: number
+  /**
+   * Kept as bytes: a string of a few KB held across a change is copied by every young-generation collection until it
+   * is promoted, and 1,000 of them per change made the collector metad's largest cost; a Buffer's bytes live outside
+   * the collected heap and are written as they are.
+   */
+  body: Buffer
   fingerprint: string
 }
 
@@ -167,15 +170,14 @@ function whole(answer: NodeAnswer): Whole {
   const wholes = partsOf(answer.cluster).wholes
   const cached = wholes.get(answer.nodeId)
   if (cached && sameLinks(cached.links, answer.links)) return cached
-  const json = selfJson(answer)
-  const made = {links: answer.links, json, bytes: Buffer.byteLength(json), fingerprint: SECTIONS.map((s) => sectionDigest(answer, s)).join('|')}
+  const made = {links: answer.links, body: Buffer.from(selfJson(answer)), fingerprint: SECTIONS.map((s) => sectionDigest(answer, s)).join('|')}
   wholes.set(answer.nodeId, made)
   return made
 }
 
-/** `selfJson(answer)` and its length in bytes, cached (see `whole`). */
-export function selfBody(answer: NodeAnswer): {json: string; bytes: number} {
-  return whole(answer)
+/** `selfJson(answer)` as bytes, cached (see `whole`). */
+export function selfBody(answer: NodeAnswer): Buffer {
+  return whole(answer).body
 }
 
 /** `JSON.stringify(selfTree(answer))`, joined from the pre-serialised parts. */
