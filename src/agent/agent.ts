@@ -43,7 +43,9 @@ export interface PassResult {
   errors: string[]
 }
 
-const HEARTBEAT_MS = 10_000
+/** A report metad did not take is sent again, this soon and then less often: nothing else would carry it. */
+const REPORT_RETRY_FIRST_MS = 1000
+const REPORT_RETRY_MAX_MS = 30_000
 const BACKOFF_FIRST_MS = 250
 /** Short: the agent must pick up at once when metad is back, and a node costs metad little while it is away. */
 const BACKOFF_MAX_MS = 5000
@@ -65,9 +67,14 @@ export class Agent {
   private seen = 0
   private stopped = false
   private current: {abort: () => void} | undefined
-  /** What the agent tells metad about its node: sent after every pass and as a heartbeat in between. */
+  /**
+   * What the agent tells metad about its node, after every pass. There is no heartbeat: metad takes the long-poll the
+   * agent holds open as the sign it is alive, so an idle agent does nothing between changes.
+   */
   private state: {revision: number; files: Record<string, string>; errors: string[]} = {revision: 0, files: {}, errors: []}
-  private heartbeat: NodeJS.Timeout | undefined
+  /** Set while following metad (`run`): a report that failed is then retried. */
+  private following = false
+  private reportRetry: {timer: NodeJS.Timeout | undefined; ms: number} = {timer: undefined, ms: 0}
   private reporting: Promise<void> | undefined
   private reportAgain = false
   /** Templates parsed in earlier passes, by their source: most changes are to the view, not to the templates. */
@@ -104,8 +111,7 @@ export class Agent {
   async run(): Promise<void> {
     let backoff = 0
     let wait = false
-    // A missed report is made good by the next one: metad keeps the node's key only while reports keep coming.
-    this.heartbeat = setInterval(() => void this.report().catch(() => undefined), HEARTBEAT_MS)
+    this.following = true
     while (!this.stopped) {
       try {
         const answer = await this.ask(wait)
@@ -130,7 +136,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.stopped = true
-    clearInterval(this.heartbeat)
+    clearTimeout(this.reportRetry.timer)
     this.current?.abort()
     await this.transport.close()
   }
@@ -151,7 +157,15 @@ export class Agent {
       this.reportAgain = true
       return this.reporting
     }
-    const sending = this.post().finally(() => {
+    clearTimeout(this.reportRetry.timer)
+    const sending = this.post().then(() => void (this.reportRetry.ms = 0), (error: unknown) => {
+      if (this.following && !this.stopped) {
+        const retry = this.reportRetry
+        retry.ms = Math.min(REPORT_RETRY_MAX_MS, retry.ms === 0 ? REPORT_RETRY_FIRST_MS : retry.ms * 2)
+        retry.timer = setTimeout(() => void this.report().catch(() => undefined), retry.ms)
+      }
+      throw error
+    }).finally(() => {
       this.reporting = undefined
       if (this.reportAgain) {
         this.reportAgain = false

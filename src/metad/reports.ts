@@ -1,10 +1,11 @@
-// Agents' reports written by metad, each to its own node's key: a report that stops coming (agent dead, node gone)
-// has its key deleted by metad, and every key is under one lease metad holds, so all go when metad goes.
+// Agents' reports written by metad, each to its own node's key. An agent is alive while it holds a long-poll open at
+// metad (an idle agent sends nothing else): its key goes once its agent has neither reported nor held a poll for the
+// TTL, and every key is under one lease metad holds, so all go when metad goes.
 import {agentKey, type AgentReport} from '../registry/index.js'
 import {StoreError, type Lease, type Op, type Store} from '../store/store.js'
 import type {NodeRef} from './mirror.js'
 
-/** An agent reports at least this often (its heartbeat); a key outlives a missed report or two. */
+/** How long a node's key outlives its agent's last report or poll: an agent asks again at once after each answer. */
 export const REPORT_TTL_SECONDS = 30
 /** Reports arriving this close together go to the registry in one transaction (50 agents woken by one commit). */
 const BATCH_MS = 10
@@ -12,10 +13,13 @@ const BATCH_MS = 10
 const MAX_BATCH = 100
 
 interface Held {
-  /** The report as written, less `at`: an unchanged heartbeat costs no write. */
+  /** The report as written, less `at`: an unchanged report costs no write. */
   written: string
-  timer: NodeJS.Timeout
-  /** When the key was last written or seen in the registry (ms): an unchanged heartbeat looks again after half the TTL. */
+  /** Runs while no poll of the node's agent is open: the key goes when it fires. */
+  timer: NodeJS.Timeout | undefined
+  /** Long-polls of the node's agent open now. */
+  polls: number
+  /** When the key was last written or seen in the registry (ms): a poll or an unchanged report looks again after half the TTL. */
   checked: number
 }
 
@@ -39,21 +43,56 @@ export class Reports {
   async report(ref: NodeRef, report: Omit<AgentReport, 'at'>): Promise<void> {
     const key = agentKey(ref.cluster, ref.nodeId)
     const written = JSON.stringify(report)
+    const held = this.tracked(key)
+    this.alive(key, held)
+    if (held.written === written && !this.pending.has(key) && await this.present(key, held)) return
+    return this.write(key, written)
+  }
+
+  /** A long-poll of the node's agent is open: the agent is alive until it closes (and for the TTL after). */
+  pollOpened(ref: NodeRef): void {
+    const key = agentKey(ref.cluster, ref.nodeId)
+    const held = this.tracked(key)
+    held.polls++
+    this.alive(key, held)
+    // A report whose key went behind metad's back is put back while its agent is alive.
+    if (held.written === '' || this.pending.has(key)) return
+    void this.present(key, held).then((present) => (present ? undefined : this.write(key, held.written))).catch(() => undefined)
+  }
+
+  pollClosed(ref: NodeRef): void {
+    const key = agentKey(ref.cluster, ref.nodeId)
     const held = this.held.get(key)
-    if (held) {
-      clearTimeout(held.timer)
-      held.timer = this.expiry(key)
-      // The key can go without metad deleting it (the lease lapsed in a store that was slow or away): an unchanged
-      // report is then written again, or the node would show no agent while its agent keeps reporting.
-      if (held.written === written && !this.pending.has(key) && (Date.now() - held.checked < (this.ttlSeconds * 1000) / 2 || (await this.store.get(key)) !== undefined)) {
-        held.checked = Date.now()
-        return
-      }
-    } else {
-      this.held.set(key, {written: '', timer: this.expiry(key), checked: 0})
-    }
+    if (!held || held.polls === 0) return
+    held.polls--
+    this.alive(key, held)
+  }
+
+  private tracked(key: string): Held {
+    let held = this.held.get(key)
+    if (!held) this.held.set(key, (held = {written: '', timer: undefined, polls: 0, checked: 0}))
+    return held
+  }
+
+  /** The agent was heard from: its key's expiry starts again, or waits while one of its polls is open. */
+  private alive(key: string, held: Held): void {
+    clearTimeout(held.timer)
+    held.timer = held.polls > 0 ? undefined : this.expiry(key)
+  }
+
+  /**
+   * Whether the node's key is still in the registry. It can go without metad deleting it (the lease lapsed in a store
+   * that was slow or away): looked at again once half the TTL has passed since it was last written or seen.
+   */
+  private async present(key: string, held: Held): Promise<boolean> {
+    if (Date.now() - held.checked >= (this.ttlSeconds * 1000) / 2 && (await this.store.get(key)) === undefined) return false
+    held.checked = Date.now()
+    return true
+  }
+
+  private write(key: string, written: string): Promise<void> {
     // A newer report of the node replaces one not yet written: the registry only ever needs the latest.
-    const value = JSON.stringify({...report, at: new Date().toISOString()} satisfies AgentReport)
+    const value = JSON.stringify({...(JSON.parse(written) as Omit<AgentReport, 'at'>), at: new Date().toISOString()} satisfies AgentReport)
     const entry = this.pending.get(key) ?? {written, value, done: []}
     entry.written = written
     entry.value = value
@@ -110,7 +149,7 @@ export class Reports {
     }
   }
 
-  /** No report within the TTL: the agent is gone, and so is its key. */
+  /** Neither a report nor an open poll within the TTL: the agent is gone, and so is its key. */
   private expiry(key: string): NodeJS.Timeout {
     const timer = setTimeout(() => {
       if (!this.held.delete(key)) return

@@ -274,11 +274,13 @@ export class Metad {
     }, timeoutMs)
     waiter.res.on('close', () => this.finish(waiter))
     this.waiters.add(waiter)
+    // An agent holding its poll open is alive: that is its heartbeat, and it costs the agent nothing.
+    if (waiter.served === 'agent') this.reports.pollOpened(waiter.ref)
   }
 
   private finish(waiter: Waiter): void {
     clearTimeout(waiter.timer)
-    this.waiters.delete(waiter)
+    if (this.waiters.delete(waiter) && waiter.served === 'agent') this.reports.pollClosed(waiter.ref)
   }
 
   private sendAnswer(res: ServerResponse, served: Served, answer: NodeAnswer, segments: string[], format: Format, path: string): void {
