@@ -1,6 +1,9 @@
-// One long-lived shell per host connection that runs every command of an operation: a small Perl driver on the host,
-// framed requests in, framed output out, so a command costs a fork there instead of a new SSH session and login shell.
+// One long-lived shell that runs every command sent to a host: a small Perl driver there, framed requests in, framed
+// output out, so a command costs a fork of the driver instead of a new SSH session and login shell — or, on the
+// node itself (the agent's local transport), instead of a fork of the whole Node.js process.
 import type {ClientChannel} from 'ssh2'
+import {envPrefix, shellQuote} from '../util/shell.js'
+import type {ExecOptions} from './transport.js'
 
 /**
  * The driver, run by sshd as `exec perl -e DRIVER` (Perl is part of every Debian and almost every Linux install; where
@@ -126,6 +129,34 @@ export interface ShellHandlers {
 
 export type ShellExit = {code: number | null; signal: string | null; error?: string}
 
+/** The bytes a driver is behind: an SSH channel to it, or the stdio of a driver started on this machine. */
+export interface ShellPipe {
+  write(bytes: Buffer): void
+  /** Close the driver's input: it exits, and commands still running go on, as with sshd. */
+  end(): void
+  /** Cut the driver off at once (it printed something that is not a frame). */
+  destroy(): void
+  onData(listener: (chunk: Buffer) => void): void
+  onStderr(listener: (chunk: Buffer) => void): void
+  onClose(listener: () => void): void
+}
+
+export function channelPipe(channel: ClientChannel): ShellPipe {
+  return {
+    write: (bytes) => void channel.write(bytes),
+    end: () => void channel.end(),
+    destroy: () => void channel.close(),
+    onData: (listener) => void channel.on('data', listener),
+    onStderr: (listener) => void channel.stderr.on('data', listener),
+    onClose: (listener) => void channel.once('close', listener),
+  }
+}
+
+/** What the driver execs for a command: `/bin/sh -c` of it, in `cwd`, with `env` as a quoted prefix. */
+export function shellScript(script: string, env: ExecOptions['env'] = {}, cwd?: string): string {
+  return `${envPrefix(env)}exec /bin/sh -c ${shellQuote(cwd === undefined ? script : `cd ${shellQuote(cwd)} || exit 1\n${script}`)}`
+}
+
 interface Pending {
   handlers: ShellHandlers
   resolve(exit: ShellExit): void
@@ -144,13 +175,13 @@ export class RemoteShell {
   readonly ready: Promise<number | undefined>
   private stderr = ''
 
-  constructor(private readonly channel: ClientChannel) {
+  constructor(private readonly channel: ShellPipe) {
     this.ready = new Promise((resolve) => (this.hello = resolve))
-    channel.on('data', (chunk: Buffer) => this.data(chunk))
-    channel.stderr.on('data', (chunk: Buffer) => {
+    channel.onData((chunk) => this.data(chunk))
+    channel.onStderr((chunk) => {
       if (this.stderr.length < 4096) this.stderr += chunk.toString('utf8')
     })
-    channel.once('close', () => this.closed())
+    channel.onClose(() => this.closed())
   }
 
   get closed_(): boolean {
@@ -176,9 +207,41 @@ export class RemoteShell {
     return {id, done}
   }
 
+  /**
+   * Run a command to its end, or past its deadline: then its process group gets TERM, KILL a grace later, and after
+   * another grace it is given up on (its output so far is what there is).
+   */
+  async command(script: string, stdin: Buffer | undefined, handlers: ShellHandlers, deadline: {timeoutMs: number; killGraceMs: number}): Promise<ShellExit & {timedOut: boolean}> {
+    const {id, done} = this.run(script, stdin, handlers)
+    let timedOut = false
+    let ended = false
+    const timers: NodeJS.Timeout[] = []
+    const grace = (): Promise<unknown> => Promise.race([done, new Promise((resolve) => timers.push(setTimeout(resolve, deadline.killGraceMs)))])
+    timers.push(setTimeout(() => {
+      timedOut = true
+      void (async () => {
+        for (const signal of ['TERM', 'KILL']) {
+          if (ended) return
+          this.kill(id, signal)
+          await grace()
+        }
+        if (!ended) this.abandon(id)
+      })()
+    }, deadline.timeoutMs))
+    const exit = await done
+    ended = true
+    for (const timer of timers) clearTimeout(timer)
+    return {...exit, timedOut}
+  }
+
   /** Signal a command's process group (TERM, KILL, ...). */
   kill(id: number, signal: string): void {
     if (!this.closedFlag && this.pending.has(id)) this.write(Buffer.from(`K ${id} ${signal}\n`))
+  }
+
+  /** Signal the process group of every command still running. */
+  killAll(signal: string): void {
+    for (const id of this.pending.keys()) this.kill(id, signal)
   }
 
   /** Stop waiting for a command (it did not end after KILL); late frames for it are dropped. */
@@ -213,7 +276,7 @@ export class RemoteShell {
       if (!match) {
         // Not the driver speaking (e.g. a login script printed something): this shell cannot be trusted.
         this.stderr += `unexpected output from the shell driver: ${JSON.stringify(header.slice(0, 200))}\n`
-        this.channel.close()
+        this.channel.destroy()
         return
       }
       const size = Number(match[3])

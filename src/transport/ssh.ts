@@ -6,7 +6,7 @@ import {envPrefix, shellQuote} from '../util/shell.js'
 import {appendKnownHost, knownHostName, readKnownHosts, verifyHostKey} from './known-hosts.js'
 import {Limiter} from './limiter.js'
 import {LineSplitter} from './lines.js'
-import {RemoteShell, driverCommand} from './shell.js'
+import {RemoteShell, channelPipe, driverCommand, shellScript} from './shell.js'
 import {
   MAX_COLLECTED_BYTES,
   TransportError,
@@ -216,7 +216,7 @@ export class SshTransport implements Transport {
       try {
         return await connection.channels.run(async () => {
           const shell = this.options.persistentShell ? await this.shell(connection) : undefined
-          if (shell) return this.runInShell(connection, shell, command, options, maxBytes)
+          if (shell) return this.runInShell(shell, command, options, maxBytes)
           return this.runOnChannel(connection, wrapCommand(command.script, command.env, command.cwd), options, maxBytes)
         })
       } catch (error) {
@@ -244,7 +244,7 @@ export class SshTransport implements Transport {
       this.counters.roundTrips += 2
       connection.client.exec(driverCommand(DRAIN_AFTER_EXIT_MS), (error, channel) => {
         if (error) return reject(new ChannelNotOpened(error.message))
-        const shell = new RemoteShell(channel)
+        const shell = new RemoteShell(channelPipe(channel))
         connection.shells.push(shell)
         void shell.ready.then((pid) => resolve(pid === undefined ? undefined : shell))
       })
@@ -254,42 +254,14 @@ export class SshTransport implements Transport {
     return starting
   }
 
-  private runInShell(connection: Connection, shell: RemoteShell, command: Command, options: ExecOptions, maxBytes: number): Promise<RawResult> {
-    const collect = options.collect ?? true
-    const script = `${envPrefix(command.env ?? {})}exec /bin/sh -c ${shellQuote(command.cwd === undefined ? command.script : `cd ${shellQuote(command.cwd)} || exit 1\n${command.script}`)}`
-    const output = new Output(options, collect, maxBytes)
+  private async runInShell(shell: RemoteShell, command: Command, options: ExecOptions, maxBytes: number): Promise<RawResult> {
+    const output = new Output(options, options.collect ?? true, maxBytes)
     const stdin = options.stdin === undefined ? undefined : typeof options.stdin === 'string' ? Buffer.from(options.stdin) : options.stdin
     this.counters.commands++
     this.counters.roundTrips++
-    const {id, done} = shell.run(script, stdin, {onStdout: (chunk) => output.stdout(chunk), onStderr: (chunk) => output.stderr(chunk)})
-    let timedOut = false
-    const timers: NodeJS.Timeout[] = []
-    const finished = done.then((exit) => {
-      for (const timer of timers) clearTimeout(timer)
-      if (exit.error !== undefined) output.stderr(Buffer.from(`the command could not start on the host: ${exit.error}\n`))
-      return output.result(exit.code, exit.signal, timedOut)
-    })
-    let ended = false
-    void finished.then(() => (ended = true))
-    const grace = (): Promise<void> =>
-      new Promise((resolve) => {
-        timers.push(setTimeout(resolve, this.options.killGraceMs))
-        void finished.then(() => resolve())
-      })
-    timers.push(
-      setTimeout(() => {
-        timedOut = true
-        void (async () => {
-          for (const signal of ['TERM', 'KILL']) {
-            if (ended) return
-            shell.kill(id, signal)
-            await grace()
-          }
-          if (!ended) shell.abandon(id)
-        })()
-      }, options.timeoutMs),
-    )
-    return finished
+    const exit = await shell.command(shellScript(command.script, command.env, command.cwd), stdin, {onStdout: (chunk) => output.stdout(chunk), onStderr: (chunk) => output.stderr(chunk)}, {timeoutMs: options.timeoutMs, killGraceMs: this.options.killGraceMs})
+    if (exit.error !== undefined) output.stderr(Buffer.from(`the command could not start on the host: ${exit.error}\n`))
+    return output.result(exit.code, exit.signal, exit.timedOut)
   }
 
   private connection(host: TransportHost): Promise<Connection> {
