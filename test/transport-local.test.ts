@@ -2,7 +2,7 @@
 // see what a process of their own would give them — env, cwd, own process group and session, stdin then end of file,
 // exit code vs signal — and a timeout, a daemon holding the pipes or a killed driver never holds another command.
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
@@ -60,6 +60,17 @@ describe('what a command sees', () => {
   })
 })
 
+describe('between commands', () => {
+  it('the driver sleeps: it does not wake up while no command runs', async () => {
+    const driver = (await run('echo $PPID')).stdout!.trim()
+    const switches = (): number => Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${driver}/status`, 'utf8'))![1])
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const before = switches()
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    expect(switches() - before).toBe(0)
+  })
+})
+
 describe('one command never holds another', () => {
   it('a timeout kills that command\'s whole process group; a command beside it finishes', async () => {
     const slow = run('sleep 300 & echo $! > child.pid; wait', {timeoutMs: 500, cwd: dir})
@@ -104,9 +115,10 @@ describe('one command never holds another', () => {
     await eventually(`command ${pid} and driver ${driver} gone`, async () => !alive(pid) && !alive(driver), 10_000)
   })
 
-  it('keeps its process alive while a command runs, and not after: a --once agent exits when its pass is done', () => {
+  it('keeps its process alive while the driver starts or a command runs, and not after: a --once agent exits when its pass is done', () => {
     const script = `import {LocalTransport, localHost} from ${JSON.stringify(path.resolve('src/transport/local.ts'))}
 const t = new LocalTransport()
+await t.prepare()
 const r = await t.exec(localHost('n'), 'sleep 0.5; echo ran', {timeoutMs: 10000})
 process.stdout.write(r.stdout)
 await t.exec(localHost('n'), 'true', {timeoutMs: 10000})`

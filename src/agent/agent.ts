@@ -112,6 +112,8 @@ export class Agent {
     let backoff = 0
     let wait = false
     this.following = true
+    // The command driver is started now, not by the first change, when every agent of a cluster would start one at once.
+    await this.transport.prepare()
     while (!this.stopped) {
       try {
         const answer = await this.ask(wait)

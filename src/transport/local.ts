@@ -29,14 +29,24 @@ export class LocalTransport implements Transport {
   /** Commands waiting on the transport now. */
   private busy = 0
 
-  async exec(host: TransportHost, command: string, options: ExecOptions): Promise<ExecResult> {
-    // The driver keeps the process alive only while a command waits on it: an idle one must not hold a --once agent.
+  exec(host: TransportHost, command: string, options: ExecOptions): Promise<ExecResult> {
+    return this.holding(async () => {
+      const shell = await this.shell()
+      return shell ? this.inShell(shell, host, command, options) : this.spawnOne(command, options)
+    })
+  }
+
+  /** Start the driver now, so the first command does not wait for it (an agent starts it before its first change). */
+  async prepare(): Promise<void> {
+    await this.holding(() => this.shell())
+  }
+
+  /** The driver keeps this process alive only while something waits on it: an idle one must not hold a --once agent. */
+  private async holding<T>(work: () => Promise<T>): Promise<T> {
     this.busy++
     this.driverOut?.ref()
     try {
-      const shell = await this.shell()
-      if (!shell) return await this.spawnOne(command, options)
-      return await this.inShell(shell, host, command, options)
+      return await work()
     } finally {
       if (--this.busy === 0) this.driverOut?.unref()
     }

@@ -86,10 +86,11 @@ while (1) {
   my $rin = ''; vec($rin, 0, 1) = 1;
   vec($rin, $_, 1) = 1 for keys %byfd;
   my $now = Time::HiRes::time();
-  my $wait = 0.25;
+  # Idle (no command running) it sleeps until a request comes: an agent's driver waits for days between changes.
+  my $wait = %cmds ? 0.25 : undef;
   for my $c (values %cmds) { next unless defined $c->{status};
     my $left = $c->{quiet} + $DRAIN - $now; $wait = $left if $left < $wait }
-  $wait = 0 if $wait < 0;
+  $wait = 0 if defined $wait && $wait < 0;
   my $n = select(my $rout = $rin, undef, undef, $wait);
   if ($n > 0) {
     if (vec($rout, 0, 1)) { my $r = sysread(STDIN, $in, 65536, length $in);
