@@ -96,10 +96,19 @@ export interface AgentsResult {
   /** Existing nodes whose members.conf was reloaded exactly once per round (expected: all of them). */
   reloadedOnce: number
   existing: number
-  /** CPU seconds of all agents (and of metad) over the idle period, with nothing changing. */
-  idle: {seconds: number; agentsCpuS: number; metadCpuS: number}
+  /** CPU seconds of all agents with their command drivers (and of metad) over the idle period, with nothing changing. */
+  idle: {seconds: number; agentsCpuS: number; drivers: number; metadCpuS: number}
+  /** The same lag, each scale-out on its own. */
+  reloadLagPerRoundMs: Array<{p50: number; max: number}>
   /** Resident memory of each agent process, MB. */
   rssMb: {median: number; max: number}
+  /**
+   * Where it goes: of each agent's RSS, the pages only it uses (its heap, its stacks) — the rest are the Node.js
+   * binary's code and data pages, the same physical pages for every Node process on the host; and the RSS of each
+   * agent's command driver (a Perl process).
+   */
+  privateMb: {median: number; max: number}
+  driverRssMb: {median: number; max: number}
 }
 
 /** A started sandbox with the spec and inventories the benchmarks use; `stop()` tears everything down. */
@@ -265,20 +274,26 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
           const agentPids = (): number[] => processesMatching((cmd) => cmd.includes('agent.mjs') && cmd.includes(`--node ${cluster.name}-`) && !cmd.includes('--once'))
           const pids = agentPids()
           if (pids.length !== nodes) throw new Error(`expected ${nodes} agent processes, found ${pids.length}`)
-          // Idle: nothing changes; the agents hold their long-polls and heartbeat every 10 s.
+          // Idle: nothing changes; the agents hold their long-polls (no heartbeat).
           await new Promise((resolve) => setTimeout(resolve, 5000))
-          const before = cpuSeconds(pids)
+          // Each agent with its command driver (a child that stays): both are what an idle agent costs.
+          const withDrivers = [...pids, ...pids.flatMap(childrenOf)]
+          const before = cpuSeconds(withDrivers)
           const metadBefore = cpuSeconds([metad.pid])
           await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000))
-          const idle = {seconds: idleSeconds, agentsCpuS: cpuSeconds(pids) - before, metadCpuS: cpuSeconds([metad.pid]) - metadBefore}
+          const idle = {seconds: idleSeconds, agentsCpuS: cpuSeconds(withDrivers) - before, drivers: withDrivers.length - pids.length, metadCpuS: cpuSeconds([metad.pid]) - metadBefore}
           const rss = pids.map(rssMb).sort((a, b) => a - b)
+          const own = pids.map(privateMb).sort((a, b) => a - b)
+          const drivers = pids.flatMap(childrenOf).map(rssMb).sort((a, b) => a - b)
           log(`agents: idle ${idleSeconds} s: ${idle.agentsCpuS.toFixed(2)} CPU s for ${nodes} agents; RSS median ${median(rss).toFixed(0)} MB`)
           const lags: number[] = []
+          const perRound: Array<{p50: number; max: number}> = []
           const scaleRuns: number[] = []
           let reloadedOnce = 0
           let existing = 0
           for (let round = 1; round <= rounds; round++) {
             const before = nodeFiles(srvOf, cluster.name)
+            const roundFrom = lags.length
             const started = Date.now()
             const run = await shoal(bin, ['scale', cluster.name, '--role', ROLE, '--add', '1', '--hosts', sb.state.inventory, '--state', cluster.state])
             scaleRuns.push(run.ms)
@@ -290,6 +305,8 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
               if (reloads.length === 1) reloadedOnce++
               for (const ns of reloads) lags.push(Number(ns / 1_000_000n) - commitAt)
             }
+            const roundLags = lags.slice(roundFrom).sort((a, b) => a - b)
+            perRound.push({p50: percentile(roundLags, 0.5), max: roundLags.at(-1) ?? NaN})
             log(`agents: scale round ${round}: ${run.ms.toFixed(0)} ms`)
             // Back to `nodes` for the next round (the added node's host is the only free one).
             await shoal(bin, ['scale', cluster.name, '--role', ROLE, '--count', String(nodes), '--hosts', sb.state.inventory, '--state', cluster.state])
@@ -299,7 +316,10 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
           return {
             nodes, rounds, createMs: create.ms, scaleRuns, reloadedOnce, existing, idle,
             reloadLagMs: {p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? NaN, count: sorted.length},
+            reloadLagPerRoundMs: perRound,
             rssMb: {median: median(rss), max: rss.at(-1) ?? NaN},
+            privateMb: {median: median(own), max: own.at(-1) ?? NaN},
+            driverRssMb: {median: drivers.length ? median(drivers) : NaN, max: drivers.at(-1) ?? NaN},
           }
         } finally {
           metad.stop()
@@ -432,6 +452,21 @@ function cpuSeconds(pids: readonly number[]): number {
 function rssMb(pid: number): number {
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
   return Number(kb) / 1024
+}
+
+/** The resident pages no other process shares (Private_Clean + Private_Dirty), MB. */
+function privateMb(pid: number): number {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0)
+  return (kb('Private_Clean') + kb('Private_Dirty')) / 1024
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
 }
 
 /** What one command on a host costs over an already open connection (shoal's transport). */

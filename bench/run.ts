@@ -200,9 +200,10 @@ async function agentsSection(bench: import('./lifecycle.js').LifecycleBench, rou
     console.log(`\n## Lifecycle: the 50-node cluster with agents (agent: true, metad on the sandbox gateway), scaled out by one ${r.rounds} times (load average ${load} → ${loadAverage()})`)
     console.log(`registry commit → reload on each existing node: agents p50 ${ms(r.reloadLagMs.p50)}, p99 ${ms(r.reloadLagMs.p99)}, max ${ms(r.reloadLagMs.max)} (${r.reloadLagMs.count} reloads; goal p99 ≤ 0.5 s); ` +
       `SSH push in this run: p50 ${ms(push.p50)}, p99 ${ms(push.p99)}, max ${ms(push.max)} (${push.count} reloads)`)
+    console.log(`  each scale-out, p50 / max: ${r.reloadLagPerRoundMs.map((x) => `${ms(x.p50)} / ${ms(x.max)}`).join(', ')}`)
     console.log(`members.conf reloaded exactly once on ${r.reloadedOnce}/${r.existing} existing nodes${r.reloadedOnce === r.existing ? ' (as expected)' : ' (NOT as expected)'}; scale --add 1 with agents, CLI start to exit: ${r.scaleRuns.map(ms).join(', ')}; create of 50 with agents ${ms(r.createMs)}`)
-    console.log(`idle, nothing changing, ${r.idle.seconds} s: ${r.idle.agentsCpuS.toFixed(2)} CPU s for all ${r.nodes} agents (${(r.idle.agentsCpuS / r.nodes * 1000 / r.idle.seconds).toFixed(2)} ms per agent per second; heartbeats every 10 s), metad ${r.idle.metadCpuS.toFixed(2)} CPU s`)
-    console.log(`agent RSS: median ${r.rssMb.median.toFixed(0)} MB, max ${r.rssMb.max.toFixed(0)} MB (goal ≤ 60 MB each)`)
+    console.log(`idle, nothing changing, ${r.idle.seconds} s: ${r.idle.agentsCpuS.toFixed(2)} CPU s for all ${r.nodes} agents and their ${r.idle.drivers} command drivers (${(r.idle.agentsCpuS / r.nodes * 1000 / r.idle.seconds).toFixed(2)} ms per agent per second; no heartbeat: each agent answers its poll's timeout once a minute), metad ${r.idle.metadCpuS.toFixed(2)} CPU s`)
+    console.log(`agent RSS: median ${r.rssMb.median.toFixed(0)} MB, max ${r.rssMb.max.toFixed(0)} MB (goal ≤ 60 MB each); of it private to the agent (not the Node.js binary's pages every Node process shares): median ${r.privateMb.median.toFixed(0)} MB, max ${r.privateMb.max.toFixed(0)} MB; its command driver (Perl): RSS median ${r.driverRssMb.median.toFixed(1)} MB, max ${r.driverRssMb.max.toFixed(1)} MB`)
   })
 }
 
