@@ -33,7 +33,7 @@ describe('starting and stopping an agent on a node', () => {
 
   it('a host with an older Node.js: exit 3, naming its version', async () => {
     const bin = home()
-    writeFileSync(path.join(bin, 'node'), '#!/bin/sh\ncase "$1" in -p) echo 18;; --version) echo v18.19.0;; esac\n', {mode: 0o755})
+    writeFileSync(path.join(bin, 'node'), '#!/bin/sh\ncase "$1" in --version) echo v18.19.0;; *) exit 9;; esac\n', {mode: 0o755})
     const node = {node_id: 'c-r-1', ip: '127.0.0.1', home: home()}
     const result = await transport.exec(host, startAgentCommand('c', node, 'http://127.0.0.1:1', 1), {timeoutMs: 10_000, env: {PATH: `${bin}:/usr/bin:/bin`}})
     expect(result.exitCode).toBe(3)

@@ -31,6 +31,12 @@ describe('what a command sees', () => {
       expect(inShell.stdout).toContain('cwd=/tmp ')
       expect(mask(inShell.stdout!)).toBe(mask(onSession.stdout!))
       expect(perSession.stats().sessions).toBeGreaterThanOrEqual(1)
+      // The driver sets the directory itself (no shell `cd`): a path written loosely, and one that is not there.
+      for (const cwd of ['//tmp//', '///tmp/./', '/usr/../tmp/', '.', '/nonexistent-shoal-dir']) {
+        const a = await transport.exec(host, probe, {timeoutMs: 20_000, env, cwd})
+        const b = await perSession.exec(host, probe, {timeoutMs: 20_000, env, cwd})
+        expect({exit: a.exitCode, stdout: mask(a.stdout!), stderr: a.stderr}).toEqual({exit: b.exitCode, stdout: mask(b.stdout!), stderr: b.stderr})
+      }
     } finally {
       await perSession.close()
     }

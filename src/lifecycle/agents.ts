@@ -118,8 +118,10 @@ export function startAgentCommand(cluster: string, node: AgentNode, metad: strin
     'set -e',
     agentShell(cluster, node),
     'if ! command -v node >/dev/null 2>&1; then echo "this host has no Node.js (no node on PATH); the shoal agent needs Node.js 20 or later" >&2; exit 3; fi',
-    'major=$(node -p "process.versions.node.split(\\".\\")[0]")',
-    'if [ "$major" -lt 20 ]; then echo "this host has Node.js $(node --version); the shoal agent needs 20 or later" >&2; exit 3; fi',
+    // `node --version` answers before V8 starts (20 ms here, against 120 ms for `node -p`): one start less per new node.
+    'version=$(node --version 2>/dev/null) || version=; major=${version#v}; major=${major%%.*}',
+    'case "$major" in ""|*[!0-9]*) echo "this host has a node on PATH that does not say its version ($version); the shoal agent needs Node.js 20 or later" >&2; exit 3;; esac',
+    'if [ "$major" -lt 20 ]; then echo "this host has Node.js $version; the shoal agent needs 20 or later" >&2; exit 3; fi',
     'stop_agent',
     // The first pass's log goes to the agent's log, and on failure to shoal too (the step's error shows why).
     `node "$dir/agent.mjs" ${agentArgs(metad, node)} --once --at-least ${revision} --wait ${FIRST_PASS_WAIT} 2> "$dir/agent.first" || { s=$?; cat "$dir/agent.first" >> "$dir/agent.log"; cat "$dir/agent.first" >&2; rm -f "$dir/agent.first"; exit $s; }`,

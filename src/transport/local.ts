@@ -8,7 +8,7 @@ import {chmod, mkdir, readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {shellQuote} from '../util/shell.js'
 import {LineSplitter} from './lines.js'
-import {driverCommand, RemoteShell, shellScript, type ShellPipe} from './shell.js'
+import {driverCommand, RemoteShell, type ShellPipe} from './shell.js'
 import {commandFailed, MAX_COLLECTED_BYTES, octalMode, type ExecOptions, type ExecResult, type PutFileOptions, type Transport, type TransportHost} from './transport.js'
 
 /** The host a local transport stands for: only its name is used, in messages. */
@@ -64,7 +64,7 @@ export class LocalTransport implements Transport {
       lines[stream].push(chunk)
     }
     const stdin = options.stdin === undefined ? undefined : typeof options.stdin === 'string' ? Buffer.from(options.stdin) : options.stdin
-    const exit = await shell.command(shellScript(command, options.env, options.cwd), stdin, {onStdout: take('stdout'), onStderr: take('stderr')}, {timeoutMs: options.timeoutMs, killGraceMs: KILL_GRACE_MS})
+    const exit = await shell.command({script: command, env: options.env, cwd: options.cwd}, stdin, {onStdout: take('stdout'), onStderr: take('stderr')}, {timeoutMs: options.timeoutMs, killGraceMs: KILL_GRACE_MS})
     lines.stdout.end()
     lines.stderr.end()
     if (exit.error !== undefined) out.stderr += `the command could not start on ${host.name}: ${exit.error}\n`

@@ -6,7 +6,7 @@ import {envPrefix, shellQuote} from '../util/shell.js'
 import {appendKnownHost, knownHostName, readKnownHosts, verifyHostKey} from './known-hosts.js'
 import {Limiter} from './limiter.js'
 import {LineSplitter} from './lines.js'
-import {RemoteShell, channelPipe, driverCommand, shellScript} from './shell.js'
+import {RemoteShell, channelPipe, driverCommand} from './shell.js'
 import {
   MAX_COLLECTED_BYTES,
   TransportError,
@@ -259,7 +259,7 @@ export class SshTransport implements Transport {
     const stdin = options.stdin === undefined ? undefined : typeof options.stdin === 'string' ? Buffer.from(options.stdin) : options.stdin
     this.counters.commands++
     this.counters.roundTrips++
-    const exit = await shell.command(shellScript(command.script, command.env, command.cwd), stdin, {onStdout: (chunk) => output.stdout(chunk), onStderr: (chunk) => output.stderr(chunk)}, {timeoutMs: options.timeoutMs, killGraceMs: this.options.killGraceMs})
+    const exit = await shell.command(command, stdin, {onStdout: (chunk) => output.stdout(chunk), onStderr: (chunk) => output.stderr(chunk)}, {timeoutMs: options.timeoutMs, killGraceMs: this.options.killGraceMs})
     if (exit.error !== undefined) output.stderr(Buffer.from(`the command could not start on the host: ${exit.error}\n`))
     return output.result(exit.code, exit.signal, exit.timedOut)
   }
