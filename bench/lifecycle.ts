@@ -16,6 +16,8 @@ const FANOUT = path.join(import.meta.dirname, 'ssh-fanout.sh')
 const ROLE = 'app'
 /** Seconds every lifecycle script sleeps. */
 const SLEEP = 1
+/** The member list's reload: it marks when it ran, then takes a second as a real reload might. */
+const MEMBER_RELOAD = `date +%s%N >> "$SHOAL_HOME/reloads-members" && sleep ${SLEEP}`
 /** A command that takes longer than this is killed and the benchmark fails, instead of hanging `npm run bench`. */
 const RUN_LIMIT_MS = 180_000
 
@@ -100,6 +102,12 @@ export interface AgentsResult {
   idle: {seconds: number; agentsCpuS: number; drivers: number; metadCpuS: number}
   /** The same lag, each scale-out on its own. */
   reloadLagPerRoundMs: Array<{p50: number; max: number}>
+  /**
+   * The floor under the lag: the same reload command of every existing node forked at once by one small process
+   * (Perl, as the agents' drivers fork them) with no agent, metad or shoal work at all — start → last reload's mark, ms,
+   * per try. The reloads alone take this long on the machine's cores.
+   */
+  reloadFloorMs: number[]
   /** Resident memory of each agent process, MB. */
   rssMb: {median: number; max: number}
   /**
@@ -312,11 +320,13 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
             await shoal(bin, ['scale', cluster.name, '--role', ROLE, '--count', String(nodes), '--hosts', sb.state.inventory, '--state', cluster.state])
           }
           await shoal(bin, ['destroy', cluster.name, '--yes', '--state', cluster.state])
+          const reloadFloorMs = [1, 2, 3].map(() => reloadFloor(work, nodes))
           const sorted = [...lags].sort((a, b) => a - b)
           return {
             nodes, rounds, createMs: create.ms, scaleRuns, reloadedOnce, existing, idle,
             reloadLagMs: {p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? NaN, count: sorted.length},
             reloadLagPerRoundMs: perRound,
+            reloadFloorMs,
             rssMb: {median: median(rss), max: rss.at(-1) ?? NaN},
             privateMb: {median: median(own), max: own.at(-1) ?? NaN},
             driverRssMb: {median: drivers.length ? median(drivers) : NaN, max: drivers.at(-1) ?? NaN},
@@ -393,7 +403,7 @@ roles:
     files:
       - template: templates/members.liquid
         dest: conf/members.conf
-        reload: 'date +%s%N >> "$SHOAL_HOME/reloads-members" && sleep ${SLEEP}'
+        reload: '${MEMBER_RELOAD}'
       - template: templates/self.liquid
         dest: conf/self.conf
         reload: 'date +%s%N >> "$SHOAL_HOME/reloads-self"'
@@ -404,6 +414,29 @@ roles:
 update: {canaries: 0, max_in_flight: 100%}
 ${agent ? 'agent: true\n' : ''}`)
   return file
+}
+
+/**
+ * `count` copies of the benchmark's member reload (`date +%s%N >> ...reloads-members && sleep 1`, through /bin/sh -c
+ * as every reload runs) forked at once by one Perl process: ms from the first fork to the last `date` mark.
+ */
+function reloadFloor(work: string, count: number): number {
+  const dir = mkdtempSync(path.join(work, 'floor-'))
+  try {
+    const perl = String.raw`
+use POSIX (); use Time::HiRes (); my ($dir, $count, $cmd) = @ARGV; my $t = Time::HiRes::time();
+for my $i (1 .. $count) { my $pid = fork; if (defined $pid && $pid == 0) { mkdir "$dir/$i"; $ENV{SHOAL_HOME} = "$dir/$i"; exec('/bin/sh', '-c', $cmd) or POSIX::_exit(127) } }
+1 while wait() > 0; printf "%.0f
+", $t * 1000;`
+    const run = spawnSync('perl', ['-e', perl, dir, String(count), MEMBER_RELOAD], {encoding: 'utf8', timeout: 60_000})
+    if (run.status !== 0) throw new Error(`the reload floor did not run: ${run.stderr}`)
+    const started = Number(run.stdout.trim())
+    const marks = readdirSync(dir).map((i) => Number(BigInt(readFileSync(path.join(dir, i, 'reloads-members'), 'utf8').trim()) / 1_000_000n))
+    if (marks.length !== count) throw new Error(`the reload floor: ${marks.length} of ${count} reloads ran`)
+    return Math.max(...marks) - started
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
 }
 
 /** metad over the embedded registry in `stateDir`, on `host` (the sandbox gateway) and a port it picks. */
