@@ -56,9 +56,9 @@ interface Whole {
   /**
    * Kept as bytes: a string of a few KB held across a change is copied by every young-generation collection until it
    * is promoted, and 1,000 of them per change made the collector metad's largest cost; a Buffer's bytes live outside
-   * the collected heap and are written as they are.
+   * the collected heap and are written as they are. Made when first served: a waiting caller compares the fingerprint.
    */
-  body: Buffer
+  body: Buffer | undefined
   fingerprint: string
 }
 
@@ -170,14 +170,15 @@ function whole(answer: NodeAnswer): Whole {
   const wholes = partsOf(answer.cluster).wholes
   const cached = wholes.get(answer.nodeId)
   if (cached && sameLinks(cached.links, answer.links)) return cached
-  const made = {links: answer.links, body: Buffer.from(selfJson(answer)), fingerprint: SECTIONS.map((s) => sectionDigest(answer, s)).join('|')}
+  const made: Whole = {links: answer.links, body: undefined, fingerprint: SECTIONS.map((s) => sectionDigest(answer, s)).join('|')}
   wholes.set(answer.nodeId, made)
   return made
 }
 
 /** `selfJson(answer)` as bytes, cached (see `whole`). */
 export function selfBody(answer: NodeAnswer): Buffer {
-  return whole(answer).body
+  const made = whole(answer)
+  return (made.body ??= Buffer.from(selfJson(answer)))
 }
 
 /** `JSON.stringify(selfTree(answer))`, joined from the pre-serialised parts. */
