@@ -43,7 +43,7 @@ describe('starting and stopping an agent on a node', () => {
   it('metad unreachable: the first pass fails with its reason, and no agent is left running', async () => {
     const node = {node_id: 'c-r-1', ip: '127.0.0.1', home: home()}
     await installFiles(transport, host, [...agentFiles('http://127.0.0.1:1', node), {path: `${node.home}/.shoal/token`, content: 'token\n', mode: '0600'}])
-    const result = await transport.exec(host, startAgentCommand('c', node, 'http://127.0.0.1:1', 1).replace('--wait 30s', '--wait 1s'), {timeoutMs: 30_000})
+    const result = await transport.exec(host, startAgentCommand('c', node, 'http://127.0.0.1:1', 1).replace('first_pass_wait=30', 'first_pass_wait=5'), {timeoutMs: 30_000})
     expect(result.exitCode, result.stderr).toBe(1)
     expect(result.stderr).toMatch(/metad at http:\/\/127\.0\.0\.1:1: connect ECONNREFUSED/)
     expect((await transport.exec(host, `pgrep -f ${node.home}/[.]shoal || true`, {timeoutMs: 10_000})).stdout?.trim()).toBe('')

@@ -162,10 +162,11 @@ roles:
 
   const firstNode = async (): Promise<{node_id: string; ip: string}> => (await readRegistered(registry, cluster)).nodes[0]!
 
-  it('applies a registry-only scale with no shoal command for the node; two files sharing a reload reload it once', async () => {
+  it('applies a registry-only scale with no shoal command for the node; two files sharing a reload reload it once; the ready file follows', async () => {
     const node = await firstNode()
     const events: AgentEvent[] = []
-    const agent = new Agent({metad: metad.url, bind: node.ip, log: (e) => events.push(e), pollSeconds: 5})
+    const readyFile = path.join(tempDir('ready'), 'agent.ready')
+    const agent = new Agent({metad: metad.url, bind: node.ip, log: (e) => events.push(e), pollSeconds: 5, readyFile})
     const running = agent.run()
     try {
       await eventually('the first pass and its reload', async () => existsSync(path.join(home(node.node_id), 'reloads.log')))
@@ -175,6 +176,9 @@ roles:
       await run(registry, 'scale', cluster, '--role', 'app', '--count', '3', '--hosts', hosts, '--registry-only')
       await eventually('the agent to render the third member', async () => readFileSync(path.join(home(node.node_id), 'conf/count'), 'utf8') === '3\n')
       await eventually('the reload to run', async () => readFileSync(path.join(home(node.node_id), 'reloads.log'), 'utf8').split('\n').filter(Boolean).length >= 2)
+      // Each pass's outcome, one line, as shoal's start command reads it.
+      const passes = (): number[] => events.flatMap((e) => (e.event === 'applied' || e.event === 'unchanged' ? [e.revision] : []))
+      await eventually('the ready file to name the last pass', async () => readFileSync(readyFile, 'utf8') === `applied ${Math.max(...passes())}\n`)
       // One reload per change, however many of the files naming it changed.
       const applied = events.flatMap((e) => (e.event === 'applied' ? [e] : []))
       for (const e of applied) expect(e.reloads, e.changed.join(', ')).toEqual(e.changed.some((f) => f.startsWith('conf/')) ? [{command: 'sh bin/reload.sh', ok: true}] : [])

@@ -1,6 +1,6 @@
 // The node agent's loop: long-poll metad's /agent, render the role's templates with the planner's code, install what
 // changed (staged → check → atomic rename) and reload, so a node's files follow the registry with no shoal command.
-import {readFile, stat} from 'node:fs/promises'
+import {readFile, rename, stat, writeFile} from 'node:fs/promises'
 import {request, type ClientRequest} from 'node:http'
 import {ShoalError} from '../errors.js'
 import {sha256, type SharedView} from '../plan/index.js'
@@ -25,6 +25,12 @@ export interface AgentOptions {
   pollSeconds?: number
   /** Deadline of each check and reload command. */
   commandTimeoutMs?: number
+  /**
+   * Following metad: after each pass (or failed attempt to reach it) this file says how it went, in one line —
+   * `applied REV`, `failed REV MESSAGE` or `unreachable MESSAGE`. It is how shoal, having just started the agent, learns
+   * that its first pass applied shoal's commit, without a second Node.js process doing that pass first.
+   */
+  readyFile?: string
   log: (event: AgentEvent) => void
 }
 
@@ -36,6 +42,7 @@ export type AgentEvent =
   | {event: 'held'; revision: number; reason: string}
   | {event: 'unreachable'; reason: string; retryInMs: number}
   | {event: 'reconnected'}
+  | {event: 'warning'; message: string}
 
 /** What one pass did: the revision it rendered, and why the node is not in sync if it is not. */
 export interface PassResult {
@@ -120,8 +127,9 @@ export class Agent {
         if (backoff > 0) this.options.log({event: 'reconnected'})
         backoff = 0
         if (answer) {
-          await this.pass(answer.payload)
+          const result = await this.pass(answer.payload)
           void this.report().catch(() => undefined)
+          await this.ready(result.errors.length ? `failed ${result.revision} ${oneLine(result.errors.join('; '))}` : `applied ${result.revision}`)
         }
         wait = true
       } catch (error) {
@@ -130,9 +138,22 @@ export class Agent {
         // Jitter: a metad coming back is not met by every node of a fleet in the same millisecond.
         const delay = Math.round(backoff / 2 + Math.random() * (backoff / 2))
         this.options.log({event: 'unreachable', reason: (error as Error).message, retryInMs: delay})
+        await this.ready(`unreachable ${oneLine((error as Error).message)}`)
         wait = false
         await this.sleep(delay)
       }
+    }
+  }
+
+  /** Write the ready file (see `readyFile`) whole: a reader never sees half a line. */
+  private async ready(line: string): Promise<void> {
+    const file = this.options.readyFile
+    if (file === undefined) return
+    try {
+      await writeFile(`${file}.tmp`, `${line}\n`)
+      await rename(`${file}.tmp`, file)
+    } catch (error) {
+      this.options.log({event: 'warning', message: `cannot write the ready file: ${(error as Error).message}`})
     }
   }
 
@@ -394,6 +415,10 @@ function reloadEnv(payload: AgentPayload): Record<string, string> {
   const {self, env, adding_hosts: adding, deleting_hosts: deleting} = payload.view
   const ids = (lists: Record<string, Array<{node_id: string}>>): string[] => Object.values(lists).flat().map((h) => h.node_id)
   return {...nodeEnv({cluster: payload.cluster, operation: 'agent', node: self, env, joining: ids(adding), leaving: ids(deleting)}), SHOAL_REVISION: String(payload.revision)}
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' | ')
 }
 
 function errorMessage(body: string): string {

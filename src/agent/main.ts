@@ -3,7 +3,7 @@ import {parseArgs} from 'node:util'
 import {ShoalError} from '../errors.js'
 import {runAgent} from './run.js'
 
-const USAGE = 'usage: shoal-agent --metad URL [--bind ADDR] [--node ID --token-file FILE] [--once [--at-least REV --wait 30s]] [--command-timeout 60s] [--json]'
+const USAGE = 'usage: shoal-agent --metad URL [--bind ADDR] [--node ID --token-file FILE] [--once [--at-least REV --wait 30s] | --ready-file FILE] [--command-timeout 60s] [--json]'
 
 async function main(): Promise<number> {
   const {values} = parseArgs({
@@ -16,6 +16,7 @@ async function main(): Promise<number> {
       'at-least': {type: 'string'},
       wait: {type: 'string'},
       'command-timeout': {type: 'string', default: '60s'},
+      'ready-file': {type: 'string'},
       json: {type: 'boolean', default: false},
     },
     strict: true,

@@ -15,6 +15,8 @@ export interface AgentArgs {
   'at-least'?: number | undefined
   wait?: string | undefined
   'command-timeout': string
+  /** Following metad: the file each pass's outcome is written to (see AgentOptions.readyFile). */
+  'ready-file'?: string | undefined
   json: boolean
 }
 
@@ -31,7 +33,13 @@ export async function runAgent(args: AgentArgs): Promise<{revision: number; in_s
   const log = (event: AgentEvent): void => {
     process.stderr.write(`${args.json ? JSON.stringify({at: new Date().toISOString(), ...event}) : describeEvent(event)}\n`)
   }
-  const agent = new Agent({metad: args.metad, ...(args.bind !== undefined ? {bind: args.bind} : {}), ...(args.node !== undefined ? {node: args.node} : {}), ...(token !== undefined ? {token} : {}), commandTimeoutMs, log})
+  const agent = new Agent({
+    metad: args.metad, commandTimeoutMs, log,
+    ...(args.bind !== undefined ? {bind: args.bind} : {}),
+    ...(args.node !== undefined ? {node: args.node} : {}),
+    ...(token !== undefined ? {token} : {}),
+    ...(args['ready-file'] !== undefined ? {readyFile: args['ready-file']} : {}),
+  })
   if (args.once) {
     const waitMs = args.wait !== undefined ? duration('--wait', args.wait) : 0
     const result = await agent.once({atLeast: args['at-least'] ?? 0, waitMs}).finally(() => agent.stop())
@@ -71,5 +79,6 @@ export function describeEvent(event: AgentEvent): string {
     case 'held': return `${at} revision ${event.revision}: files left as they are: ${event.reason}`
     case 'unreachable': return `${at} ${event.reason}; retrying in ${event.retryInMs} ms`
     case 'reconnected': return `${at} metad answers again`
+    case 'warning': return `${at} ${event.message}`
   }
 }

@@ -23,6 +23,7 @@ Logs one line per change to stderr (--json: JSON lines). --once: render and inst
     'at-least': Flags.integer({description: 'With --once: wait until metad serves at least this registry revision', dependsOn: ['once'], min: 0}),
     wait: Flags.string({description: 'With --once and --at-least: how long to wait for that revision (or for metad to know the node)', default: '0s'}),
     'command-timeout': Flags.string({description: 'Deadline of each check and reload command', default: '60s'}),
+    'ready-file': Flags.string({description: "Following metad: after each pass write its outcome to this file, one line: `applied REV`, `failed REV MESSAGE` or `unreachable MESSAGE` (how shoal learns that an agent it started applied its commit)", exclusive: ['once']}),
   }
 
   async run(): Promise<unknown> {

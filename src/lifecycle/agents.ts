@@ -13,8 +13,10 @@ import {ShoalError} from '../errors.js'
 /** Where the bundle is beside the compiled code (dist/lifecycle → dist/agent), or from the sources (src/lifecycle). */
 const BUNDLE_PATHS = ['../agent/shoal-agent.mjs', '../../dist/agent/shoal-agent.mjs'].map((p) => fileURLToPath(new URL(p, import.meta.url)))
 const AGENT_DIR = '.shoal'
-/** How long a new node's first pass may wait for metad to serve shoal's commit (metad follows the registry in ms). */
-const FIRST_PASS_WAIT = '30s'
+/** Where the agent writes how each pass went (see AgentOptions.readyFile): shoal reads its first pass there. */
+const READY_FILE = 'agent.ready'
+/** How long, in seconds, a new agent's first pass may take to apply shoal's commit (metad follows the registry in ms). */
+const FIRST_PASS_WAIT_S = 30
 
 let bundle: string | undefined
 
@@ -39,7 +41,7 @@ export function agentUnit(cluster: string, node: {node_id: string}): string {
 
 /** How the agent runs on the node: the same arguments for the supervisor loop and the systemd unit. */
 function agentArgs(metad: string, node: AgentNode): string {
-  return ['--metad', metad, '--bind', node.ip, '--node', node.node_id, '--token-file', `${node.home}/${NODE_TOKEN_FILE}`].map(shellQuote).join(' ')
+  return ['--metad', metad, '--bind', node.ip, '--node', node.node_id, '--token-file', `${node.home}/${NODE_TOKEN_FILE}`, '--ready-file', `${node.home}/${AGENT_DIR}/${READY_FILE}`].map(shellQuote).join(' ')
 }
 
 /**
@@ -96,9 +98,11 @@ function agentShell(cluster: string, node: AgentNode): string {
 }
 
 /**
- * Start (or restart, with the bundle just placed) a node's agent: Node.js >= 20 must be there; one pass must apply
- * shoal's commit `revision` (metad reached from the node, the files rendered); then the agent runs supervised.
- * Exit 3: no usable Node.js; otherwise the first pass's exit and message.
+ * Start (or restart, with the bundle just placed) a node's agent: Node.js >= 20 must be there; the agent starts
+ * supervised, and its first passes must apply shoal's commit `revision` (metad reached from the node, the files
+ * rendered) within FIRST_PASS_WAIT_S, as its ready file says — else it is stopped again. Exit 3: no usable Node.js;
+ * 1: the first pass failed, with its reason. The agent's own process does that pass: a separate `--once` process
+ * first was a second Node.js start per new node (about 150 ms of CPU here, while the other agents react).
  */
 export function startAgentCommand(cluster: string, node: AgentNode, metad: string, revision: number): string {
   const unitFile = [
@@ -123,15 +127,33 @@ export function startAgentCommand(cluster: string, node: AgentNode, metad: strin
     'case "$major" in ""|*[!0-9]*) echo "this host has a node on PATH that does not say its version ($version); the shoal agent needs Node.js 20 or later" >&2; exit 3;; esac',
     'if [ "$major" -lt 20 ]; then echo "this host has Node.js $version; the shoal agent needs 20 or later" >&2; exit 3; fi',
     'stop_agent',
-    // The first pass's log goes to the agent's log, and on failure to shoal too (the step's error shows why).
-    `node "$dir/agent.mjs" ${agentArgs(metad, node)} --once --at-least ${revision} --wait ${FIRST_PASS_WAIT} 2> "$dir/agent.first" || { s=$?; cat "$dir/agent.first" >> "$dir/agent.log"; cat "$dir/agent.first" >&2; rm -f "$dir/agent.first"; exit $s; }`,
-    'cat "$dir/agent.first" >> "$dir/agent.log"; rm -f "$dir/agent.first"',
+    `ready="$dir/${READY_FILE}"`,
+    'rm -f "$ready"',
     'if use_systemd; then',
     `  printf '%s' ${shellQuote(unitFile)} | sed "s|^ExecStart=NODE |ExecStart=$(command -v node) |" > "/etc/systemd/system/$unit.service"`,
     '  systemctl daemon-reload && systemctl enable --now "$unit" >/dev/null',
     'else',
     '  setsid sh "$dir/agent.sh" < /dev/null > /dev/null 2>&1 &',
     'fi',
+    // The first pass: its outcome in the ready file (`applied REV`, `failed REV MESSAGE`, `unreachable MESSAGE`).
+    `first_pass_wait=${FIRST_PASS_WAIT_S}`,
+    'first_pass() {',
+    '  n=0; what=; rev=; rest=',
+    '  while [ $n -lt $((first_pass_wait * 10)) ]; do',
+    '    if [ -f "$ready" ]; then',
+    '      read -r what rev rest < "$ready" || true',
+    '      case "$what" in',
+    `        applied) if [ "$rev" -ge ${revision} ] 2>/dev/null; then return 0; fi;;`,
+    `        failed) if [ "$rev" -ge ${revision} ] 2>/dev/null; then echo "shoal-agent: not in sync at revision $rev: $rest" >&2; return 1; fi;;`,
+    '      esac',
+    '    fi',
+    '    sleep 0.1; n=$((n + 1))',
+    '  done',
+    '  if [ "$what" = unreachable ]; then echo "shoal-agent: $rev $rest" >&2',
+    `  else echo "shoal-agent: the agent did not apply revision ${revision} within $first_pass_wait s\${what:+ (its last pass: $what $rev $rest)}; the end of its log:" >&2; tail -n 5 "$dir/agent.log" >&2 2>/dev/null || true; fi`,
+    '  return 1',
+    '}',
+    'if ! first_pass; then stop_agent; exit 1; fi',
   ].join('\n')
 }
 
