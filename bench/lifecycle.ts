@@ -108,6 +108,8 @@ export interface AgentsResult {
    * per try. The reloads alone take this long on the machine's cores.
    */
   reloadFloorMs: number[]
+  /** Where the first scale-out's time went, step by step (the CLI's own step lines). */
+  scaleSteps: StepTime[]
   /** Resident memory of each agent process, MB. */
   rssMb: {median: number; max: number}
   /**
@@ -297,6 +299,7 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
           const lags: number[] = []
           const perRound: Array<{p50: number; max: number}> = []
           const scaleRuns: number[] = []
+          let scaleSteps: StepTime[] = []
           let reloadedOnce = 0
           let existing = 0
           for (let round = 1; round <= rounds; round++) {
@@ -305,6 +308,7 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
             const started = Date.now()
             const run = await shoal(bin, ['scale', cluster.name, '--role', ROLE, '--add', '1', '--hosts', sb.state.inventory, '--state', cluster.state])
             scaleRuns.push(run.ms)
+            if (round === 1) scaleSteps = stepTimes(run)
             const commitAt = await registerCommitTime(cluster.state, cluster.name, started)
             const after = nodeFiles(srvOf, cluster.name)
             for (const [node, was] of before) {
@@ -326,7 +330,7 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
             nodes, rounds, createMs: create.ms, scaleRuns, reloadedOnce, existing, idle,
             reloadLagMs: {p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? NaN, count: sorted.length},
             reloadLagPerRoundMs: perRound,
-            reloadFloorMs,
+            reloadFloorMs, scaleSteps,
             rssMb: {median: median(rss), max: rss.at(-1) ?? NaN},
             privateMb: {median: median(own), max: own.at(-1) ?? NaN},
             driverRssMb: {median: drivers.length ? median(drivers) : NaN, max: drivers.at(-1) ?? NaN},
