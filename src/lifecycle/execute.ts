@@ -189,7 +189,9 @@ class StepRunner {
     }
     const expected = todo.map((node) => ({node: node.node_id, files: step.files === 'final' ? node.files : (node.interim ?? node.files)}))
     await waitForAgents(this.ctx.store, cluster, revision, expected, {timeoutMs: this.ctx.agentWaitMs ?? AGENT_WAIT_MS})
-    for (const node of todo) await this.done(step, node, 'done')
+    // Marked together, so they go in one transaction: one after another they were 50 durable writes of the embedded
+    // store (5 s of a 50-node scale-out here, after the agents had all reported).
+    await Promise.all(todo.map((node) => this.done(step, node, 'done')))
   }
 
   private async startAgent(step: Step, node: PlannedNode, metad: string, revision: number): Promise<void> {
