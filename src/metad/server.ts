@@ -10,7 +10,7 @@ import {Mirror, type NodeRef} from './mirror.js'
 import {Reports} from './reports.js'
 import {parseAgentReport} from '../registry/index.js'
 import {agentBody, agentFingerprint} from './agent-view.js'
-import {answerFor, fingerprint, SECTIONS, selfBody, selfTree, subtree, type NodeAnswer, type Section} from './view.js'
+import {answerFor, fingerprint, SECTIONS, selfChunks, selfTree, subtree, type NodeAnswer, type Section} from './view.js'
 
 export interface MetadOptions {
   store: Store
@@ -284,9 +284,9 @@ export class Metad {
   }
 
   private sendAnswer(res: ServerResponse, served: Served, answer: NodeAnswer, segments: string[], format: Format, path: string): void {
-    let body: string | Buffer
+    let body: string | Buffer | readonly Buffer[]
     if (served === 'agent') body = agentBody(answer)
-    else if (segments.length === 0 && format === 'json') body = selfBody(answer)
+    else if (segments.length === 0 && format === 'json') body = selfChunks(answer)
     else {
       const tree = subtree(selfTree(answer), segments)
       if (tree === undefined) return this.sendError(res, new HttpError(404, 'no-such-path', `nothing at ${path}`), answer.version)
@@ -333,10 +333,17 @@ export class Metad {
     this.sendText(res, status, `${JSON.stringify(body)}\n`, CONTENT_TYPES.json, version !== undefined ? this.revisionHeaders(version) : {'Cache-Control': 'no-store'})
   }
 
-  private sendText(res: ServerResponse, status: number, body: string | Buffer, contentType: string, headers: Record<string, string> = {}): void {
+  /** Sends `body` (several buffers are written together, as one answer's bytes in one write). */
+  private sendText(res: ServerResponse, status: number, body: string | Buffer | readonly Buffer[], contentType: string, headers: Record<string, string> = {}): void {
     if (this.closing) res.setHeader('Connection', 'close')
-    res.writeHead(status, {...headers, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body)})
-    res.end(res.req.method === 'HEAD' ? undefined : body)
+    const chunks = typeof body === 'string' || Buffer.isBuffer(body) ? [body] : body
+    let length = 0
+    for (const chunk of chunks) length += Buffer.byteLength(chunk)
+    res.writeHead(status, {...headers, 'Content-Type': contentType, 'Content-Length': length})
+    if (res.req.method === 'HEAD') return void res.end()
+    res.cork()
+    for (let i = 0; i < chunks.length - 1; i++) res.write(chunks[i])
+    res.end(chunks.at(-1))
   }
 }
 

@@ -46,20 +46,23 @@ export interface Parts {
   nodes: Map<string, Part>
   /** Link names and the clusters they name, sorted by name (the order answers list them). */
   links: Array<[string, string]>
-  /** Node id → its whole answer, as last served (valid while the linked entries are the same). */
-  wholes: Map<string, Whole>
+  /** Node id → the head of its whole answer, `{"host":…,`, as bytes (made when first served). */
+  heads: Map<string, Buffer>
+  /** The rest of the whole answer, the same for every node of the cluster (valid while the linked entries are the same). */
+  tail: Tail | undefined
 }
 
-/** One node's whole `/self` answer as JSON, and its fingerprint: made once per change, reused by every request. */
-interface Whole {
+/**
+ * What follows a node's own `host` in its whole `/self` answer: every other section, shared by all nodes of a cluster.
+ * A node's answer is its head and this tail written together, so waking 1,000 callers encodes no answer of its own:
+ * building and encoding a 6 KB answer per node was as much of a wake-up round as sending them all.
+ */
+interface Tail {
   links: ReadonlyArray<[string, ClusterEntry]>
-  /**
-   * Kept as bytes: a string of a few KB held across a change is copied by every young-generation collection until it
-   * is promoted, and 1,000 of them per change made the collector metad's largest cost; a Buffer's bytes live outside
-   * the collected heap and are written as they are. Made when first served: a waiting caller compares the fingerprint.
-   */
-  body: Buffer | undefined
+  /** Digests of the sections after `host`: a node's fingerprint is its host's digest and this. */
   fingerprint: string
+  /** Kept as bytes, outside the collected heap; made when first served (a waiting caller compares the fingerprint). */
+  bytes: Buffer | undefined
 }
 
 const cache = new WeakMap<ClusterEntry, Parts>()
@@ -106,7 +109,8 @@ export function partsOf(entry: ClusterEntry): Parts {
     link: part(linkTree(linkView(entry.state))),
     nodes,
     links: Object.entries(entry.state.links).sort(([a], [b]) => (a < b ? -1 : 1)),
-    wholes: new Map(),
+    heads: new Map(),
+    tail: undefined,
   }
   cache.set(entry, parts)
   return parts
@@ -165,32 +169,34 @@ function sameLinks(a: ReadonlyArray<[string, ClusterEntry]>, b: ReadonlyArray<[s
   return a.length === b.length && a.every(([name, entry], i) => name === b[i]![0] && entry === b[i]![1])
 }
 
-/** The node's whole answer: serialised once per change of the clusters it is made of, then the same bytes every time. */
-function whole(answer: NodeAnswer): Whole {
-  const wholes = partsOf(answer.cluster).wholes
-  const cached = wholes.get(answer.nodeId)
-  if (cached && sameLinks(cached.links, answer.links)) return cached
-  const made: Whole = {links: answer.links, body: undefined, fingerprint: SECTIONS.map((s) => sectionDigest(answer, s)).join('|')}
-  wholes.set(answer.nodeId, made)
-  return made
+/** The sections after `host`, shared by the cluster's nodes: digested once per change of the clusters it is made of. */
+function tail(answer: NodeAnswer): Tail {
+  const parts = partsOf(answer.cluster)
+  if (parts.tail && sameLinks(parts.tail.links, answer.links)) return parts.tail
+  return (parts.tail = {links: answer.links, bytes: undefined, fingerprint: SECTIONS.slice(1).map((s) => sectionDigest(answer, s)).join('|')})
 }
 
-/** `selfJson(answer)` as bytes, cached (see `whole`). */
-export function selfBody(answer: NodeAnswer): Buffer {
-  const made = whole(answer)
-  return (made.body ??= Buffer.from(selfJson(answer)))
+/**
+ * `JSON.stringify(selfTree(answer))` as the bytes to write, in order: the node's head and its cluster's tail, both
+ * joined from the pre-serialised parts once per change.
+ */
+export function selfChunks(answer: NodeAnswer): [Buffer, Buffer] {
+  const parts = partsOf(answer.cluster)
+  let head = parts.heads.get(answer.nodeId)
+  if (!head) parts.heads.set(answer.nodeId, (head = Buffer.from(`{"host":${parts.nodes.get(answer.nodeId)!.json},`)))
+  const rest = tail(answer)
+  return [head, (rest.bytes ??= Buffer.from(`${tailJson(answer)}}`))]
 }
 
-/** `JSON.stringify(selfTree(answer))`, joined from the pre-serialised parts. */
-export function selfJson(answer: NodeAnswer): string {
+function tailJson(answer: NodeAnswer): string {
   const fields: string[] = []
-  for (const section of SECTIONS) {
+  for (const section of SECTIONS.slice(1)) {
     const json = section === 'links'
       ? `{${answer.links.map(([name, entry]) => `${JSON.stringify(name)}:${partsOf(entry).link.json}`).join(',')}}`
-      : sectionPart(answer, section).json
+      : sectionPart(answer, section as Exclude<Section, 'links'>).json
     fields.push(`${JSON.stringify(section)}:${json}`)
   }
-  return `{${fields.join(',')}}`
+  return fields.join(',')
 }
 
 /**
@@ -198,7 +204,7 @@ export function selfJson(answer: NodeAnswer): string {
  * them for /self itself), so a change elsewhere, even in its own cluster, does not wake it.
  */
 export function fingerprint(answer: NodeAnswer, section: Section | undefined): string {
-  return section ? sectionDigest(answer, section) : whole(answer).fingerprint
+  return section ? sectionDigest(answer, section) : `${sectionDigest(answer, 'host')}|${tail(answer).fingerprint}`
 }
 
 function sectionDigest(answer: NodeAnswer, section: Section): string {
