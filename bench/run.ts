@@ -228,6 +228,15 @@ async function metad(): Promise<void> {
     `= ${(1e6 / r.cpuPerGetUs).toFixed(0)} GET/s per core it gets (the bare server: ${r.bare.cpuPerGetUs.toFixed(0)} µs)`)
 }
 
+/** Issue 14: the examples scaled under a steady stream of real client operations; what the clients saw. */
+async function scaling(): Promise<void> {
+  const {benchHaproxyScaling, printScaling} = await import('./scaling.js')
+  const load = loadAverage()
+  const rows = await benchHaproxyScaling()
+  console.log(`\n## Scaling under load: each example scaled through shoal on sandbox hosts while clients keep working (load average ${load} → ${loadAverage()})`)
+  printScaling(rows)
+}
+
 function printCpu(shoal: {clientMs: number; sshdMs: number}, shell: {clientMs: number; sshdMs: number}): void {
   console.log(`CPU (median per run): shoal ${ms(shoal.clientMs)} + its hosts' sshd and commands ${ms(shoal.sshdMs)}; ` +
     `yardstick: OpenSSH clients ${ms(shell.clientMs)} + sshd and commands ${ms(shell.sshdMs)}`)
@@ -254,7 +263,8 @@ const cores = execFileSync('nproc', {encoding: 'utf8'}).trim()
 console.log(`shoal benchmarks — node ${process.version}, ${cores} cores, ${new Date().toISOString()}`)
 // `npm run bench -- lifecycle` (or SHOAL_BENCH_ONLY=lifecycle) reruns just the sandbox sections (e.g. when the machine is quieter);
 // `npm run bench -- metad` (or SHOAL_BENCH_ONLY=metad) runs the metad section alone; `-- history` (npm run bench:history)
-// the embedded registry's long-history section; `-- agents` one push create + scale-out and the agents section.
+// the embedded registry's long-history section; `-- agents` one push create + scale-out and the agents section;
+// `-- scaling` the examples scaled under client load.
 const only = process.env.SHOAL_BENCH_ONLY ?? process.argv[2]
 if (only === undefined) {
   coldStart()
@@ -266,3 +276,4 @@ if (only === undefined || only === 'history') await section('Embedded registry h
 if (only === undefined || only === 'lifecycle') await lifecycle()
 if (only === 'agents') await lifecycle(true)
 if (only === undefined || only === 'metad') await section('metad', metad)
+if (only === undefined || only === 'scaling') await section('Scaling under load', scaling)

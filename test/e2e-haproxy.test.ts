@@ -1,9 +1,10 @@
 // The HAProxy example end to end: `shoal create/scale/destroy` of specs/haproxy.yaml running Debian's haproxy in front
 // of python3 web nodes on sandbox hosts. Requests through the load balancer reach exactly the current web nodes as
-// the pool goes 2 → 4 → 1, and destroy leaves nothing behind.
+// the pool goes 2 → 4 → 1 — with not one failed request while it scales (issue 14) — and destroy leaves nothing.
 import {request} from 'node:http'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {eventually} from './support/children.js'
+import {describeLoad, httpGet, Load, type LoadReport} from './support/load.js'
 import {exampleSpec, freeServicePorts, leftUnderSrvShoal, registryKeys, sandboxProcesses, type SpecCopy} from './support/real-services.js'
 import {startSandbox, type TestSandbox} from './support/sandbox.js'
 import {assertCliBuilt, describeResult, embeddedRegistry, registeredNodes, shoal, type CliResult, type Registry} from './support/shoal-cli.js'
@@ -83,6 +84,19 @@ async function servedBy(expected: string[]): Promise<{nodes: string[]; statuses:
   return last
 }
 
+/** Runs `change` under a steady stream of requests through the lb (4 clients, a request every 20 ms each). */
+async function underLoad(change: () => Promise<void>): Promise<LoadReport> {
+  const lb = (await registeredNodes(registry, CLUSTER, 'lb'))[0]!
+  const load = new Load(() => httpGet(lb.ip, lbPort).then(() => undefined), {clients: 4, pauseMs: 20}).start()
+  try {
+    await change()
+  } catch (error) {
+    await load.stop()
+    throw error
+  }
+  return load.stop()
+}
+
 const webIds = (...sids: number[]): string[] => sids.map((sid) => `${CLUSTER}-web-${sid}`)
 const servicesInSandbox = (): string[] => sandboxProcesses(sandbox, /haproxy|http\.server/)
 
@@ -93,14 +107,17 @@ describe('HAProxy in front of web 2 → 4 → 1 through shoal (embedded registry
     expect(await servedBy(webIds(1, 2))).toEqual({nodes: webIds(1, 2), statuses: [200]})
   }, OPERATION_MS)
 
-  it('scale web --count 4: the lb reloads with four servers and requests reach all four', async () => {
-    expectOk(await cli('scale', CLUSTER, '--role', 'web', '--count', '4'))
+  it('scale web --count 4 under steady requests: not one fails; the lb reloads with four servers and requests reach all four', async () => {
+    const report = await underLoad(async () => expectOk(await cli('scale', CLUSTER, '--role', 'web', '--count', '4')))
+    expect(report.failed, describeLoad(report)).toBe(0)
+    expect(report.operations).toBeGreaterThan(0)
     expect((await registeredNodes(registry, CLUSTER, 'web')).map((n) => n.node_id)).toEqual(webIds(1, 2, 3, 4))
     expect(await servedBy(webIds(1, 2, 3, 4))).toEqual({nodes: webIds(1, 2, 3, 4), statuses: [200]})
   }, OPERATION_MS)
 
-  it('scale web --count 1: the highest sids leave; every request reaches the one that stays', async () => {
-    expectOk(await cli('scale', CLUSTER, '--role', 'web', '--count', '1'))
+  it('scale web --count 1 under steady requests: not one fails; the highest sids leave; every request reaches the one that stays', async () => {
+    const report = await underLoad(async () => expectOk(await cli('scale', CLUSTER, '--role', 'web', '--count', '1')))
+    expect(report.failed, describeLoad(report)).toBe(0)
     expect((await registeredNodes(registry, CLUSTER, 'web')).map((n) => n.node_id)).toEqual(webIds(1))
     // The lb dropped the leaving servers before they stopped: nothing to wait for.
     const lb = (await registeredNodes(registry, CLUSTER, 'lb'))[0]!
