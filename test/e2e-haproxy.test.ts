@@ -4,7 +4,7 @@
 import {request} from 'node:http'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {eventually} from './support/children.js'
-import {describeLoad, httpGet, Load, type LoadReport} from './support/load.js'
+import {describeLoad, during, httpGet, Load, type LoadReport} from './support/load.js'
 import {exampleSpec, freeServicePorts, leftUnderSrvShoal, registryKeys, sandboxProcesses, type SpecCopy} from './support/real-services.js'
 import {startSandbox, type TestSandbox} from './support/sandbox.js'
 import {assertCliBuilt, describeResult, embeddedRegistry, registeredNodes, shoal, type CliResult, type Registry} from './support/shoal-cli.js'
@@ -87,14 +87,7 @@ async function servedBy(expected: string[]): Promise<{nodes: string[]; statuses:
 /** Runs `change` under a steady stream of requests through the lb (4 clients, a request every 20 ms each). */
 async function underLoad(change: () => Promise<void>): Promise<LoadReport> {
   const lb = (await registeredNodes(registry, CLUSTER, 'lb'))[0]!
-  const load = new Load(() => httpGet(lb.ip, lbPort).then(() => undefined), {clients: 4, pauseMs: 20}).start()
-  try {
-    await change()
-  } catch (error) {
-    await load.stop()
-    throw error
-  }
-  return load.stop()
+  return during(new Load(() => httpGet(lb.ip, lbPort).then(() => undefined), {clients: 4, pauseMs: 20}), change)
 }
 
 const webIds = (...sids: number[]): string[] => sids.map((sid) => `${CLUSTER}-web-${sid}`)

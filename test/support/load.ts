@@ -107,3 +107,15 @@ export function httpGet(host: string, port: number, path = '/', timeoutMs = 5000
     req.end()
   })
 }
+
+/** Runs `change` while `load` runs (started here), then stops the load and reports what its clients saw. */
+export async function during(load: Load, change: () => Promise<unknown>): Promise<LoadReport> {
+  load.start()
+  try {
+    await change()
+  } catch (error) {
+    await load.stop()
+    throw error
+  }
+  return load.stop()
+}
