@@ -11,6 +11,15 @@ describe('node view of a registered cluster', () => {
     expect(linkView(zk).env).toEqual({tick_time: 2000})
   })
 
+  it("shows a linked cluster's members joining and leaving in an operation under way, and none otherwise", () => {
+    expect(linkView(zk)).toMatchObject({adding_hosts: {zk: []}, deleting_hosts: {zk: []}})
+    const [first, , third] = zk.nodes
+    const moving = linkView({...zk, adding: [third!.node_id], deleting: [first!.node_id]})
+    expect(moving.adding_hosts.zk!.map((h) => h.node_id)).toEqual([third!.node_id])
+    expect(moving.deleting_hosts.zk!.map((h) => h.node_id)).toEqual([first!.node_id])
+    expect(moving.hosts.zk!.map((h) => h.sid)).toEqual([1, 2, 3])
+  })
+
   it("keeps the cluster's own secrets in its own view", () => {
     expect(registeredView(zk, {}).env).toEqual({tick_time: 2000, password: 's3cr3t-zk'})
   })

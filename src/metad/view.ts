@@ -1,6 +1,6 @@
 // What metad serves under /self: a node's view (the planner's, src/plan/node-view.ts) laid out as QingCloud metad paths.
 //
-// The layout: host, hosts/<role>/<node-id>, cluster, env, links/<name>/{cluster,env,hosts}, adding-hosts, deleting-hosts.
+// The layout: host, hosts/<role>/<node-id>, cluster, env, links/<name>/{cluster,env,hosts,adding-hosts,deleting-hosts}, adding-hosts, deleting-hosts.
 // A cluster's shared parts are serialised once per registry change and reused for every node and request: with 1,000
 // callers of one cluster woken together, each answer is then string joins, not a serialisation of the whole cluster.
 import {createHash} from 'node:crypto'
@@ -90,7 +90,7 @@ function hostsTree(lists: Record<string, HostView[]>): {[name: string]: Tree} {
 }
 
 function linkTree(link: LinkView): Tree {
-  return {cluster: link.cluster, env: {...link.env}, hosts: hostsTree(link.hosts)}
+  return {cluster: link.cluster, env: {...link.env}, hosts: hostsTree(link.hosts), 'adding-hosts': hostsTree(link.adding_hosts), 'deleting-hosts': hostsTree(link.deleting_hosts)}
 }
 
 export function partsOf(entry: ClusterEntry): Parts {

@@ -21,7 +21,10 @@ export function rolesOf(state: ClusterState): string[] {
 export function linkView(state: ClusterState): LinkView {
   const secret = new Set(state.secretEnv)
   const env = Object.fromEntries(Object.entries(state.env).filter(([name]) => !secret.has(name)))
-  return {cluster: state.name, env, hosts: byRole(state.nodes.map((n) => hostView(n, n.bootstrap)), rolesOf(state))}
+  const roles = rolesOf(state)
+  const views = state.nodes.map((n) => hostView(n, n.bootstrap))
+  const listed = (ids: readonly string[]): HostView[] => views.filter((h) => ids.includes(h.node_id))
+  return {cluster: state.name, env, hosts: byRole(views, roles), adding_hosts: byRole(listed(state.adding), roles), deleting_hosts: byRole(listed(state.deleting), roles)}
 }
 
 /**

@@ -34,6 +34,12 @@ export interface LinkView {
   cluster: string
   env: Record<string, EnvValue>
   hosts: Record<string, HostView[]>
+  /**
+   * Its members joining or leaving in an operation now under way (as its own nodes see them): a cluster in front of
+   * it (a load balancer) leaves them out until they are ready, and before they go.
+   */
+  adding_hosts: Record<string, HostView[]>
+  deleting_hosts: Record<string, HostView[]>
 }
 
 /** Everything a template can reference. Host lists are sorted by sid. */

@@ -96,7 +96,7 @@ export function sampleCluster(spec: ClusterSpec, options: SampleOptions = {}): S
 export function linkViewOf(sample: SampleCluster): LinkView {
   const first = sample.views.values().next().value
   if (!first) throw new Error(`sample view: cluster ${sample.spec.name} has no nodes`)
-  return {cluster: sample.spec.name, env: sample.env, hosts: first.hosts}
+  return {cluster: sample.spec.name, env: sample.env, hosts: first.hosts, adding_hosts: first.adding_hosts, deleting_hosts: first.deleting_hosts}
 }
 
 /** Render every file of the node's role; keys are the files' destinations. */
