@@ -14,9 +14,17 @@ command -v git >/dev/null || need+=(git)
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 [ -x /usr/bin/redis-server ] && [ -x /usr/bin/redis-cli ] || need+=(redis-server)
 [ -x /usr/bin/python3 ] || need+=(python3)
+[ -x /usr/sbin/mariadbd ] && [ -x /usr/bin/mariadb-install-db ] && [ -x /usr/bin/mariadb ] || need+=(mariadb-server mariadb-client)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing packages: ${need[*]} (run as root to install them)" >&2; exit 1; fi
   echo "installing Debian packages: ${need[*]}"
   apt-get update -qq
+  # A freshly installed mariadb-server is started where an init system lets it; shoal's tests run their own servers,
+  # so nothing may start here (invoke-rc.d asks policy-rc.d; 101 = action forbidden).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

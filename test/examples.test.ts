@@ -6,19 +6,29 @@ import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {afterAll, describe, expect, it} from 'vitest'
-import type {NodeView} from '../src/render/view.js'
+import type {LinkView, NodeView} from '../src/render/view.js'
 import type {ClusterSpec} from '../src/spec/types.js'
 import {linkViewOf, loadSpec, renderNodeFiles, sampleCluster, type SampleOptions} from './support/sample-view.js'
 
 const SPECS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../specs')
-const EXAMPLES = ['zookeeper', 'haproxy', 'redis-cluster', 'kafka'] as const
+const EXAMPLES = ['zookeeper', 'haproxy', 'redis-cluster', 'kafka', 'mariadb', 'mariadb-proxy'] as const
 const specFile = (name: string): string => join(SPECS_DIR, `${name}.yaml`)
+
+/** Values of parameters an example requires (secrets have no default). */
+const REQUIRED: Record<string, SampleOptions['env']> = {mariadb: {app_password: 'sample-app-pw', repl_password: 'sample-repl-pw'}}
+/** Examples that link to another: link name and the linked example (rendered as a sample of its own, at create). */
+const LINKED: Record<string, [string, string]> = {kafka: ['zk', 'zookeeper'], 'mariadb-proxy': ['db', 'mariadb']}
+
+function linkedView(name: string, options: SampleOptions = {}): LinkView {
+  return linkViewOf(sampleCluster(loadSpec(specFile(name)), {...options, env: REQUIRED[name]}))
+}
 
 /** Every node's rendered files, by node id then destination. */
 function renderAll(name: string, options: SampleOptions = {}): Map<string, {view: NodeView; files: Map<string, string>}> {
   const spec = loadSpec(specFile(name))
-  const links = name === 'kafka' ? {zk: linkViewOf(sampleCluster(loadSpec(specFile('zookeeper'))))} : undefined
-  const sample = sampleCluster(spec, {links, ...options, firstOctet: options.firstOctet ?? (name === 'kafka' ? 101 : 1)})
+  const linked = LINKED[name]
+  const links = linked ? {[linked[0]]: linkedView(linked[1])} : undefined
+  const sample = sampleCluster(spec, {links, env: REQUIRED[name], ...options, firstOctet: options.firstOctet ?? (linked ? 101 : 1)})
   const out = new Map<string, {view: NodeView; files: Map<string, string>}>()
   for (const [id, view] of sample.views) out.set(id, {view, files: renderNodeFiles(specFile(name), spec, view)})
   return out
@@ -272,5 +282,57 @@ describe('kafka templates', () => {
   it('start the broker from env.kafka_home', () => {
     const rendered = renderAll('kafka', {env: {kafka_home: '/opt/kafka_2.13-3.9.0'}})
     expect(fileOf(rendered, 'kafka-main-broker-2', 'bin/common.sh')).toMatch(/^KAFKA_HOME=\/opt\/kafka_2\.13-3\.9\.0$/m)
+  })
+})
+
+describe('mariadb templates', () => {
+  const rendered = renderAll('mariadb', {counts: {primary: 1, replica: 2}})
+
+  it('give every server a server_id of its own and make replicas read-only, with GTID binary logs on all', () => {
+    const ids = [...rendered.keys()].map((id) => [id, property(fileOf(rendered, id, 'conf/my.cnf').replace(/ = /g, '='), 'server_id')])
+    expect(ids).toEqual([['db-main-primary-1', '1'], ['db-main-replica-1', '1001'], ['db-main-replica-2', '1002']])
+    expect(fileOf(rendered, 'db-main-replica-1', 'conf/my.cnf')).toContain('\nread_only = ON\n')
+    expect(fileOf(rendered, 'db-main-primary-1', 'conf/my.cnf')).not.toContain('read_only')
+    for (const id of rendered.keys()) expect(fileOf(rendered, id, 'conf/my.cnf')).toMatch(/^gtid_strict_mode = ON$/m)
+  })
+
+  it('point replicas at the primary and keep the passwords only in the files of mode 0600', () => {
+    expect(fileOf(rendered, 'db-main-replica-2', 'bin/common.sh')).toContain(`PRIMARY_IP=${rendered.get('db-main-primary-1')!.view.self.ip}\n`)
+    const spec = loadSpec(specFile('mariadb'))
+    for (const [id, {view, files}] of rendered) {
+      for (const [dest, text] of files) {
+        const mode = spec.roles[view.self.role]!.files!.find((f) => f.dest === dest)!.mode
+        if (text.includes('sample-repl-pw') || text.includes('sample-app-pw')) expect(mode, `${id} ${dest}`).toBe('0600')
+      }
+    }
+  })
+
+  it('drain a leaving replica before it stops (pre_scale_in)', () => {
+    expect(loadSpec(specFile('mariadb')).roles.replica!.services!.pre_scale_in!.cmd).toBe('bin/drain.sh')
+    expect(fileOf(rendered, 'db-main-replica-1', 'bin/drain.sh')).toContain("WHERE USER = '$APP_USER'")
+  })
+})
+
+describe('mariadb-proxy templates', () => {
+  const servers = (cfg: string, backend: string): string[] =>
+    linesStarting(cfg.split(`\nbackend ${backend}\n`)[1]!.split('\nbackend ')[0]!, '    server ').map((l) => l.trim().split(' ').slice(1, 3).join(' ') + (l.includes(' backup') ? ' backup' : ''))
+  const proxyCfg = (db: SampleOptions): string => {
+    const sample = sampleCluster(loadSpec(specFile('mariadb-proxy')), {links: {db: linkedView('mariadb', db)}, firstOctet: 101})
+    return renderNodeFiles(specFile('mariadb-proxy'), loadSpec(specFile('mariadb-proxy')), sample.views.get('db-proxy-proxy-1')!).get('conf/haproxy.cfg')!
+  }
+
+  it('send writes to the primary and reads to the replicas, the primary standing by for reads', () => {
+    const cfg = proxyCfg({counts: {primary: 1, replica: 2}})
+    expect(servers(cfg, 'primary')).toEqual(['db-main-primary-1 127.0.1.1:3306'])
+    expect(servers(cfg, 'replicas')).toEqual(['db-main-replica-1 127.0.1.51:3306', 'db-main-replica-2 127.0.1.52:3306', 'db-main-primary-1 127.0.1.1:3306 backup'])
+    expect(cfg).toContain('    bind 127.0.1.101:3307\n')
+    expect(cfg).toContain('    bind 127.0.1.101:3308\n')
+  })
+
+  it('give a joining replica no reads until it has caught up, and a leaving one none before it goes', () => {
+    expect(servers(proxyCfg({counts: {primary: 1, replica: 1}, adding: {replica: 2}}), 'replicas'))
+      .toEqual(['db-main-replica-1 127.0.1.51:3306', 'db-main-primary-1 127.0.1.1:3306 backup'])
+    expect(servers(proxyCfg({counts: {primary: 1, replica: 3}, deleting: {replica: [2, 3]}}), 'replicas'))
+      .toEqual(['db-main-replica-1 127.0.1.51:3306', 'db-main-primary-1 127.0.1.1:3306 backup'])
   })
 })

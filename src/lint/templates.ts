@@ -113,7 +113,7 @@ function fileTags(templates: Template[]): Array<IncludeTag | RenderTag | LayoutT
 }
 
 const ROLE_LIST_ROOTS = new Set(['hosts', 'adding_hosts', 'deleting_hosts'])
-const LINK_FIELDS = ['cluster', 'env', 'hosts']
+const LINK_FIELDS = ['cluster', 'env', 'hosts', 'adding_hosts', 'deleting_hosts']
 
 /** Check a template's references against the declared names; findings carry the template's own line:col. */
 export function checkReferences(template: AnalysedTemplate, declared: DeclaredNames): Finding[] {
@@ -159,7 +159,7 @@ function checkReference(segments: Segment[], declared: DeclaredNames): Omit<Find
         return {rule: 'template-unknown-variable', message: `"${name}": a link has no field "${field}"${didYouMean(field, LINK_FIELDS)}; fields: ${LINK_FIELDS.join(', ')}`}
       }
       // The linked cluster's roles and env are not known here; only the host fields can be checked.
-      return field === 'hosts' && typeof segments[3] === 'string' ? checkHostList(segments, 4, name) : undefined
+      return field !== 'cluster' && field !== 'env' && typeof segments[3] === 'string' ? checkHostList(segments, 4, name) : undefined
     }
     default:
       if (ROLE_LIST_ROOTS.has(root)) {
