@@ -1,6 +1,12 @@
 // Scaling under load (issue 14): an example scaled through shoal on sandbox hosts while a steady stream of real client
 // operations runs against it, and what those clients saw during each scale.
 import {describeLoad, during, httpGet, Load, type LoadReport} from '../test/support/load.js'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {freePort} from '../test/support/etcd.js'
+import {readAllItems, writeItems} from '../test/support/mariadb-load.js'
+import {startMetad} from '../test/support/metad.js'
 import {RedisLoadClient} from '../test/support/redis-load.js'
 import {exampleSpec, freeServicePorts} from '../test/support/real-services.js'
 import {startSandbox} from '../test/support/sandbox.js'
@@ -104,6 +110,61 @@ export async function benchRedisScaling(): Promise<ScalingRow[]> {
   return rows
 }
 
+/**
+ * MariaDB (specs/mariadb.yaml) replicas 1 → 3 → 1 behind the linked proxy with agents (specs/mariadb-proxy.yaml), with
+ * reads through the proxy all along, each required to see every row written before.
+ */
+export async function benchMariadbScaling(): Promise<ScalingRow[]> {
+  const sandbox = await startSandbox(5)
+  const registry = embeddedRegistry()
+  const [port, writePort, readPort] = freeServicePorts(3)
+  const db = exampleSpec('mariadb', {port: port!})
+  const proxy = exampleSpec('mariadb-proxy', {write_port: writePort!, read_port: readPort!})
+  const secrets = mkdtempSync(path.join(tmpdir(), 'shoal-bench-mariadb-'))
+  const password = 'bench-App-3k9v'
+  writeFileSync(path.join(secrets, 'app'), password)
+  writeFileSync(path.join(secrets, 'repl'), 'bench-Repl-7w2n')
+  const metad = await startMetad(registry.flags, [], await freePort(), sandbox.state.network!.gateway)
+  const cli = cliOf(registry.flags)
+  const rows: ScalingRow[] = []
+  const ROWS = 1000
+  try {
+    await cli('create', db.spec, '--hosts', sandbox.state.inventory, '--set-file', `app_password=${path.join(secrets, 'app')}`, '--set-file', `repl_password=${path.join(secrets, 'repl')}`)
+    await cli('create', proxy.spec, '--hosts', sandbox.state.inventory, '--metad', metad.url)
+    const host = (await registeredNodes(registry, 'db-proxy', 'proxy'))[0]!.ip
+    const login = {host, user: 'app', password, database: 'app'}
+    await writeItems({...login, port: writePort!}, ROWS)
+    const read = readAllItems(async () => ({...login, port: readPort!}), ROWS)
+    // The one replica has caught up before the scale begins.
+    for (let tries = 0; ; tries++) {
+      try {
+        await read()
+        break
+      } catch (error) {
+        if (tries > 100) throw error
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+    }
+    for (const count of [3, 1]) {
+      const clients = 3
+      const pauseMs = 20
+      const {report, scaleMs} = await scaleUnder(new Load(read, {clients, pauseMs}), () => cli('scale', 'db-main', '--role', 'replica', '--count', String(count)))
+      rows.push({example: 'mariadb + proxy (agents)', change: `replicas ${count === 3 ? '1 → 3' : '3 → 1'}`, report, scaleMs,
+        clients: `${clients} clients through the proxy's read port, a connection and a read of all ${ROWS} rows every ${pauseMs} ms each`})
+    }
+    await cli('destroy', 'db-proxy', '--yes')
+    await cli('destroy', 'db-main', '--yes')
+  } finally {
+    await metad.stop()
+    await sandbox.stop()
+    registry.dispose()
+    db.dispose()
+    proxy.dispose()
+    rmSync(secrets, {recursive: true, force: true})
+  }
+  return rows
+}
+
 export function printScaling(rows: readonly ScalingRow[]): void {
   for (const row of rows) {
     console.log(`${row.example} ${row.change} (scale ${(row.scaleMs / 1000).toFixed(1)} s; ${row.clients}): ${describeLoad(row.report)}${row.notes ? `; ${row.notes}` : ''}`)
@@ -111,5 +172,5 @@ export function printScaling(rows: readonly ScalingRow[]): void {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  printScaling([...await benchHaproxyScaling(), ...await benchRedisScaling()])
+  printScaling([...await benchHaproxyScaling(), ...await benchRedisScaling(), ...await benchMariadbScaling()])
 }

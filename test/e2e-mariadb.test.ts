@@ -6,11 +6,12 @@
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
-import {createConnection, type Connection} from 'mysql2/promise'
+import {createConnection, type ConnectionOptions} from 'mysql2/promise'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {eventually} from './support/children.js'
 import {freePort} from './support/etcd.js'
 import {describeLoad, during, Load} from './support/load.js'
+import {readAllItems, readItems, writeItems, type TableRead} from './support/mariadb-load.js'
 import {startMetad, type MetadProcess} from './support/metad.js'
 import {exampleSpec, freeServicePorts, leftUnderSrvShoal, registryKeys, sandboxProcesses, type SpecCopy} from './support/real-services.js'
 import {startSandbox, type TestSandbox} from './support/sandbox.js'
@@ -77,30 +78,11 @@ async function proxyIp(): Promise<string> {
   return (await registeredNodes(registry, PROXY, 'proxy'))[0]!.ip
 }
 
-/** A connection of its own through the proxy, as the application user (no pool: each read is balanced anew). */
-async function connect(port: number): Promise<Connection> {
-  return createConnection({host: await proxyIp(), port, user: 'app', password: APP_PASSWORD, database: 'app', connectTimeout: 5000})
+async function options(port: number): Promise<ConnectionOptions> {
+  return {host: await proxyIp(), port, user: 'app', password: APP_PASSWORD, database: 'app'}
 }
 
-interface Read {
-  serverId: number
-  rows: number
-  sum: number
-}
-
-/** One read through the proxy's read port: which server answered, and the rows it holds. */
-async function read(): Promise<Read> {
-  const connection = await connect(readPort)
-  try {
-    const [rows] = await connection.query('SELECT @@server_id AS server_id, COUNT(*) AS n, COALESCE(SUM(id), 0) AS total FROM items')
-    const [row] = rows as Array<{server_id: number; n: number; total: string | number}>
-    return {serverId: Number(row!.server_id), rows: Number(row!.n), sum: Number(row!.total)}
-  } finally {
-    await connection.end()
-  }
-}
-
-const EXPECTED_SUM = (ROWS * (ROWS + 1)) / 2
+const read = async (): Promise<TableRead> => readItems(await options(readPort))
 
 /** Server ids answering reads over `samples` reads (replicas are 1000 + sid; the primary is 1). */
 async function readers(samples = 24): Promise<number[]> {
@@ -120,10 +102,7 @@ async function readsFrom(expected: number[]): Promise<void> {
 
 /** Steady reads through the proxy while `change` runs: each must answer and hold every row written before. */
 async function underReads(change: () => Promise<void>): Promise<void> {
-  const load = new Load(async () => {
-    const got = await read()
-    if (got.rows !== ROWS || got.sum !== EXPECTED_SUM) throw new Error(`server ${got.serverId} holds ${got.rows} rows (sum ${got.sum}), not the ${ROWS} written before`)
-  }, {clients: 3, pauseMs: 20})
+  const load = new Load(readAllItems(() => options(readPort), ROWS), {clients: 3, pauseMs: 20})
   const report = await during(load, change)
   expect(report.failed, describeLoad(report)).toBe(0)
   expect(report.operations).toBeGreaterThan(0)
@@ -139,10 +118,9 @@ describe('MariaDB replicas behind an HAProxy that follows them (agents), 1 → 3
   }, OPERATION_MS)
 
   it('writes go to the primary and reads to the replica, which has every row', async () => {
-    const connection = await connect(writePort)
+    await writeItems(await options(writePort), ROWS)
+    const connection = await createConnection(await options(writePort))
     try {
-      await connection.query('CREATE TABLE items (id INT PRIMARY KEY, label VARCHAR(32) NOT NULL)')
-      await connection.query('INSERT INTO items (id, label) VALUES ?', [Array.from({length: ROWS}, (_, i) => [i + 1, `item-${i + 1}`])])
       const [rows] = await connection.query('SELECT @@server_id AS id, @@read_only AS ro')
       expect(rows).toEqual([{id: 1, ro: 0}])
     } finally {
