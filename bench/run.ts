@@ -230,9 +230,9 @@ async function metad(): Promise<void> {
 
 /** Issue 14: the examples scaled under a steady stream of real client operations; what the clients saw. */
 async function scaling(): Promise<void> {
-  const {benchHaproxyScaling, benchMariadbScaling, benchRedisScaling, printScaling} = await import('./scaling.js')
+  const {benchHaproxyScaling, benchMariadbScaling, benchRedisScaling, benchZookeeperScaling, printScaling} = await import('./scaling.js')
   const load = loadAverage()
-  const rows = [...await benchHaproxyScaling(), ...await benchRedisScaling(), ...await benchMariadbScaling()]
+  const rows = [...await benchHaproxyScaling(), ...await benchRedisScaling(), ...await benchMariadbScaling(), ...await benchZookeeperScaling()]
   console.log(`\n## Scaling under load: each example scaled through shoal on sandbox hosts while clients keep working (load average ${load} → ${loadAverage()})`)
   printScaling(rows)
 }

@@ -8,6 +8,7 @@ import {freePort} from '../test/support/etcd.js'
 import {readAllItems, writeItems} from '../test/support/mariadb-load.js'
 import {startMetad} from '../test/support/metad.js'
 import {RedisLoadClient} from '../test/support/redis-load.js'
+import {ZooKeeperLoadClient} from '../test/support/zookeeper-load.js'
 import {exampleSpec, freeServicePorts} from '../test/support/real-services.js'
 import {startSandbox} from '../test/support/sandbox.js'
 import {describeResult, embeddedRegistry, registeredNodes, shoal} from '../test/support/shoal-cli.js'
@@ -165,6 +166,41 @@ export async function benchMariadbScaling(): Promise<ScalingRow[]> {
   return rows
 }
 
+/** ZooKeeper (specs/zookeeper.yaml) 3 → 5 → 3 members, with one session's clients writing and reading znodes. */
+export async function benchZookeeperScaling(): Promise<ScalingRow[]> {
+  const sandbox = await startSandbox(5)
+  const registry = embeddedRegistry()
+  const [client, peer, election] = freeServicePorts(3)
+  const copy = exampleSpec('zookeeper', {client_port: client!, peer_port: peer!, election_port: election!, heap: '128m'})
+  const cli = cliOf(registry.flags)
+  const rows: ScalingRow[] = []
+  let zk: ZooKeeperLoadClient | undefined
+  try {
+    await cli('create', copy.spec, '--hosts', sandbox.state.inventory)
+    zk = new ZooKeeperLoadClient((await registeredNodes(registry, 'zk-main', 'zk')).map((n) => ({host: n.ip, port: client!})))
+    const clients = 4
+    await zk.connect(clients)
+    for (const count of [5, 3]) {
+      const pauseMs = 20
+      const statesBefore = zk.states.length
+      const {report, scaleMs} = await scaleUnder(new Load(zk.operation, {clients, pauseMs}), () => cli('scale', 'zk-main', '--role', 'zk', '--count', String(count)))
+      const kept = (await zk.values(clients)).filter((v) => v !== '').length
+      rows.push({example: 'zookeeper (static membership: members restart)', change: `members ${count === 5 ? '3 → 5' : '5 → 3'}`, report, scaleMs,
+        clients: `${clients} clients on one session (connect string: the 3 first members), a setData and a getData every ${pauseMs} ms each`,
+        notes: `${kept} of ${clients} znodes kept; session states during the scale: ${zk.states.slice(statesBefore).join(', ') || 'none'}`})
+    }
+    zk.close()
+    zk = undefined
+    await cli('destroy', 'zk-main', '--yes')
+  } finally {
+    zk?.close()
+    await sandbox.stop()
+    registry.dispose()
+    copy.dispose()
+  }
+  return rows
+}
+
 export function printScaling(rows: readonly ScalingRow[]): void {
   for (const row of rows) {
     console.log(`${row.example} ${row.change} (scale ${(row.scaleMs / 1000).toFixed(1)} s; ${row.clients}): ${describeLoad(row.report)}${row.notes ? `; ${row.notes}` : ''}`)
@@ -172,5 +208,7 @@ export function printScaling(rows: readonly ScalingRow[]): void {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  printScaling([...await benchHaproxyScaling(), ...await benchRedisScaling(), ...await benchMariadbScaling()])
+  const only = process.argv[2]
+  const benches = {haproxy: benchHaproxyScaling, redis: benchRedisScaling, mariadb: benchMariadbScaling, zookeeper: benchZookeeperScaling}
+  for (const [name, bench] of Object.entries(benches)) if (!only || only === name) printScaling(await bench())
 }
