@@ -3,6 +3,7 @@
 // node itself (the agent's local transport), instead of a fork of the whole Node.js process.
 import type {ClientChannel} from 'ssh2'
 import type {ExecOptions} from './transport.js'
+import {assertEnvName} from '../util/shell.js'
 
 /**
  * The driver, run by sshd as `exec perl -e DRIVER` (Perl is part of every Debian and almost every Linux install; where
@@ -177,7 +178,7 @@ export interface DriverCommand {
 function envBlock(env: ExecOptions['env'] = {}): Buffer {
   return Buffer.from(Object.keys(env).sort().map((name) => {
     const value = String(env[name])
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`invalid environment variable name: ${JSON.stringify(name)}`)
+    assertEnvName(name)
     if (value.includes('\0')) throw new Error(`the value of environment variable ${name} holds a NUL byte`)
     return `${name}=${value}\0`
   }).join(''), 'utf8')

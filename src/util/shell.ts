@@ -11,9 +11,12 @@ export function shellQuote(value: string | number | boolean): string {
 export function envPrefix(env: Record<string, string | number | boolean>): string {
   return Object.keys(env)
     .sort()
-    .map((k) => {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`invalid environment variable name: ${JSON.stringify(k)}`)
-      return `${k}=${shellQuote(env[k]!)} `
-    })
+    .map((k) => `${assertEnvName(k)}=${shellQuote(env[k]!)} `)
     .join('')
+}
+
+/** `name` when it can be an environment variable's name (what every shell accepts); throws otherwise. */
+export function assertEnvName(name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`invalid environment variable name: ${JSON.stringify(name)}`)
+  return name
 }
