@@ -1,17 +1,17 @@
 // Scaling under load (issue 14): an example scaled through shoal on sandbox hosts while a steady stream of real client
 // operations runs against it, and what those clients saw during each scale.
-import {describeLoad, during, httpGet, Load, type LoadReport} from '../test/support/load.js'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {freePort} from '../test/support/etcd.js'
+import {describeLoad, during, httpGet, Load, type LoadReport} from '../test/support/load.js'
 import {readAllItems, writeItems} from '../test/support/mariadb-load.js'
 import {startMetad} from '../test/support/metad.js'
+import {exampleSpec, freeServicePorts, type SpecCopy} from '../test/support/real-services.js'
 import {RedisLoadClient} from '../test/support/redis-load.js'
+import {startSandbox, type TestSandbox} from '../test/support/sandbox.js'
+import {describeResult, embeddedRegistry, registeredNodes, shoal, type Registry} from '../test/support/shoal-cli.js'
 import {ZooKeeperLoadClient} from '../test/support/zookeeper-load.js'
-import {exampleSpec, freeServicePorts} from '../test/support/real-services.js'
-import {startSandbox} from '../test/support/sandbox.js'
-import {describeResult, embeddedRegistry, registeredNodes, shoal} from '../test/support/shoal-cli.js'
 
 export interface ScalingRow {
   example: string
@@ -27,11 +27,27 @@ export interface ScalingRow {
 
 const LIMIT_MS = 300_000
 
-/** A CLI bound to one registry, failing with the command's output. */
-function cliOf(flags: readonly string[]): (...args: string[]) => Promise<void> {
-  return async (...args) => {
-    const result = await shoal([...args, ...flags], {limitMs: LIMIT_MS})
+interface Bench {
+  sandbox: TestSandbox
+  registry: Registry
+  /** shoal with the bench's registry, failing with the command's output. */
+  cli: (...args: string[]) => Promise<void>
+}
+
+/** Runs `bench` on a fresh sandbox of `hosts` and an embedded registry; removes them and the spec copies afterwards. */
+async function onSandbox<T>(hosts: number, copies: readonly SpecCopy[], bench: (on: Bench) => Promise<T>): Promise<T> {
+  const sandbox = await startSandbox(hosts)
+  const registry = embeddedRegistry()
+  const cli = async (...args: string[]): Promise<void> => {
+    const result = await shoal([...args, ...registry.flags], {limitMs: LIMIT_MS})
     if (result.code !== 0) throw new Error(`shoal ${args.join(' ')}: ${describeResult(result)}`)
+  }
+  try {
+    return await bench({sandbox, registry, cli})
+  } finally {
+    await sandbox.stop()
+    registry.dispose()
+    for (const copy of copies) copy.dispose()
   }
 }
 
@@ -50,13 +66,10 @@ async function scaleUnder(load: Load, scale: () => Promise<void>): Promise<{repo
 
 /** HAProxy (specs/haproxy.yaml) in front of web 2 → 4 → 1, with HTTP GETs through the lb all along. */
 export async function benchHaproxyScaling(): Promise<ScalingRow[]> {
-  const sandbox = await startSandbox(4)
-  const registry = embeddedRegistry()
   const [webPort, lbPort] = freeServicePorts(2)
   const copy = exampleSpec('haproxy', {web_port: webPort!, lb_port: lbPort!})
-  const cli = cliOf(registry.flags)
-  const rows: ScalingRow[] = []
-  try {
+  return onSandbox(4, [copy], async ({sandbox, registry, cli}) => {
+    const rows: ScalingRow[] = []
     await cli('create', copy.spec, '--hosts', sandbox.state.inventory)
     const lb = (await registeredNodes(registry, 'web-lb', 'lb'))[0]!
     for (const count of [4, 1]) {
@@ -67,48 +80,37 @@ export async function benchHaproxyScaling(): Promise<ScalingRow[]> {
       rows.push({example: 'haproxy', change: `web ${count === 4 ? '2 → 4' : '4 → 1'}`, clients: `${clients} HTTP clients, a GET through the lb every ${pauseMs} ms each, a new connection per GET`, report, scaleMs})
     }
     await cli('destroy', 'web-lb', '--yes')
-  } finally {
-    await sandbox.stop()
-    registry.dispose()
-    copy.dispose()
-  }
-  return rows
+    return rows
+  })
 }
 
 /** Redis Cluster (specs/redis-cluster.yaml) 3 → 4 → 3 masters, with SETs and GETs through ioredis's cluster client. */
 export async function benchRedisScaling(): Promise<ScalingRow[]> {
-  const sandbox = await startSandbox(4)
-  const registry = embeddedRegistry()
   const [port] = freeServicePorts(1, {alsoPlus: 10000})
   const copy = exampleSpec('redis-cluster', {port: port!})
-  const cli = cliOf(registry.flags)
-  const rows: ScalingRow[] = []
-  let client: RedisLoadClient | undefined
-  try {
+  return onSandbox(4, [copy], async ({sandbox, registry, cli}) => {
+    const rows: ScalingRow[] = []
     await cli('create', copy.spec, '--hosts', sandbox.state.inventory)
-    client = new RedisLoadClient((await registeredNodes(registry, 'redis-main', 'redis')).map((n) => ({host: n.ip, port: port!})))
-    await client.connect()
-    for (const count of [4, 3]) {
-      const clients = 4
-      const pauseMs = 10
-      const {report, scaleMs} = await scaleUnder(new Load(client.operation, {clients, pauseMs}), () => cli('scale', 'redis-main', '--role', 'redis', '--count', String(count)))
-      const lost = await client.lost()
-      rows.push({
-        example: 'redis-cluster', change: `masters ${count === 4 ? '3 → 4' : '4 → 3'}`, report, scaleMs,
-        clients: `${clients} clients of one ioredis Cluster, each a SET and a GET of its own key every ${pauseMs} ms`,
-        notes: `${lost.length} of ${client.keys} acknowledged keys lost${lost.length ? ` (${lost.slice(0, 3).join('; ')})` : ''}; the client's own error events so far: ${client.events.length}`,
-      })
+    const client = new RedisLoadClient((await registeredNodes(registry, 'redis-main', 'redis')).map((n) => ({host: n.ip, port: port!})))
+    try {
+      await client.connect()
+      for (const count of [4, 3]) {
+        const clients = 4
+        const pauseMs = 10
+        const {report, scaleMs} = await scaleUnder(new Load(client.operation, {clients, pauseMs}), () => cli('scale', 'redis-main', '--role', 'redis', '--count', String(count)))
+        const lost = await client.lost()
+        rows.push({
+          example: 'redis-cluster', change: `masters ${count === 4 ? '3 → 4' : '4 → 3'}`, report, scaleMs,
+          clients: `${clients} clients of one ioredis Cluster, each a SET and a GET of its own key every ${pauseMs} ms`,
+          notes: `${lost.length} of ${client.keys} acknowledged keys lost${lost.length ? ` (${lost.slice(0, 3).join('; ')})` : ''}; the client's own error events so far: ${client.events.length}`,
+        })
+      }
+    } finally {
+      await client.close()
     }
-    await client.close()
-    client = undefined
     await cli('destroy', 'redis-main', '--yes')
-  } finally {
-    await client?.close()
-    await sandbox.stop()
-    registry.dispose()
-    copy.dispose()
-  }
-  return rows
+    return rows
+  })
 }
 
 /**
@@ -116,8 +118,6 @@ export async function benchRedisScaling(): Promise<ScalingRow[]> {
  * reads through the proxy all along, each required to see every row written before.
  */
 export async function benchMariadbScaling(): Promise<ScalingRow[]> {
-  const sandbox = await startSandbox(5)
-  const registry = embeddedRegistry()
   const [port, writePort, readPort] = freeServicePorts(3)
   const db = exampleSpec('mariadb', {port: port!})
   const proxy = exampleSpec('mariadb-proxy', {write_port: writePort!, read_port: readPort!})
@@ -125,80 +125,73 @@ export async function benchMariadbScaling(): Promise<ScalingRow[]> {
   const password = 'bench-App-3k9v'
   writeFileSync(path.join(secrets, 'app'), password)
   writeFileSync(path.join(secrets, 'repl'), 'bench-Repl-7w2n')
-  const metad = await startMetad(registry.flags, [], await freePort(), sandbox.state.network!.gateway)
-  const cli = cliOf(registry.flags)
-  const rows: ScalingRow[] = []
   const ROWS = 1000
   try {
-    await cli('create', db.spec, '--hosts', sandbox.state.inventory, '--set-file', `app_password=${path.join(secrets, 'app')}`, '--set-file', `repl_password=${path.join(secrets, 'repl')}`)
-    await cli('create', proxy.spec, '--hosts', sandbox.state.inventory, '--metad', metad.url)
-    const host = (await registeredNodes(registry, 'db-proxy', 'proxy'))[0]!.ip
-    const login = {host, user: 'app', password, database: 'app'}
-    await writeItems({...login, port: writePort!}, ROWS)
-    const read = readAllItems(async () => ({...login, port: readPort!}), ROWS)
-    // The one replica has caught up before the scale begins.
-    for (let tries = 0; ; tries++) {
+    return await onSandbox(5, [db, proxy], async ({sandbox, registry, cli}) => {
+      const metad = await startMetad(registry.flags, [], await freePort(), sandbox.state.network!.gateway)
       try {
-        await read()
-        break
-      } catch (error) {
-        if (tries > 100) throw error
-        await new Promise((resolve) => setTimeout(resolve, 200))
+        const rows: ScalingRow[] = []
+        await cli('create', db.spec, '--hosts', sandbox.state.inventory, '--set-file', `app_password=${path.join(secrets, 'app')}`, '--set-file', `repl_password=${path.join(secrets, 'repl')}`)
+        await cli('create', proxy.spec, '--hosts', sandbox.state.inventory, '--metad', metad.url)
+        const host = (await registeredNodes(registry, 'db-proxy', 'proxy'))[0]!.ip
+        const login = {host, user: 'app', password, database: 'app'}
+        await writeItems({...login, port: writePort!}, ROWS)
+        const read = readAllItems(async () => ({...login, port: readPort!}), ROWS)
+        // The one replica has caught up before the scale begins.
+        for (let tries = 0; ; tries++) {
+          try {
+            await read()
+            break
+          } catch (error) {
+            if (tries > 100) throw error
+            await new Promise((resolve) => setTimeout(resolve, 200))
+          }
+        }
+        for (const count of [3, 1]) {
+          const clients = 3
+          const pauseMs = 20
+          const {report, scaleMs} = await scaleUnder(new Load(read, {clients, pauseMs}), () => cli('scale', 'db-main', '--role', 'replica', '--count', String(count)))
+          rows.push({example: 'mariadb + proxy (agents)', change: `replicas ${count === 3 ? '1 → 3' : '3 → 1'}`, report, scaleMs,
+            clients: `${clients} clients through the proxy's read port, a connection and a read of all ${ROWS} rows every ${pauseMs} ms each`})
+        }
+        await cli('destroy', 'db-proxy', '--yes')
+        await cli('destroy', 'db-main', '--yes')
+        return rows
+      } finally {
+        await metad.stop()
       }
-    }
-    for (const count of [3, 1]) {
-      const clients = 3
-      const pauseMs = 20
-      const {report, scaleMs} = await scaleUnder(new Load(read, {clients, pauseMs}), () => cli('scale', 'db-main', '--role', 'replica', '--count', String(count)))
-      rows.push({example: 'mariadb + proxy (agents)', change: `replicas ${count === 3 ? '1 → 3' : '3 → 1'}`, report, scaleMs,
-        clients: `${clients} clients through the proxy's read port, a connection and a read of all ${ROWS} rows every ${pauseMs} ms each`})
-    }
-    await cli('destroy', 'db-proxy', '--yes')
-    await cli('destroy', 'db-main', '--yes')
+    })
   } finally {
-    await metad.stop()
-    await sandbox.stop()
-    registry.dispose()
-    db.dispose()
-    proxy.dispose()
     rmSync(secrets, {recursive: true, force: true})
   }
-  return rows
 }
 
 /** ZooKeeper (specs/zookeeper.yaml) 3 → 5 → 3 members, with one session's clients writing and reading znodes. */
 export async function benchZookeeperScaling(): Promise<ScalingRow[]> {
-  const sandbox = await startSandbox(5)
-  const registry = embeddedRegistry()
   const [client, peer, election] = freeServicePorts(3)
   const copy = exampleSpec('zookeeper', {client_port: client!, peer_port: peer!, election_port: election!, heap: '128m'})
-  const cli = cliOf(registry.flags)
-  const rows: ScalingRow[] = []
-  let zk: ZooKeeperLoadClient | undefined
-  try {
+  return onSandbox(5, [copy], async ({sandbox, registry, cli}) => {
+    const rows: ScalingRow[] = []
     await cli('create', copy.spec, '--hosts', sandbox.state.inventory)
-    zk = new ZooKeeperLoadClient((await registeredNodes(registry, 'zk-main', 'zk')).map((n) => ({host: n.ip, port: client!})))
-    const clients = 4
-    await zk.connect(clients)
-    for (const count of [5, 3]) {
-      const pauseMs = 20
-      const statesBefore = zk.states.length
-      const {report, scaleMs} = await scaleUnder(new Load(zk.operation, {clients, pauseMs}), () => cli('scale', 'zk-main', '--role', 'zk', '--count', String(count)))
-      const kept = (await zk.values(clients)).filter((v) => v !== '').length
-      rows.push({example: 'zookeeper (static membership: members restart)', change: `members ${count === 5 ? '3 → 5' : '5 → 3'}`, report, scaleMs,
-        clients: `${clients} clients on one session (connect string: the 3 first members), a setData and a getData every ${pauseMs} ms each`,
-        notes: `${kept} of ${clients} znodes kept; session states during the scale: ${zk.states.slice(statesBefore).join(', ') || 'none'}`})
+    const zk = new ZooKeeperLoadClient((await registeredNodes(registry, 'zk-main', 'zk')).map((n) => ({host: n.ip, port: client!})))
+    try {
+      const clients = 4
+      await zk.connect(clients)
+      for (const count of [5, 3]) {
+        const pauseMs = 20
+        const statesBefore = zk.states.length
+        const {report, scaleMs} = await scaleUnder(new Load(zk.operation, {clients, pauseMs}), () => cli('scale', 'zk-main', '--role', 'zk', '--count', String(count)))
+        const kept = (await zk.values(clients)).filter((v) => v !== '').length
+        rows.push({example: 'zookeeper (static membership: members restart)', change: `members ${count === 5 ? '3 → 5' : '5 → 3'}`, report, scaleMs,
+          clients: `${clients} clients on one session (connect string: the 3 first members), a setData and a getData every ${pauseMs} ms each`,
+          notes: `${kept} of ${clients} znodes kept; session states during the scale: ${zk.states.slice(statesBefore).join(', ') || 'none'}`})
+      }
+    } finally {
+      zk.close()
     }
-    zk.close()
-    zk = undefined
     await cli('destroy', 'zk-main', '--yes')
-  } finally {
-    zk?.close()
-    await sandbox.stop()
-    registry.dispose()
-    copy.dispose()
-  }
-  return rows
+    return rows
+  })
 }
 
 export function printScaling(rows: readonly ScalingRow[]): void {
