@@ -83,12 +83,22 @@ describe('shoal agent renders what shoal render shows', () => {
     metad = await startMetad(registry.flags)
   }, SLOW)
 
-  /** Apply the example with its first role at `count` (registry only), then compare every node's files with render's. */
+  /** Values of the parameters an example requires (its secrets have no default). */
+  const values: Record<string, string[]> = {'mariadb.yaml': ['--set', 'app_password=agent-test-app', '--set', 'repl_password=agent-test-repl']}
+  /** The role an example scales, as the index of its `count:` line (the first role unless it cannot grow). */
+  const scaledRole: Record<string, number> = {'mariadb.yaml': 1}
+  const countLine = /^(\s+count: )(\d+)$/gm
+  const countOf = (text: string, file: string): number => Number([...text.matchAll(countLine)][scaledRole[file] ?? 0]![2])
+
+  /** Apply the example with its scaled role at `count` (registry only), then compare every node's files with render's. */
   const check = async (file: string, index: number, count: number | undefined): Promise<void> => {
     const specFile = path.join(dir, file)
-    if (count !== undefined) writeFileSync(specFile, readFileSync(specFile, 'utf8').replace(/^(\s+count: )\d+$/m, `$1${count}`))
+    if (count !== undefined) {
+      let seen = -1
+      writeFileSync(specFile, readFileSync(specFile, 'utf8').replace(countLine, (line, prefix: string) => (++seen === (scaledRole[file] ?? 0) ? `${prefix}${count}` : line)))
+    }
     const hosts = inventory(dir, 20 + index)
-    await run(registry, 'apply', specFile, '--hosts', hosts, '--registry-only')
+    await run(registry, 'apply', specFile, '--hosts', hosts, '--registry-only', ...(values[file] ?? []))
     const cluster = names[/^name: (\S+)$/m.exec(readFileSync(specFile, 'utf8'))![1]!] ?? /^name: (\S+)$/m.exec(readFileSync(specFile, 'utf8'))![1]!
     const registered = await readRegistered(registry, cluster)
     expect(registered.nodes.length).toBeGreaterThan(0)
@@ -104,7 +114,7 @@ describe('shoal agent renders what shoal render shows', () => {
   }
 
   it.each(examples.map((file, index) => [file, index] as const))('%s: created, scaled out by one, scaled in again', async (file, index) => {
-    const start = Number(/^\s+count: (\d+)$/m.exec(readFileSync(path.join(dir, file), 'utf8'))![1])
+    const start = countOf(readFileSync(path.join(dir, file), 'utf8'), file)
     await check(file, index, undefined)
     await check(file, index, start + 1)
     await check(file, index, start)

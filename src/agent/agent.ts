@@ -73,6 +73,8 @@ export class Agent {
   /** The revision of the last answer, applied or refused: the next long-poll waits for a change after it. */
   private seen = 0
   private stopped = false
+  /** What the ready file says now (written by this process). */
+  private readyLine: string | undefined
   private current: {abort: () => void} | undefined
   /**
    * What the agent tells metad about its node, after every pass. There is no heartbeat: metad takes the long-poll the
@@ -145,13 +147,14 @@ export class Agent {
     }
   }
 
-  /** Write the ready file (see `readyFile`) whole: a reader never sees half a line. */
+  /** Write the ready file (see `readyFile`) whole, so a reader never sees half a line; a line it already says is not rewritten. */
   private async ready(line: string): Promise<void> {
     const file = this.options.readyFile
-    if (file === undefined) return
+    if (file === undefined || line === this.readyLine) return
     try {
       await writeFile(`${file}.tmp`, `${line}\n`)
       await rename(`${file}.tmp`, file)
+      this.readyLine = line
     } catch (error) {
       this.options.log({event: 'warning', message: `cannot write the ready file: ${(error as Error).message}`})
     }
