@@ -21,10 +21,16 @@ export function rolesOf(state: ClusterState): string[] {
 export function linkView(state: ClusterState): LinkView {
   const secret = new Set(state.secretEnv)
   const env = Object.fromEntries(Object.entries(state.env).filter(([name]) => !secret.has(name)))
+  const members = membersOf(state)
+  return {cluster: state.name, env, hosts: members.hosts, adding_hosts: members.adding, deleting_hosts: members.deleting}
+}
+
+/** A registered cluster's nodes by role, sid order: all of them, and those joining and leaving in an operation. */
+function membersOf(state: ClusterState): {hosts: Record<string, HostView[]>; adding: Record<string, HostView[]>; deleting: Record<string, HostView[]>} {
   const roles = rolesOf(state)
-  const views = state.nodes.map((n) => hostView(n, n.bootstrap))
-  const listed = (ids: readonly string[]): HostView[] => views.filter((h) => ids.includes(h.node_id))
-  return {cluster: state.name, env, hosts: byRole(views, roles), adding_hosts: byRole(listed(state.adding), roles), deleting_hosts: byRole(listed(state.deleting), roles)}
+  const views = new Map(state.nodes.map((n) => [n.node_id, hostView(n, n.bootstrap)]))
+  const listed = (ids: readonly string[]): HostView[] => ids.flatMap((id) => views.get(id) ?? [])
+  return {hosts: byRole([...views.values()], roles), adding: byRole(listed(state.adding), roles), deleting: byRole(listed(state.deleting), roles)}
 }
 
 /**
@@ -33,11 +39,9 @@ export function linkView(state: ClusterState): LinkView {
  * `links` holds the linked clusters that are registered (by link name).
  */
 export function registeredView(state: ClusterState, links: Readonly<Record<string, LinkView>>): SharedView {
-  const roles = rolesOf(state)
-  const views = new Map(state.nodes.map((n) => [n.node_id, hostView(n, n.bootstrap)]))
-  const listed = (ids: readonly string[]): HostView[] => ids.flatMap((id) => views.get(id) ?? [])
+  const members = membersOf(state)
   const cluster: ClusterView = {name: state.name, description: state.description, spec_hash: state.specHash, revision: state.revision}
-  return sharedView(cluster, state.env, {...links}, byRole([...views.values()], roles), byRole(listed(state.adding), roles), byRole(listed(state.deleting), roles))
+  return sharedView(cluster, state.env, {...links}, members.hosts, members.adding, members.deleting)
 }
 
 /** One node's view: the shared part plus itself as `self` and `host`; undefined when the node is not in `hosts`. */
