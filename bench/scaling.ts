@@ -7,7 +7,7 @@ import {freePort} from '../test/support/etcd.js'
 import {describeLoad, during, httpGet, Load, type LoadReport} from '../test/support/load.js'
 import {readAllItems, writeItems} from '../test/support/mariadb-load.js'
 import {startMetad} from '../test/support/metad.js'
-import {exampleSpec, freeServicePorts, type SpecCopy} from '../test/support/real-services.js'
+import {exampleSpec, freeServicePorts, zkMode, type SpecCopy} from '../test/support/real-services.js'
 import {RedisLoadClient} from '../test/support/redis-load.js'
 import {startSandbox, type TestSandbox} from '../test/support/sandbox.js'
 import {describeResult, embeddedRegistry, registeredNodes, shoal, type Registry} from '../test/support/shoal-cli.js'
@@ -167,25 +167,37 @@ export async function benchMariadbScaling(): Promise<ScalingRow[]> {
 }
 
 /** ZooKeeper (specs/zookeeper.yaml) 3 → 5 → 3 members, with one session's clients writing and reading znodes. */
+/** A bench-only password for the example's secret parameter. */
+const ZK_SUPER_PASSWORD = 'bench-zookeeper-super-password'
+
 export async function benchZookeeperScaling(): Promise<ScalingRow[]> {
   const [client, peer, election] = freeServicePorts(3)
   const copy = exampleSpec('zookeeper', {client_port: client!, peer_port: peer!, election_port: election!, heap: '128m'})
   return onSandbox(5, [copy], async ({sandbox, registry, cli}) => {
     const rows: ScalingRow[] = []
-    await cli('create', copy.spec, '--hosts', sandbox.state.inventory)
+    await cli('create', copy.spec, '--hosts', sandbox.state.inventory, '--set', `super_password=${ZK_SUPER_PASSWORD}`)
     const zk = new ZooKeeperLoadClient((await registeredNodes(registry, 'zk-main', 'zk')).map((n) => ({host: n.ip, port: client!})))
     try {
       const clients = 4
       await zk.connect(clients)
-      for (const count of [5, 3]) {
+      const scaleRow = async (change: string, args: string[]): Promise<void> => {
         const pauseMs = 20
         const statesBefore = zk.states.length
-        const {report, scaleMs} = await scaleUnder(new Load(zk.operation, {clients, pauseMs}), () => cli('scale', 'zk-main', '--role', 'zk', '--count', String(count)))
+        const {report, scaleMs} = await scaleUnder(new Load(zk.operation, {clients, pauseMs}), () => cli('scale', 'zk-main', '--role', 'zk', ...args))
         const kept = (await zk.values(clients)).filter((v) => v !== '').length
-        rows.push({example: 'zookeeper (static membership: members restart)', change: `members ${count === 5 ? '3 → 5' : '5 → 3'}`, report, scaleMs,
+        rows.push({example: 'zookeeper (dynamic reconfiguration)', change, report, scaleMs,
           clients: `${clients} clients on one session (connect string: the 3 first members), a setData and a getData every ${pauseMs} ms each`,
           notes: `${kept} of ${clients} znodes kept; session states during the scale: ${zk.states.slice(statesBefore).join(', ') || 'none'}`})
       }
+      await scaleRow('members 3 → 5', ['--count', '5'])
+      await scaleRow('members 5 → 3', ['--count', '3'])
+      // The case the default choice of leaving members (highest sids) avoids: the leader itself leaves.
+      await cli('scale', 'zk-main', '--role', 'zk', '--count', '4')
+      const nodes = await registeredNodes(registry, 'zk-main', 'zk')
+      const modes = await Promise.all(nodes.map((n) => zkMode(n.ip, client!)))
+      const leader = nodes[modes.indexOf('leader')]
+      if (!leader) throw new Error(`no leader among ${modes.join(', ')}`)
+      await scaleRow(`members 4 → 3, the leader (${leader.node_id}) removed`, ['--remove', leader.node_id])
     } finally {
       zk.close()
     }

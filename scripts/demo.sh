@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: build and lint, start five sandbox hosts and metad for them, create the example ZooKeeper ensemble with
 # agents (the example plus `agent: true`) on three of them through shoal (embedded registry), show its status and that
-# it elected a leader, scale it to five members (every existing member's new zoo.cfg delivered and reloaded by its own
-# agent), destroy it, stop metad and the sandbox. Needs root, and Debian's openssh-server and zookeeper (installed when
+# it elected a leader, scale it to five members by dynamic reconfiguration (the joiners added as voters one at a time,
+# the existing members' new member list delivered by their own agents, no member restarted), destroy it, stop metad and the sandbox. Needs root, and Debian's openssh-server and zookeeper (installed when
 # missing). Everything lives under .shoal/demo/; a run interrupted earlier is cleaned up first, so it can always be run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,8 +55,11 @@ cp -r specs/zookeeper specs/zookeeper.yaml "$DEMO/specs/"
 echo "agent: true" >> "$DEMO/specs/zookeeper.yaml"
 shoal lint "$DEMO/specs/zookeeper.yaml"
 
+step "a password for ZooKeeper's super user (reconfiguration needs it): a secret parameter, given from a file"
+(umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > "$DEMO/super_password")
+
 step "create it on three hosts: each node gets its agent, whose first pass places its files"
-shoal create "$DEMO/specs/zookeeper.yaml" --hosts "$SANDBOX/hosts.yaml" --state "$STATE" --metad "$METAD"
+shoal create "$DEMO/specs/zookeeper.yaml" --hosts "$SANDBOX/hosts.yaml" --state "$STATE" --metad "$METAD" --set-file "super_password=$DEMO/super_password"
 
 step "status: every node active, its health checked now, its agent in sync"
 shoal status zk-main --state "$STATE"
@@ -85,14 +88,27 @@ ensemble() {
 step "ask every member for its role in the ensemble: one leader, two followers"
 ensemble 2
 
-step "scale to five: shoal commits, the members' agents rewrite zoo.cfg and restart them, shoal waits for their reports"
+zk_pids() { for i in 1 2 3; do cat "$SANDBOX"/hosts/*/srv/shoal/zk-main/zk-main-zk-$i/run/zookeeper.pid; done | tr '\n' ' '; }
+pids_before=$(zk_pids)
+
+step "scale to five: the joiners start, follow the leader, and are added as voters (reconfig -add) one at a time"
 shoal scale zk-main --role zk --count 5 --state "$STATE"
 
-step "each first member's agent log: zoo.cfg replaced and reloaded by the agent, not pushed over SSH"
+step "no member restarted (same ZooKeeper pids); each first member's agent delivered the new member list itself"
+echo "pids of members 1-3 before: $pids_before, after: $(zk_pids)"
+[ "$(zk_pids)" = "$pids_before" ]
 for i in 1 2 3; do
-  echo "zk-main-zk-$i: $(grep -h 'changed conf/zoo.cfg' "$SANDBOX"/hosts/*/srv/shoal/zk-main/zk-main-zk-$i/.shoal/agent.log | tail -1)"
+  echo "zk-main-zk-$i: $(grep -h 'changed .*bin/common.sh' "$SANDBOX"/hosts/*/srv/shoal/zk-main/zk-main-zk-$i/.shoal/agent.log | tail -1)"
 done
-grep -q 'changed conf/zoo.cfg; reloaded' "$SANDBOX"/hosts/*/srv/shoal/zk-main/zk-main-zk-1/.shoal/agent.log
+grep -q 'changed .*bin/common.sh' "$SANDBOX"/hosts/*/srv/shoal/zk-main/zk-main-zk-1/.shoal/agent.log
+
+step "the membership every member runs with: five voters"
+echo "\$ shoal run zk-main members --state $STATE"
+members=$(node bin/run.js run zk-main members --state "$STATE")
+grep 'zk-main-zk-1 |' <<<"$members"
+for i in 1 2 3 4 5; do
+  [ "$(grep -c "^zk-main-zk-$i | server\." <<<"$members")" = 5 ] || { echo "zk-main-zk-$i does not run with five voters" >&2; exit 1; }
+done
 
 step "the grown ensemble: one leader, four followers"
 ensemble 4

@@ -84,7 +84,10 @@ describe('shoal agent renders what shoal render shows', () => {
   }, SLOW)
 
   /** Values of the parameters an example requires (its secrets have no default). */
-  const values: Record<string, string[]> = {'mariadb.yaml': ['--set', 'app_password=agent-test-app', '--set', 'repl_password=agent-test-repl']}
+  const values: Record<string, string[]> = {
+    'mariadb.yaml': ['--set', 'app_password=agent-test-app', '--set', 'repl_password=agent-test-repl'],
+    'zookeeper.yaml': ['--set', 'super_password=agent-test-super-password'],
+  }
   /** The role an example scales, as the index of its `count:` line (the first role unless it cannot grow). */
   const scaledRole: Record<string, number> = {'mariadb.yaml': 1}
   const countLine = /^(\s+count: )(\d+)$/gm

@@ -1,6 +1,6 @@
 // Clusters with `agent: true` on real sandbox hosts (sshd, own network namespace), a real metad on the sandbox's
 // gateway and real services: shoal starts each node's agent, the agents deliver every file change (ZooKeeper's
-// zoo.cfg on 3 → 5 → 3, HAProxy's lb following web 2 → 4 → 1), a killed agent comes back, a node cut off during a
+// member list on 3 → 5 → 3 with no member restarted, its zoo.cfg on a parameter change, HAProxy's lb following web 2 → 4 → 1), a killed agent comes back, a node cut off during a
 // scale holds the operation until it is back, and destroy leaves no agent, file or registry key behind.
 import {existsSync, readFileSync} from 'node:fs'
 import path from 'node:path'
@@ -18,6 +18,7 @@ const WEB = 'web-lb'
 const HOSTS = 5
 const OPERATION_MS = 300_000
 const SETTLE_MS = 90_000
+const ZK_SUPER = ['--set', `super_password=e2e-agents-${process.pid}-super`]
 
 let sandbox: TestSandbox
 let registry: Registry
@@ -91,22 +92,22 @@ async function oneLeader(nodes: readonly RegisteredNode[]): Promise<void> {
 
 const zkIds = (...sids: number[]): string[] => sids.map((sid) => `${ZK}-zk-${sid}`)
 
-describe('ZooKeeper with agents: 3 → 5 → 3, every zoo.cfg change delivered by the node\'s own agent', () => {
+describe('ZooKeeper with agents: 3 → 5 → 3, every file change delivered by the node\'s own agent', () => {
   it('create without --metad is refused before anything is registered, naming the flag', async () => {
-    const result = await cli('create', zk.spec, '--hosts', sandbox.state.inventory)
+    const result = await cli('create', zk.spec, '--hosts', sandbox.state.inventory, ...ZK_SUPER)
     expect(result.code, describeResult(result)).toBe(2)
     expect(result.stderr).toMatch(/agent: true.*--metad URL/s)
     expect(await registryKeys(registry)).toEqual([])
   }, OPERATION_MS)
 
   it('create: every node runs a supervised agent that placed its files; status shows each agent in sync', async () => {
-    const result = await cli('create', zk.spec, '--hosts', sandbox.state.inventory, '--metad', metad.url)
+    const result = await cli('create', zk.spec, '--hosts', sandbox.state.inventory, '--metad', metad.url, ...ZK_SUPER)
     expectOk(result)
     expect(result.stdout).toMatch(/start the agents of 3 new nodes/)
     const nodes = await registeredNodes(registry, ZK, 'zk')
     expect(runningAgents(ZK)).toEqual(zkIds(1, 2, 3))
     for (const node of nodes) {
-      expect(fileOn(ZK, node, 'conf/zoo.cfg').match(/^server\.\d+=/gm)).toHaveLength(3)
+      expect(fileOn(ZK, node, 'conf/initial-members.cfg').match(/^server\.\d+=/gm)).toHaveLength(3)
       expect(fileOn(ZK, node, 'data/myid').trim()).toBe(String(node.sid))
     }
     await oneLeader(nodes)
@@ -129,30 +130,45 @@ describe('ZooKeeper with agents: 3 → 5 → 3, every zoo.cfg change delivered b
     // count is the cluster's now: applying it scales nothing.)
     expectOk(await cli('apply', zk.spec, '--hosts', sandbox.state.inventory, '--set', 'tick_time=2100', '--registry-only'))
     await eventually(`${node.node_id}'s zoo.cfg with tickTime=2100`, async () => fileOn(ZK, node, 'conf/zoo.cfg').includes('tickTime=2100'), 60_000, 200)
-    await oneLeader(await registeredNodes(registry, ZK, 'zk'))
+    // A static setting needs a restart: every member's agent reloads it (restart-if-changed, which waits for the quorum).
+    const members = await registeredNodes(registry, ZK, 'zk')
+    for (const member of members) {
+      await eventually(`${member.node_id}'s agent reloaded the new zoo.cfg`, async () => /changed conf\/zoo\.cfg; reloaded: bin\/restart-if-changed\.sh ok/.test(agentLog(ZK, member)), 120_000, 200)
+    }
+    await oneLeader(members)
   }, OPERATION_MS)
 
-  it('scale --count 5: the existing members get the five-member zoo.cfg from their agents, not over SSH', async () => {
-    const before = new Map((await registeredNodes(registry, ZK, 'zk')).map((n) => [n.node_id, agentLog(ZK, n)]))
+  it('scale --count 5: the existing members get the new member list from their agents, not over SSH, and keep running; the joiners are added by reconfig', async () => {
+    const existing = await registeredNodes(registry, ZK, 'zk')
+    const before = new Map(existing.map((n) => [n.node_id, agentLog(ZK, n)]))
+    const zkPids = (): string[] => existing.map((n) => fileOn(ZK, n, 'run/zookeeper.pid').trim())
+    const pidsBefore = zkPids()
     const result = await cli('scale', ZK, '--role', 'zk', '--count', '5')
     expectOk(result)
     expect(result.stdout).toMatch(/wait for the agents to install changed files and reload on 3 nodes/)
+    expect(result.stdout).toMatch(/join: zk-main-zk-5 added as a voter \(5 voters\)/)
     const nodes = await registeredNodes(registry, ZK, 'zk')
     expect(nodes.map((n) => n.node_id)).toEqual(zkIds(1, 2, 3, 4, 5))
-    for (const node of nodes) expect(fileOn(ZK, node, 'conf/zoo.cfg').match(/^server\.\d+=/gm)).toHaveLength(5)
-    // The agent logs a file only when it replaced it itself: had shoal pushed zoo.cfg, the agent would find it in place.
-    for (const node of nodes.slice(0, 3)) {
+    // The agent logs a file only when it replaced it itself: had shoal pushed it, the agent would find it in place.
+    for (const node of existing) {
       const added = agentLog(ZK, node).slice(before.get(node.node_id)!.length)
-      expect(added, `${node.node_id}'s agent log`).toMatch(/changed conf\/zoo\.cfg; reloaded: bin\/restart-if-changed\.sh ok/)
+      expect(added, `${node.node_id}'s agent log`).toMatch(/changed [^;\n]*bin\/common\.sh/)
+      expect(added, `${node.node_id}'s agent log`).not.toContain('restart-if-changed')
+      expect(fileOn(ZK, node, 'bin/common.sh')).toContain(`${ZK}-zk-5=`)
     }
+    expect(zkPids()).toEqual(pidsBefore)
     expect(runningAgents(ZK)).toEqual(zkIds(1, 2, 3, 4, 5))
     await oneLeader(nodes)
   }, OPERATION_MS)
 
   it('scale --count 3, then destroy: the agents of leaving nodes stop with them; nothing is left', async () => {
-    expectOk(await cli('scale', ZK, '--role', 'zk', '--count', '3'))
+    const result = await cli('scale', ZK, '--role', 'zk', '--count', '3')
+    expectOk(result)
+    expect(result.stdout).toMatch(/leave: server [45] removed/)
     expect(runningAgents(ZK)).toEqual(zkIds(1, 2, 3))
-    for (const node of await registeredNodes(registry, ZK, 'zk')) expect(fileOn(ZK, node, 'conf/zoo.cfg').match(/^server\.\d+=/gm)).toHaveLength(3)
+    const nodes = await registeredNodes(registry, ZK, 'zk')
+    for (const node of nodes) await eventually(`${node.node_id}'s member list without 4 and 5`, async () => !fileOn(ZK, node, 'bin/common.sh').includes(`${ZK}-zk-4=`), 60_000, 200)
+    await oneLeader(nodes)
     expectOk(await cli('destroy', ZK, '--yes'))
     expect(runningAgents(ZK)).toEqual([])
     expect(sandboxProcesses(sandbox, /agent\.sh|java/)).toEqual([])

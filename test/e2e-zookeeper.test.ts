@@ -1,8 +1,9 @@
 // The ZooKeeper example end to end: `shoal create/scale/destroy` of specs/zookeeper.yaml running Debian's real
-// ZooKeeper on sandbox hosts. The ensemble forms (one leader), grows 3 → 5 and shrinks 5 → 3 with every member's
-// zoo.cfg and myid right and its data kept, and destroy leaves nothing behind. Embedded registry for the whole story,
-// etcd for create and destroy.
-import {existsSync, readFileSync} from 'node:fs'
+// ZooKeeper on sandbox hosts. The ensemble forms (one leader), grows 3 → 5 and shrinks 5 → 3 by dynamic
+// reconfiguration (every member's committed membership and myid right, no member restarted, its data kept), and
+// destroy leaves nothing behind. Embedded registry for the whole story, etcd for create and destroy.
+import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {eventually} from './support/children.js'
@@ -14,6 +15,8 @@ import {assertCliBuilt, describeResult, embeddedRegistry, etcdRegistry, register
 const CLUSTER = 'zk-main'
 const HOSTS = 5
 const ZK_CLI = '/usr/share/zookeeper/bin/zkCli.sh'
+/** The example's secret parameter, given at create as a user would (a file of its own). */
+const SUPER_PASSWORD = `e2e-super-${process.pid}-password`
 /** Creating or scaling restarts members one at a time; on a loaded 2-core machine that takes minutes, not seconds. */
 const OPERATION_MS = 300_000
 /** How long a member may take to report its place in the ensemble after an operation returned. */
@@ -23,13 +26,18 @@ let sandbox: TestSandbox
 let etcd: EtcdCluster
 let copy: SpecCopy
 let clientPort: number
+let peerPort: number
+let electionPort: number
+let secrets: string
 const registries: Registry[] = []
 
 beforeAll(async () => {
   assertCliBuilt()
   ;[sandbox, etcd] = await Promise.all([startSandbox(HOSTS), startEtcd()])
   const [client, peer, election] = freeServicePorts(3)
-  clientPort = client!
+  ;[clientPort, peerPort, electionPort] = [client!, peer!, election!]
+  secrets = mkdtempSync(path.join(tmpdir(), 'shoal-e2e-zk-secret-'))
+  writeFileSync(path.join(secrets, 'super'), SUPER_PASSWORD, {mode: 0o600})
   copy = exampleSpec('zookeeper', {client_port: client!, peer_port: peer!, election_port: election!, heap: '128m'})
 })
 
@@ -41,7 +49,10 @@ afterAll(async () => {
   }
   await Promise.all([sandbox?.stop(), etcd?.stop()])
   copy?.dispose()
+  if (secrets) rmSync(secrets, {recursive: true, force: true})
 }, OPERATION_MS)
+
+const create = (registry: Registry): Promise<CliResult> => cli(registry, 'create', copy.spec, '--hosts', sandbox.state.inventory, '--set-file', `super_password=${path.join(secrets, 'super')}`)
 
 function cli(registry: Registry, ...args: string[]): Promise<CliResult> {
   return shoal([...args, ...registry.flags], {limitMs: OPERATION_MS})
@@ -76,22 +87,23 @@ async function syncedFollowers(nodes: readonly RegisteredNode[]): Promise<number
   return undefined
 }
 
-/** `server.<sid>=<ip>` of every server line of a member's zoo.cfg, sorted. */
-function serversOf(node: RegisteredNode): string[] {
-  const cfg = readFileSync(path.join(homeOn(sandbox, node, CLUSTER), 'conf', 'zoo.cfg'), 'utf8')
-  return cfg
-    .split('\n')
-    .filter((l) => l.startsWith('server.'))
-    .map((l) => l.replace(/:\d+:\d+$/, ''))
-    .sort()
+/** The membership the ensemble committed, as a member answers `config`: its server lines, sorted. */
+async function committedServers(node: RegisteredNode): Promise<string[]> {
+  return (await zkCli(node, 'config')).split('\n').filter((l) => l.startsWith('server.')).sort()
 }
 
-function expectMembership(nodes: readonly RegisteredNode[]): void {
-  const expected = nodes.map((n) => `server.${n.sid}=${n.ip}`).sort()
+/** Every member answers the same committed membership (exactly `nodes`), and its myid is its sid. */
+async function expectMembership(nodes: readonly RegisteredNode[]): Promise<void> {
+  const expected = nodes.map((n) => `server.${n.sid}=${n.ip}:${peerPort}:${electionPort}:participant;${n.ip}:${clientPort}`).sort()
   for (const node of nodes) {
-    expect(serversOf(node), `zoo.cfg of ${node.node_id}`).toEqual(expected)
+    expect(await committedServers(node), `membership as ${node.node_id} sees it`).toEqual(expected)
     expect(readFileSync(path.join(homeOn(sandbox, node, CLUSTER), 'data', 'myid'), 'utf8').trim(), `myid of ${node.node_id}`).toBe(String(node.sid))
   }
+}
+
+/** The pid of each member's ZooKeeper, by node id: unchanged across a scale means the member did not restart. */
+function pids(nodes: readonly RegisteredNode[]): Record<string, string> {
+  return Object.fromEntries(nodes.map((n) => [n.node_id, readFileSync(path.join(homeOn(sandbox, n, CLUSTER), 'run', 'zookeeper.pid'), 'utf8').trim()]))
 }
 
 async function zkCli(node: RegisteredNode, ...args: string[]): Promise<string> {
@@ -114,11 +126,11 @@ describe('ZooKeeper 3 → 5 → 3 members through shoal (embedded registry)', ()
   })
 
   it('create: three members form one ensemble, one leader and two followers', async () => {
-    expectOk(await cli(registry, 'create', copy.spec, '--hosts', sandbox.state.inventory))
+    expectOk(await create(registry))
     const nodes = await registeredNodes(registry, CLUSTER, 'zk')
     expect(nodes.map((n) => [n.sid, n.state])).toEqual([[1, 'active'], [2, 'active'], [3, 'active']])
     expect(new Set(nodes.map((n) => n.ip)).size).toBe(3)
-    expectMembership(nodes)
+    await expectMembership(nodes)
     const seen = await settledModes(nodes)
     expect([...seen].sort()).toEqual(['follower', 'follower', 'leader'])
     expect(await syncedFollowers(nodes)).toBe(2)
@@ -137,24 +149,33 @@ describe('ZooKeeper 3 → 5 → 3 members through shoal (embedded registry)', ()
     expect(await zkCli(third!, 'get', znode)).toContain(payload)
   }, OPERATION_MS)
 
-  it('scale --count 5: sids 4 and 5 join; every zoo.cfg lists exactly the five, myid = sid, one leader and four followers, the znode kept', async () => {
-    expectOk(await cli(registry, 'scale', CLUSTER, '--role', 'zk', '--count', '5'))
+  it('scale --count 5: sids 4 and 5 join by reconfig -add one at a time; every member sees exactly the five, myid = sid, one leader and four followers, no member restarted, the znode kept', async () => {
+    const staying = pids(await registeredNodes(registry, CLUSTER, 'zk'))
+    const result = await cli(registry, 'scale', CLUSTER, '--role', 'zk', '--count', '5')
+    expectOk(result)
+    expect(result.stdout).toMatch(/zk-main-zk-4 \| join: zk-main-zk-4 added as a voter \(4 voters\)[\s\S]*zk-main-zk-5 \| join: zk-main-zk-5 added as a voter \(5 voters\)/)
     const nodes = await registeredNodes(registry, CLUSTER, 'zk')
+    expect(pids(nodes.slice(0, 3))).toEqual(staying)
     expect(nodes.map((n) => [n.sid, n.state])).toEqual([1, 2, 3, 4, 5].map((sid) => [sid, 'active']))
     expect(new Set(nodes.map((n) => n.ip)).size).toBe(5)
-    expectMembership(nodes)
+    await expectMembership(nodes)
     const seen = await settledModes(nodes)
     expect([...seen].sort()).toEqual(['follower', 'follower', 'follower', 'follower', 'leader'])
     expect(await syncedFollowers(nodes)).toBe(4)
     expect(await zkCli(nodes[4]!, 'get', znode)).toContain(payload)
   }, OPERATION_MS)
 
-  it('scale --count 3: the highest sids leave; three members, one leader and two followers, the znode kept, nothing left of 4 and 5', async () => {
+  it('scale --count 3: the highest sids leave by reconfig -remove before they stop; three members, one leader and two followers, none restarted, the znode kept, nothing left of 4 and 5', async () => {
     const before = await registeredNodes(registry, CLUSTER, 'zk')
-    expectOk(await cli(registry, 'scale', CLUSTER, '--role', 'zk', '--count', '3'))
+    const staying = pids(before.slice(0, 3))
+    const result = await cli(registry, 'scale', CLUSTER, '--role', 'zk', '--count', '3')
+    expectOk(result)
+    expect(result.stdout).toMatch(/leave: server [45] removed/)
+    expect(result.stdout).not.toContain(SUPER_PASSWORD)
     const nodes = await registeredNodes(registry, CLUSTER, 'zk')
+    expect(pids(nodes)).toEqual(staying)
     expect(nodes.map((n) => [n.sid, n.state])).toEqual([[1, 'active'], [2, 'active'], [3, 'active']])
-    expectMembership(nodes)
+    await expectMembership(nodes)
     const seen = await settledModes(nodes)
     expect([...seen].sort()).toEqual(['follower', 'follower', 'leader'])
     expect(await syncedFollowers(nodes)).toBe(2)
@@ -199,10 +220,10 @@ describe('ZooKeeper create and destroy through shoal (etcd registry)', () => {
   })
 
   it('create: three members, one leader and two followers', async () => {
-    expectOk(await cli(registry, 'create', copy.spec, '--hosts', sandbox.state.inventory))
+    expectOk(await create(registry))
     const nodes = await registeredNodes(registry, CLUSTER, 'zk')
     expect(nodes.map((n) => [n.sid, n.state])).toEqual([[1, 'active'], [2, 'active'], [3, 'active']])
-    expectMembership(nodes)
+    await expectMembership(nodes)
     expect([...(await settledModes(nodes))].sort()).toEqual(['follower', 'follower', 'leader'])
   }, OPERATION_MS)
 

@@ -15,7 +15,10 @@ const EXAMPLES = ['zookeeper', 'haproxy', 'redis-cluster', 'kafka', 'mariadb', '
 const specFile = (name: string): string => join(SPECS_DIR, `${name}.yaml`)
 
 /** Values of parameters an example requires (secrets have no default). */
-const REQUIRED: Record<string, SampleOptions['env']> = {mariadb: {app_password: 'sample-app-pw', repl_password: 'sample-repl-pw'}}
+const REQUIRED: Record<string, SampleOptions['env']> = {
+  mariadb: {app_password: 'sample-app-pw', repl_password: 'sample-repl-pw'},
+  zookeeper: {super_password: 'sample-super-password'},
+}
 /** Examples that link to another: link name and the linked example (rendered as a sample of its own, at create). */
 const LINKED: Record<string, [string, string]> = {kafka: ['zk', 'zookeeper'], 'mariadb-proxy': ['db', 'mariadb']}
 
@@ -112,51 +115,70 @@ describe.each(EXAMPLES)('example spec %s', (name) => {
 })
 
 describe('zookeeper templates', () => {
-  const serverLines = (ips: string[]): string[] => ips.map((ip, i) => `server.${i + 1}=${ip}:2888:3888`)
+  const serverLines = (ips: string[]): string[] => ips.map((ip) => `server.${Number(ip.split('.')[3])}=${ip}:2888:3888:participant;${ip}:2181`)
+  const initialMembers = (rendered: ReturnType<typeof renderAll>, id: string): string[] => linesStarting(fileOf(rendered, id, 'conf/initial-members.cfg'), 'server.')
 
-  it('list every member in zoo.cfg and point each member at its own address and data', () => {
+  it('keep membership out of zoo.cfg (ZooKeeper owns it, reconfigEnabled) and point each member at its own data', () => {
     const rendered = renderAll('zookeeper')
     expect([...rendered.keys()]).toEqual(['zk-main-zk-1', 'zk-main-zk-2', 'zk-main-zk-3'])
     for (const [id, {view}] of rendered) {
       const cfg = fileOf(rendered, id, 'conf/zoo.cfg')
-      expect(linesStarting(cfg, 'server.')).toEqual(serverLines(['127.0.1.1', '127.0.1.2', '127.0.1.3']))
-      expect(property(cfg, 'clientPortAddress')).toBe(view.self.ip)
-      expect(property(cfg, 'clientPort')).toBe('2181')
+      expect(linesStarting(cfg, 'server.')).toEqual([])
+      expect(linesStarting(cfg, 'dynamicConfigFile')).toEqual([])
+      expect(property(cfg, 'reconfigEnabled')).toBe('true')
+      expect(property(cfg, 'standaloneEnabled')).toBe('false')
       expect(property(cfg, 'dataDir')).toBe(`/srv/shoal/zk-main/${id}/data`)
       expect(property(cfg, 'admin.enableServer')).toBe('false')
-      expect(property(cfg, '4lw.commands.whitelist')).toBe('srvr,mntr,ruok,stat')
+      expect(property(cfg, '4lw.commands.whitelist')).toBe('srvr,mntr,ruok,stat,conf')
       expect(property(cfg, 'tickTime')).toBe('2000')
       expect(fileOf(rendered, id, 'data/myid')).toBe(`${view.self.sid}\n`)
     }
   })
 
+  it('start every member of a new ensemble from all members, each with its own client address', () => {
+    const rendered = renderAll('zookeeper')
+    for (const id of rendered.keys()) expect(initialMembers(rendered, id)).toEqual(serverLines(['127.0.1.1', '127.0.1.2', '127.0.1.3']))
+  })
+
   it('myid follows server_id.start', () => {
     const spec = loadSpec(specFile('zookeeper'))
     spec.roles.zk!.server_id = {start: 7}
-    const view = sampleCluster(spec).views.get('zk-main-zk-8')!
+    const view = sampleCluster(spec, {env: REQUIRED.zookeeper}).views.get('zk-main-zk-8')!
     expect(renderNodeFiles(specFile('zookeeper'), spec, view).get('data/myid')).toBe('8\n')
   })
 
-  it('adds joining members to zoo.cfg on every member during a scale out', () => {
+  it('start a joiner from the members it joins plus itself (not the other joiners); existing members keep theirs', () => {
     const rendered = renderAll('zookeeper', {adding: {zk: 2}})
     expect(rendered.size).toBe(5)
-    for (const id of rendered.keys()) {
-      expect(linesStarting(fileOf(rendered, id, 'conf/zoo.cfg'), 'server.')).toEqual(serverLines(['127.0.1.1', '127.0.1.2', '127.0.1.3', '127.0.1.4', '127.0.1.5']))
-    }
+    const existing = ['127.0.1.1', '127.0.1.2', '127.0.1.3']
+    for (const id of ['zk-main-zk-1', 'zk-main-zk-2', 'zk-main-zk-3']) expect(initialMembers(rendered, id)).toEqual(serverLines(existing))
+    expect(initialMembers(rendered, 'zk-main-zk-4')).toEqual(serverLines([...existing, '127.0.1.4']))
+    expect(initialMembers(rendered, 'zk-main-zk-5')).toEqual(serverLines([...existing, '127.0.1.5']))
+    // zoo.cfg does not move with membership: no member restarts for a scale.
+    expect(fileOf(rendered, 'zk-main-zk-1', 'conf/zoo.cfg')).toBe(fileOf(renderAll('zookeeper'), 'zk-main-zk-1', 'conf/zoo.cfg'))
   })
 
-  it('keeps leaving members in zoo.cfg until they are gone (they stop before the others restart)', () => {
+  it('give the scripts every member, leaving ones included while they leave (bin/leave.sh reaches them by address)', () => {
     const leaving = renderAll('zookeeper', {counts: {zk: 4}, deleting: {zk: [4]}})
-    expect(linesStarting(fileOf(leaving, 'zk-main-zk-1', 'conf/zoo.cfg'), 'server.')).toHaveLength(4)
+    expect(fileOf(leaving, 'zk-main-zk-1', 'bin/common.sh')).toContain('MEMBERS="zk-main-zk-1=127.0.1.1 zk-main-zk-2=127.0.1.2 zk-main-zk-3=127.0.1.3 zk-main-zk-4=127.0.1.4 "')
     const after = renderAll('zookeeper', {counts: {zk: 3}})
-    expect(linesStarting(fileOf(after, 'zk-main-zk-1', 'conf/zoo.cfg'), 'server.')).toEqual(serverLines(['127.0.1.1', '127.0.1.2', '127.0.1.3']))
+    expect(fileOf(after, 'zk-main-zk-1', 'bin/common.sh')).toContain('MEMBERS="zk-main-zk-1=127.0.1.1 zk-main-zk-2=127.0.1.2 zk-main-zk-3=127.0.1.3 "')
   })
 
-  it('starts QuorumPeerMain from the Debian jars with the heap cap and the member config', () => {
+  it('adds a joiner as a voter with its own server line and keeps the super password in a 0600 file only', () => {
+    const rendered = renderAll('zookeeper', {adding: {zk: 1}})
+    expect(fileOf(rendered, 'zk-main-zk-4', 'bin/join.sh')).toContain('line="server.4=127.0.1.4:2888:3888:participant;127.0.1.4:2181"')
+    expect(fileOf(rendered, 'zk-main-zk-4', 'conf/secrets.sh')).toContain("SUPER_PASSWORD='sample-super-password'")
+    const spec = loadSpec(specFile('zookeeper'))
+    expect(spec.roles.zk!.files!.find((f) => f.dest === 'conf/secrets.sh')?.mode).toBe('0600')
+    for (const [dest, text] of rendered.get('zk-main-zk-4')!.files) if (dest !== 'conf/secrets.sh') expect(text, dest).not.toContain('sample-super-password')
+  })
+
+  it('starts QuorumPeerMain from the Debian jars with the heap cap, on the config ZooKeeper owns', () => {
     const start = fileOf(renderAll('zookeeper'), 'zk-main-zk-2', 'bin/start.sh')
-    expect(start).toContain('java -Xmx256m')
+    expect(start).toContain('java -Xmx256m @"$HOME_DIR/run/jvm.args"')
     expect(start).toContain('-cp "$CONF_DIR:/usr/share/java/zookeeper.jar:/usr/share/java/*"')
-    expect(start).toContain('org.apache.zookeeper.server.quorum.QuorumPeerMain "$CONF_DIR/zoo.cfg"')
+    expect(start).toContain('org.apache.zookeeper.server.quorum.QuorumPeerMain "$RUN_CFG"')
     expect(fileOf(renderAll('zookeeper'), 'zk-main-zk-2', 'bin/common.sh')).toMatch(/^HOME_DIR=\/srv\/shoal\/zk-main\/zk-main-zk-2$/m)
   })
 

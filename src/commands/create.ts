@@ -15,8 +15,8 @@ The inventory is recorded with the cluster, so later commands (destroy, run, sta
 A spec with \`agent: true\` needs --metad URL (metad as the nodes reach it, recorded too): each new node gets the agent (one file in its home, Node.js 20 or later on the host), whose first pass must reach metad and place the files; it then runs supervised, and shoal waits for agents' reports instead of pushing files.`
 
   static override examples = [
-    '<%= config.bin %> create specs/zookeeper.yaml --hosts hosts.yaml',
-    '<%= config.bin %> create specs/zookeeper.yaml --hosts .shoal/sandbox/hosts.yaml --json',
+    '<%= config.bin %> create specs/zookeeper.yaml --hosts hosts.yaml --set-file super_password=zk-super.secret',
+    '<%= config.bin %> create specs/zookeeper.yaml --hosts .shoal/sandbox/hosts.yaml --set-file super_password=zk-super.secret --json',
     '<%= config.bin %> create cluster-with-agents.yaml --hosts .shoal/sandbox/hosts.yaml --metad http://198.18.0.254:9611',
     '<%= config.bin %> create specs/redis-cluster.yaml --hosts hosts.yaml --values prod.yaml --set-file password=secrets/redis-password',
   ]
