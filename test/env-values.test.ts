@@ -104,6 +104,13 @@ describe('every value is checked against its parameter, the error naming it and 
     expect(errors.join('\n')).not.toContain(SECRET)
   })
 
+  it('says so when a file given with --set-file would match but for its final newline (echo wrote it), quoting nothing', () => {
+    const {errors} = resolve({'set-file': [`password=${file('pw-echo.txt', `${SECRET}\n`)}`]})
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toMatch(/^env parameter password \(secret\) from --set-file .*pw-echo\.txt: the value does not match the pattern \^\[A-Za-z0-9-\]\+\$ \(it ends with a newline, without which it would match/)
+    expect(errors.join('\n')).not.toContain(SECRET)
+  })
+
   it('makes a parameter without default and without value an error', () => {
     expect(resolve({}).errors).toEqual([
       'env parameter password (secret) has no default and no value: give it with --set password=VALUE, --set-file password=PATH or in a --values file',

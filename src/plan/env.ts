@@ -66,7 +66,11 @@ export function valueProblem(param: EnvParam, value: EnvValue): string | undefin
   if (param.enum && !param.enum.includes(value)) return `${shown} is not one of ${param.secret ? 'the allowed values' : param.enum.map((v) => JSON.stringify(v)).join(', ')}`
   if (typeof value === 'number' && param.minimum !== undefined && value < param.minimum) return `${shown} is below the minimum ${param.minimum}`
   if (typeof value === 'number' && param.maximum !== undefined && value > param.maximum) return `${shown} is above the maximum ${param.maximum}`
-  if (typeof value === 'string' && param.pattern !== undefined && !new RegExp(param.pattern, 'u').test(value)) return `${shown} does not match the pattern ${param.pattern}`
+  if (typeof value === 'string' && param.pattern !== undefined && !new RegExp(param.pattern, 'u').test(value)) {
+    // A file written with echo ends with a newline, and --set-file keeps a file's bytes as they are (keys, certificates).
+    const newline = /\n$/.test(value) && new RegExp(param.pattern, 'u').test(value.replace(/\r?\n$/, '')) ? ' (it ends with a newline, without which it would match: write the file with printf \'%s\' or echo -n)' : ''
+    return `${shown} does not match the pattern ${param.pattern}${newline}`
+  }
   return undefined
 }
 
