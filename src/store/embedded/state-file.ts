@@ -107,7 +107,7 @@ export class StateFile {
     return state
   }
 
-  /** Replace state.json atomically and durably. Only call while holding the lock. */
+  /** Replace state.json atomically and durably. Only call while holding the lock; `state` must not change afterwards. */
   async write(state: State): Promise<void> {
     const tmp = `${this.statePath}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
     const handle = await fs.open(tmp, 'w', 0o600)
@@ -124,6 +124,10 @@ export class StateFile {
     } finally {
       await dirHandle.close()
     }
+    // What we wrote is what the next read would parse (we hold the lock): keep it, so a writer in a burst of
+    // transactions (an operation's progress marks) does not parse its own file back before each one.
+    const st = await fs.stat(this.statePath, {bigint: true}).catch(() => undefined)
+    this.cache = st ? {identity: `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, state} : undefined
   }
 
   /** Run `fn` holding the directory's exclusive lock. */
