@@ -1,6 +1,8 @@
 // The long-lived shell per connection (src/transport/shell.ts) against real sandbox hosts: commands see what a session
 // of their own gives them, and one command's stdin, exit, output or timeout never reaches another.
+import {spawnSync} from 'node:child_process'
 import {beforeAll, describe, expect, it} from 'vitest'
+import {driverSource} from '../src/transport/shell.js'
 import {SshTransport} from '../src/transport/ssh.js'
 import type {TransportHost} from '../src/transport/transport.js'
 import {twoHostsOverSsh} from './support/sandbox.js'
@@ -52,6 +54,36 @@ describe('what a command sees', () => {
   it('tells an exit status of 137 from a death by SIGKILL', async () => {
     expect(await run('exit 137')).toMatchObject({exitCode: 137, signal: null})
     expect(await run('kill -KILL $$')).toMatchObject({exitCode: null, signal: 'SIGKILL'})
+  })
+
+  it('names the signal a command dies of as a session of its own names it', async () => {
+    const perSession = new SshTransport({persistentShell: false})
+    try {
+      // The signals SSH has names for (RFC 4254): the same on both paths.
+      for (const signal of ['HUP', 'INT', 'QUIT', 'ILL', 'ABRT', 'FPE', 'USR1', 'SEGV', 'USR2', 'PIPE', 'ALRM', 'TERM']) {
+        const command = `kill -${signal} $$`
+        const inShell = await run(command)
+        const onSession = await perSession.exec(host, command, {timeoutMs: 20_000})
+        expect({signal: inShell.signal, exitCode: inShell.exitCode}, signal).toEqual({signal: onSession.signal, exitCode: onSession.exitCode})
+        expect(inShell.signal).toBe(`SIG${signal}`)
+      }
+      // Others OpenSSH reports as "SIG@openssh.com"; the shell still names them.
+      for (const signal of ['BUS', 'XCPU', 'SYS']) expect((await run(`kill -${signal} $$`)).signal).toBe(`SIG${signal}`)
+    } finally {
+      await perSession.close()
+    }
+  })
+
+  it('starts with the signal dispositions and mask a session of its own has', async () => {
+    const probe = 'grep -E "^Sig(Ign|Blk|Cgt)" /proc/self/status'
+    const perSession = new SshTransport({persistentShell: false})
+    try {
+      const inShell = await run(probe)
+      expect(inShell.exitCode).toBe(0)
+      expect(inShell.stdout).toBe((await perSession.exec(host, probe, {timeoutMs: 20_000})).stdout)
+    } finally {
+      await perSession.close()
+    }
   })
 
   it('runs every command of a connection in one shell: one session for many commands', async () => {
@@ -144,5 +176,21 @@ describe('hosts without the shell', () => {
       await setup.exec(other, 'umount /usr/bin/perl', {timeoutMs: 20_000})
       await setup.close()
     }
+  })
+})
+
+describe('the driver itself', () => {
+  it('is clean under strict and warnings (it runs without them: loading them costs each driver a few ms)', () => {
+    const check = spawnSync('perl', ['-Mstrict', '-Mwarnings', '-MTime::HiRes', '-c', '-e', driverSource(2000)], {encoding: 'utf8'})
+    expect(check.stderr.trim()).toBe('-e syntax OK')
+    expect(check.status).toBe(0)
+  })
+
+  it('loads neither POSIX nor Config where setsid has a known number (they make every start and fork of the driver dearer)', () => {
+    const probe = `${driverSource(2000).replace(/frame\(0, 'H', "\$\$"\);[\s\S]*$/, '')} print join(' ', sort keys %INC), ' ', (defined $SETSID ? 'setsid=yes' : 'setsid=no');`
+    const loaded = spawnSync('perl', ['-MTime::HiRes', '-e', probe], {encoding: 'utf8'})
+    expect(loaded.stderr).toBe('')
+    expect(loaded.stdout).not.toMatch(/POSIX|Config\.pm/)
+    if (['x64', 'arm64'].includes(process.arch)) expect(loaded.stdout).toContain('setsid=yes')
   })
 })
