@@ -246,6 +246,22 @@ describe('host keys and connection failures', () => {
     expect(readFileSync(knownHosts, 'utf8').split('\n').filter(Boolean)).toHaveLength(2)
   })
 
+  it('warm connects (and starts the shell) ahead of the first command, which then sets up nothing; an unreachable host fails its first command as before', async () => {
+    const fresh = new SshTransport({connectAttempts: 2, retryDelayMs: 20})
+    try {
+      const nobody: TransportHost = {...host1, name: 'sandbox-gone', address: '127.0.1.250'}
+      fresh.warm([host1, host2, nobody])
+      // No command yet: the connections and shells come up by themselves.
+      for (let i = 0; i < 200 && fresh.stats().sessions < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(fresh.stats()).toMatchObject({handshakes: 2, sessions: 2, commands: 0})
+      expect((await fresh.exec(host2, 'echo warm', {timeoutMs: 20_000})).stdout).toBe('warm\n')
+      expect(fresh.stats()).toMatchObject({handshakes: 2, sessions: 2, commands: 1})
+      await expect(fresh.exec(nobody, 'true', {timeoutMs: 10_000})).rejects.toMatchObject({code: 'ssh-connect-failed'})
+    } finally {
+      await fresh.close()
+    }
+  })
+
   it('gives a clear error after bounded retries when no sshd answers', async () => {
     const fresh = new SshTransport({connectAttempts: 3, retryDelayMs: 20})
     try {

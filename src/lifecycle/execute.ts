@@ -60,6 +60,31 @@ const INSTALL_TIMEOUT_MS = 60_000
 const AGENT_WAIT_MS = 120_000
 const NODE_HOME_ROOT = DEFAULTS.nodeHomeRoot
 
+/**
+ * The hosts the plan's steps reach over the transport, in the order they are first needed: the nodes of its scripts,
+ * health checks, removals and installs (with agents, only the new nodes' installs: each gets its agent started; the
+ * other installs wait for reports). Unknown hosts are left for the step to report.
+ */
+export function hostsReached(data: OperationData, hosts: HostLookup): TransportHost[] {
+  const agents = (data.specAfter ?? data.specBefore)?.agent === true
+  const byId = new Map(data.plan.nodes.map((n) => [n.node_id, n]))
+  const out = new Map<string, TransportHost>()
+  for (const step of data.plan.steps) {
+    if (step.kind === 'commit' || (step.kind === 'install' && agents && step.reload)) continue
+    for (const id of step.nodes) {
+      const node = byId.get(id)
+      if (!node) continue
+      try {
+        const host = hosts(node)
+        out.set(`${host.user}@${host.address}:${host.port}`, host)
+      } catch {
+        // the step names the unknown host
+      }
+    }
+  }
+  return [...out.values()]
+}
+
 export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
   const {plan} = ctx.data
   const {lock} = ctx

@@ -12,7 +12,7 @@ import type {Transport} from '../transport/transport.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {describeOperation} from './apply.js'
 import type {FollowResult} from './dependents.js'
-import {executePlan, StepFailed} from './execute.js'
+import {executePlan, hostsReached, StepFailed} from './execute.js'
 import {hostLookup} from './hosts.js'
 import {
   beginOperation,
@@ -157,6 +157,9 @@ export async function runOperation(store: Store, request: OperationRequest, opti
         ...(plan.envChanges?.length ? {previousEnv: previousValues(plan.envChanges.map((c) => c.name), plan.desired?.env ?? {}, [...chainEnvs(chain), planned.current?.env ?? {}])} : {}),
         chain: extendChain(chain, planned.current, plan),
       }
+      // Connections take the longest to set up: they begin while the operation is recorded.
+      transport = options.transport ?? new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys})
+      transport.warm?.(hostsReached(data, hostLookup(request.inventory ?? (await readStoredInventory(store, cluster)) ?? [], cluster)))
       current = await beginOperation(store, data, {
         id,
         title: describeOperation(plan.operation),
@@ -171,10 +174,12 @@ export async function runOperation(store: Store, request: OperationRequest, opti
     if (request.metad !== undefined && resumed) await store.txn([], [{type: 'put', key: metadUrlKey(cluster), value: request.metad}])
     const inventory = request.inventory ?? (await readStoredInventory(store, cluster)) ?? []
     const metad = request.metad ?? (await readStoredMetadUrl(store, cluster))
-    transport = options.transport ?? new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys})
+    transport ??= options.transport ?? new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys})
+    const hosts = hostLookup(inventory, cluster)
+    transport.warm?.(hostsReached(data, hosts))
     let result
     try {
-      result = await executePlan({store, transport, hosts: hostLookup(inventory, cluster), lock, current, data, reporter: options.reporter, ...(metad !== undefined ? {metad} : {}), ...(options.agentWaitMs !== undefined ? {agentWaitMs: options.agentWaitMs} : {})})
+      result = await executePlan({store, transport, hosts, lock, current, data, reporter: options.reporter, ...(metad !== undefined ? {metad} : {}), ...(options.agentWaitMs !== undefined ? {agentWaitMs: options.agentWaitMs} : {})})
     } catch (error) {
       if (!(error instanceof StepFailed)) throw error
       if (data.plan.operation.kind === 'run') {

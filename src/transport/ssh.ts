@@ -165,6 +165,12 @@ export class SshTransport implements Transport {
     return raw.stdout
   }
 
+  warm(hosts: readonly TransportHost[]): void {
+    for (const host of hosts) {
+      void this.connection(host).then((connection) => (this.options.persistentShell ? this.shell(connection) : undefined)).catch(() => undefined)
+    }
+  }
+
   /** Counters since the transport was made (bytes include connections still open). */
   stats(): TransportCounters {
     let bytesOut = this.counters.bytesOut

@@ -58,6 +58,11 @@ export interface Transport {
   putFile(host: TransportHost, path: string, content: Buffer | string, options?: PutFileOptions): Promise<void>
   /** A file's content, or undefined when it does not exist. */
   readFile(host: TransportHost, path: string, options?: {timeoutMs?: number}): Promise<Buffer | undefined>
+  /**
+   * Begin connecting to hosts about to be used (the connections take the longest to set up), without waiting; a host
+   * that cannot be reached fails the first call that needs it, as without this.
+   */
+  warm?(hosts: readonly TransportHost[]): void
   /** Close every connection. */
   close(): Promise<void>
 }
