@@ -118,6 +118,13 @@ export async function runOperation(store: Store, request: OperationRequest, opti
   const {cluster} = request
   const lock = await lockCluster(store, cluster, {operation: request.operation ? describeOperation(request.operation) : 'resume', waitMs: options.lockWaitMs})
   let transport: Transport | undefined
+  let inventory: HostSpec[] | undefined
+  // Connections take the longest to set up: they begin as soon as the steps are known, while the operation is recorded.
+  const connectAhead = async (data: OperationData): Promise<void> => {
+    inventory = request.inventory ?? (await readStoredInventory(store, cluster)) ?? []
+    transport = options.transport ?? new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys})
+    transport.warm?.(hostsReached(data, hostLookup(inventory, cluster)))
+  }
   try {
     let current = await readCurrent(store, cluster)
     let data: OperationData
@@ -128,6 +135,7 @@ export async function runOperation(store: Store, request: OperationRequest, opti
       if (request.plan && (policy === 'refuse' || request.requestDigest !== current.requestDigest)) throw await unfinishedError(store, cluster, current)
       data = await readOperationData(store, cluster, current)
       resumed = true
+      await connectAhead(data)
     } else {
       if (!request.plan) return {cluster, changed: false, resumed: false, ran: 0, skipped: 0}
       const standing = await standingFacts(store, cluster, current)
@@ -157,9 +165,7 @@ export async function runOperation(store: Store, request: OperationRequest, opti
         ...(plan.envChanges?.length ? {previousEnv: previousValues(plan.envChanges.map((c) => c.name), plan.desired?.env ?? {}, [...chainEnvs(chain), planned.current?.env ?? {}])} : {}),
         chain: extendChain(chain, planned.current, plan),
       }
-      // Connections take the longest to set up: they begin while the operation is recorded.
-      transport = options.transport ?? new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys})
-      transport.warm?.(hostsReached(data, hostLookup(request.inventory ?? (await readStoredInventory(store, cluster)) ?? [], cluster)))
+      await connectAhead(data)
       current = await beginOperation(store, data, {
         id,
         title: describeOperation(plan.operation),
@@ -172,14 +178,11 @@ export async function runOperation(store: Store, request: OperationRequest, opti
     protectSecrets(store, data.plan.secrets)
     if (request.inventory && resumed) await store.txn([], [{type: 'put', key: inventoryKey(cluster), value: JSON.stringify(request.inventory)}])
     if (request.metad !== undefined && resumed) await store.txn([], [{type: 'put', key: metadUrlKey(cluster), value: request.metad}])
-    const inventory = request.inventory ?? (await readStoredInventory(store, cluster)) ?? []
     const metad = request.metad ?? (await readStoredMetadUrl(store, cluster))
-    transport ??= options.transport ?? new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys})
-    const hosts = hostLookup(inventory, cluster)
-    transport.warm?.(hostsReached(data, hosts))
+    if (!transport || !inventory) throw new Error('internal: the operation has no transport')
     let result
     try {
-      result = await executePlan({store, transport, hosts, lock, current, data, reporter: options.reporter, ...(metad !== undefined ? {metad} : {}), ...(options.agentWaitMs !== undefined ? {agentWaitMs: options.agentWaitMs} : {})})
+      result = await executePlan({store, transport, hosts: hostLookup(inventory, cluster), lock, current, data, reporter: options.reporter, ...(metad !== undefined ? {metad} : {}), ...(options.agentWaitMs !== undefined ? {agentWaitMs: options.agentWaitMs} : {})})
     } catch (error) {
       if (!(error instanceof StepFailed)) throw error
       if (data.plan.operation.kind === 'run') {
