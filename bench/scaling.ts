@@ -166,10 +166,13 @@ export async function benchMariadbScaling(): Promise<ScalingRow[]> {
   }
 }
 
-/** ZooKeeper (specs/zookeeper.yaml) 3 → 5 → 3 members, with one session's clients writing and reading znodes. */
 /** A bench-only password for the example's secret parameter. */
 const ZK_SUPER_PASSWORD = 'bench-zookeeper-super-password'
 
+/**
+ * ZooKeeper (specs/zookeeper.yaml) 3 → 5 → 3 members, then 3 → 4 and the leader itself removed, with one session's
+ * clients writing and reading znodes.
+ */
 export async function benchZookeeperScaling(): Promise<ScalingRow[]> {
   const [client, peer, election] = freeServicePorts(3)
   const copy = exampleSpec('zookeeper', {client_port: client!, peer_port: peer!, election_port: election!, heap: '128m'})
