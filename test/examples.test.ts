@@ -199,11 +199,18 @@ describe('haproxy templates', () => {
     expect(rendered.get('web-lb-web-1')!.files.has('conf/haproxy.cfg')).toBe(false)
   })
 
-  it('add joining web nodes to the backend during a scale out', () => {
-    const cfg = fileOf(renderAll('haproxy', {adding: {web: 1}}), 'web-lb-lb-1', 'conf/haproxy.cfg')
-    expect(backend(cfg)).toEqual([
+  it('list joining web nodes only once a scale out has finished (they start and pass health first)', () => {
+    const during = fileOf(renderAll('haproxy', {adding: {web: 1}}), 'web-lb-lb-1', 'conf/haproxy.cfg')
+    expect(backend(during)).toEqual(['server web-lb-web-1 127.0.1.1:8080 check', 'server web-lb-web-2 127.0.1.2:8080 check'])
+    const after = fileOf(renderAll('haproxy', {counts: {web: 3}}), 'web-lb-lb-1', 'conf/haproxy.cfg')
+    expect(backend(after)).toEqual([
       'server web-lb-web-1 127.0.1.1:8080 check', 'server web-lb-web-2 127.0.1.2:8080 check', 'server web-lb-web-3 127.0.1.3:8080 check',
     ])
+  })
+
+  it('list every web node at create, when all of them are joining (they start before the lb)', () => {
+    const cfg = fileOf(renderAll('haproxy', {counts: {web: 0, lb: 0}, adding: {web: 2, lb: 1}}), 'web-lb-lb-1', 'conf/haproxy.cfg')
+    expect(backend(cfg)).toEqual(['server web-lb-web-1 127.0.1.1:8080 check', 'server web-lb-web-2 127.0.1.2:8080 check'])
   })
 
   it('drop leaving web nodes from the backend before they stop', () => {
