@@ -42,6 +42,16 @@ import {lockCluster} from './register.js'
 import {beginRun, updateRun} from '../operation/history.js'
 import {defaultHolder} from '../registry/index.js'
 
+/** Longest the first step waits for connections that are still being set up (a host that answers not at all). */
+const CONNECT_AHEAD_WAIT_MS = 10_000
+
+/** Waits for `promise` (which never rejects) or `ms`, whichever comes first. */
+async function settledWithin(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
+  clearTimeout(timer)
+}
+
 /** What a new operation is planned from, called under the lock only when no operation is unfinished. */
 export interface Planned {
   plan: Plan
@@ -119,11 +129,12 @@ export async function runOperation(store: Store, request: OperationRequest, opti
   const lock = await lockCluster(store, cluster, {operation: request.operation ? describeOperation(request.operation) : 'resume', waitMs: options.lockWaitMs})
   let transport: Transport | undefined
   let inventory: HostSpec[] | undefined
+  let connected: Promise<void> = Promise.resolve()
   // Connections take the longest to set up: they begin as soon as the steps are known, while the operation is recorded.
   const connectAhead = async (data: OperationData): Promise<void> => {
     inventory = request.inventory ?? (await readStoredInventory(store, cluster)) ?? []
     transport = options.transport ?? new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys})
-    transport.warm?.(hostsReached(data, hostLookup(inventory, cluster)))
+    connected = transport.warm?.(hostsReached(data, hostLookup(inventory, cluster))) ?? Promise.resolve()
   }
   try {
     let current = await readCurrent(store, cluster)
@@ -180,6 +191,10 @@ export async function runOperation(store: Store, request: OperationRequest, opti
     if (request.metad !== undefined && resumed) await store.txn([], [{type: 'put', key: metadUrlKey(cluster), value: request.metad}])
     const metad = request.metad ?? (await readStoredMetadUrl(store, cluster))
     if (!transport || !inventory) throw new Error('internal: the operation has no transport')
+    // The first step commits the new membership; pushing it takes one round of commands once the connections are up.
+    // Waiting for them first keeps the time the registry and the hosts disagree short (at 50 hosts sharing two cores
+    // the handshakes alone take seconds); a host that does not answer is not waited for past the bound.
+    await settledWithin(connected, CONNECT_AHEAD_WAIT_MS)
     let result
     try {
       result = await executePlan({store, transport, hosts: hostLookup(inventory, cluster), lock, current, data, reporter: options.reporter, ...(metad !== undefined ? {metad} : {}), ...(options.agentWaitMs !== undefined ? {agentWaitMs: options.agentWaitMs} : {})})

@@ -165,10 +165,8 @@ export class SshTransport implements Transport {
     return raw.stdout
   }
 
-  warm(hosts: readonly TransportHost[]): void {
-    for (const host of hosts) {
-      void this.connection(host).then((connection) => (this.options.persistentShell ? this.shell(connection) : undefined)).catch(() => undefined)
-    }
+  async warm(hosts: readonly TransportHost[]): Promise<void> {
+    await Promise.all(hosts.map((host) => this.connection(host).then((connection) => (this.options.persistentShell ? this.shell(connection) : undefined)).then(() => undefined, () => undefined)))
   }
 
   /** Counters since the transport was made (bytes include connections still open). */

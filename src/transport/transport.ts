@@ -59,10 +59,11 @@ export interface Transport {
   /** A file's content, or undefined when it does not exist. */
   readFile(host: TransportHost, path: string, options?: {timeoutMs?: number}): Promise<Buffer | undefined>
   /**
-   * Begin connecting to hosts about to be used (the connections take the longest to set up), without waiting; a host
-   * that cannot be reached fails the first call that needs it, as without this.
+   * Begin connecting to hosts about to be used (the connections take the longest to set up). The promise settles when
+   * every host is connected or has failed, and never rejects: a host that cannot be reached fails the first call that
+   * needs it, as without this.
    */
-  warm?(hosts: readonly TransportHost[]): void
+  warm?(hosts: readonly TransportHost[]): Promise<void>
   /** Close every connection. */
   close(): Promise<void>
 }
