@@ -95,10 +95,19 @@ export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
     timingOp(plan.cluster, ctx.current.id, {step: step.id, title: step.title, started, result, ...(result === 'running' ? {} : {finished: new Date().toISOString()})})
   let ran = 0
   let skipped = 0
-  for (const [index, step] of plan.steps.entries()) {
+  const agents = (ctx.data.specAfter ?? ctx.data.specBefore)?.agent === true
+  for (let index = 0; index < plan.steps.length; index++) {
+    const step = plan.steps[index]!
     if (progress.steps.has(step.id)) {
       ctx.reporter.skipped(step, index, plan.steps.length)
       skipped++
+      continue
+    }
+    const pipeline = pipelineFrom(plan.steps, index, progress.steps, agents)
+    if (pipeline.length > 1) {
+      await runPipeline(ctx, runner, pipeline, index, progress.nodes, timing)
+      ran += pipeline.length
+      index += pipeline.length - 1
       continue
     }
     if (lock) await assertLockHeld(ctx, lock)
@@ -125,6 +134,95 @@ export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
     ran++
   }
   return {ran, skipped}
+}
+
+/**
+ * The steps from `index` on that run node by node: the same nodes of one role, each going on to its next step as soon
+ * as its own part of the previous one is done (its `init` needs only its own files, its `start` only its own `init`).
+ * That is the walk of a role's new nodes — place files, init, start, health — when nothing orders them across nodes:
+ * no batches (canaries, max_in_flight, `order: serial`), no reloads of running services, no agents to wait for. A
+ * node's start may so begin while another node still inits; members that need each other wait for each other in
+ * their health check, as they do with every node started at once.
+ */
+export function pipelineFrom(steps: readonly Step[], index: number, done: ReadonlySet<string>, agents: boolean): Step[] {
+  const first = steps[index]
+  if (!first || !nodeByNode(first, agents)) return []
+  const nodes = first.nodes.join('\u0000')
+  const out = [first]
+  for (const step of steps.slice(index + 1)) {
+    if (done.has(step.id) || !nodeByNode(step, agents) || step.role !== first.role || step.nodes.join('\u0000') !== nodes) break
+    out.push(step)
+  }
+  return out
+}
+
+function nodeByNode(step: Step, agents: boolean): boolean {
+  if (step.batch) return false
+  if (step.kind === 'install') return !step.reload && !agents
+  if (step.kind === 'run') return step.action === undefined && (step.service === 'init' || step.service === 'start')
+  return step.kind === 'health'
+}
+
+/**
+ * Runs a pipeline (see pipelineFrom). Each step begins (lock check, progress line, timing) when its first node reaches
+ * it and is recorded done, in step order, when its last node is done. After a failure no node begins another step;
+ * those running finish; the failure of the earliest step (first node in order) is reported, as a single step reports.
+ */
+async function runPipeline(
+  ctx: ExecuteContext,
+  runner: StepRunner,
+  steps: Step[],
+  first: number,
+  marksByStep: ReadonlyMap<string, Map<string, NodeMark>>,
+  timing: (step: Step, started: string, result: StepTiming['result']) => ReturnType<typeof timingOp>,
+): Promise<void> {
+  const {plan} = ctx.data
+  const {lock} = ctx
+  const marks = steps.map((step) => marksByStep.get(step.id) ?? new Map<string, NodeMark>())
+  const began: Array<{started: string; entry: Promise<void>} | undefined> = steps.map(() => undefined)
+  const left = steps.map((step) => new Set(step.nodes))
+  const failures: Array<{step: number; node: number; error: unknown}> = []
+  let recorded: Promise<unknown> = Promise.resolve()
+  const begin = (k: number): Promise<void> => {
+    const step = steps[k]!
+    began[k] ??= {
+      started: new Date().toISOString(),
+      entry: (async () => {
+        if (lock) await assertLockHeld(ctx, lock)
+        ctx.reporter.step(step, first + k, plan.steps.length, marks[k]!.size > 0)
+        await ctx.store.txn([], [timing(step, began[k]!.started, 'running')])
+      })(),
+    }
+    return began[k].entry
+  }
+  await Promise.all(steps[0]!.nodes.map(async (id, node) => {
+    for (const [k, step] of steps.entries()) {
+      if (failures.length > 0) return
+      try {
+        await begin(k)
+        if (failures.length > 0) return
+        await runner.runNode(step, id, marks[k]!.get(id))
+      } catch (error) {
+        failures.push({step: k, node, error})
+        return
+      }
+      left[k]!.delete(id)
+      if (left[k]!.size === 0) {
+        const {started} = began[k]!
+        recorded = recorded.then(() => ctx.store.txn([], [...(lock ? [{type: 'put' as const, key: stepKey(plan.cluster, step.id), value: stepRecordValue()}] : []), timing(step, started, 'ok')]))
+      }
+    }
+  }))
+  await recorded
+  const failure = failures.sort((a, b) => a.step - b.step || a.node - b.node)[0]
+  if (!failure) return
+  for (const [k, step] of steps.entries()) {
+    if (began[k] && left[k]!.size > 0) await ctx.store.txn([], [timing(step, began[k].started, 'failed')]).catch(() => undefined)
+  }
+  const {error} = failure
+  const step = steps[failure.step]!
+  if (error instanceof StepFailed || !began[failure.step]) throw error
+  throw new StepFailed({step: step.id, title: step.title, message: `step ${step.id} (${step.title}) failed: ${(error as Error).message}`, at: new Date().toISOString()})
 }
 
 /** A process that stalled past its lease has lost the lock (someone may be resuming): it must not run another step. */
@@ -180,11 +278,17 @@ class StepRunner {
 
   async run(step: Step, marks: Map<string, NodeMark>, revision: number): Promise<void> {
     if (step.kind === 'install' && this.agents()) return this.agentInstall(step, marks, revision)
-    const work = {install: this.install, run: this.script, health: this.health, remove: this.remove}[step.kind as 'install' | 'run' | 'health' | 'remove']
-    const results = await Promise.allSettled(step.nodes.map((id) => this.limiter.run(() => work.call(this, step, this.node(id), marks.get(id)))))
+    const results = await Promise.allSettled(step.nodes.map((id) => this.runNode(step, id, marks.get(id))))
     // Every node of the step has finished (none is abandoned mid-script); the first failure in node order is reported.
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed) throw failed.reason
+  }
+
+  /** One node's part of a step that is not an agents' install (those wait for every node's agent at once). */
+  runNode(step: Step, id: string, mark: NodeMark | undefined): Promise<void> {
+    if (step.kind === 'install' && this.agents()) return Promise.reject(new Error(`internal: step ${step.id} waits for agents, not node by node`))
+    const work = {install: this.install, run: this.script, health: this.health, remove: this.remove}[step.kind as 'install' | 'run' | 'health' | 'remove']
+    return this.limiter.run(() => work.call(this, step, this.node(id), mark))
   }
 
   /** Whether the cluster's nodes get their files from their agents (`agent: true`). */
