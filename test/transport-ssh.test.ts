@@ -189,6 +189,53 @@ describe('files', () => {
     expect(await transport.readFile(host1, `${dir}/bin`)).toEqual(binary)
   })
 
+  it('the shell driver installs files itself: the script sent along is not run', async () => {
+    const content = Buffer.from('by the driver\n')
+    const result = await transport.exec(host1, 'echo "the script ran" >&2; exit 99', {timeoutMs: 20_000, stdin: content, install: [{path: '/srv/driver/only.conf', bytes: content.length, mode: '0640'}]})
+    expect(result).toMatchObject({exitCode: 0, stdout: '__shoal_install=0 created\n', stderr: ''})
+    expect((await run('stat -c %a:%s /srv/driver/only.conf')).stdout).toBe(`640:${content.length}\n`)
+  })
+
+  it('installs exactly as the script does: outcomes, contents, modes, owners, backups, leftovers and errors', async () => {
+    // The same sequence of installs through the driver (host 1) and through the script (host 2, a session per command).
+    const scripted = new SshTransport({persistentShell: false})
+    try {
+      const binary = Buffer.from([0, 255, 10, 13, 0, 1])
+      const rounds: Array<Array<{path: string; content: string | Buffer; mode?: string; owner?: string}>> = [
+        [{path: 'new/deep/a.conf', content: 'a1\n'}, {path: 'new/empty', content: ''}, {path: 'bin', content: binary, mode: '0600'}, {path: 'x.sh', content: '#!/bin/sh\n', mode: '0755'}],
+        // unchanged content with another mode and an owner; replaced content; a file whose backup and staged copy exist
+        [{path: 'new/deep/a.conf', content: 'a1\n', mode: '0640', owner: 'root:root'}, {path: 'new/empty', content: 'now\n', owner: '0'}, {path: 'bin', content: binary, mode: '0600'}, {path: 'x.sh', content: '#!/bin/sh\necho 2\n', mode: '4750', owner: 'root:'}],
+        [{path: 'leftover', content: 'l1\n'}],
+        [{path: 'link', content: 'through a link\n'}, {path: 'leftover', content: 'l2\n'}, {path: 'new/deep/a.conf', content: 'a2\n', mode: '0644'}],
+        // an error halfway: a directory where a file's parent should be; the file before it stays installed
+        [{path: 'late.conf', content: 'late\n'}, {path: 'blocked/sub/f', content: 'never\n'}, {path: 'after', content: 'never\n'}],
+        // unknown owner
+        [{path: 'owned', content: 'o\n', owner: 'nobody-here-at-all'}],
+      ]
+      const outcome = async (t: Transport, host: TransportHost, dir: string, round: (typeof rounds)[number]): Promise<string> => {
+        try {
+          const results = await installFiles(t, host, round.map((f) => ({...f, path: `${dir}/${f.path}`})))
+          return JSON.stringify(results.map((r) => ({...r, path: r.path.slice(dir.length), backup: r.backup?.slice(dir.length)})))
+        } catch (error) {
+          return `failed: ${(error as Error).message.replaceAll(dir, 'DIR').replace(/^sandbox-\d+/, 'HOST').split('\n')[0]}`
+        }
+      }
+      const listing = async (t: Transport, host: TransportHost, dir: string): Promise<string> =>
+        (await t.exec(host, `cd ${dir} && find . -printf '%p %y %m %u:%g %s\\n' | sort && find . -type f | sort | xargs -r md5sum`, {timeoutMs: 20_000})).stdout!
+      const setup = (dir: string): string => `rm -rf ${dir} && mkdir -p ${dir}/blocked && touch ${dir}/blocked/sub && echo old > ${dir}/leftover.shoal-new && echo kept > ${dir}/leftover.shoal-bak && echo target > ${dir}/target && ln -s target ${dir}/link`
+      const seen: Record<'driver' | 'script', string[]> = {driver: [], script: []}
+      for (const [name, t, host] of [['driver', transport, host1], ['script', scripted, host2]] as const) {
+        const dir = '/srv/same-install'
+        expect((await t.exec(host, setup(dir), {timeoutMs: 20_000})).exitCode).toBe(0)
+        for (const round of rounds) seen[name].push(await outcome(t, host, dir, round), await listing(t, host, dir))
+      }
+      expect(seen.driver).toEqual(seen.script)
+      expect(seen.driver.filter((s) => s.startsWith('failed: '))).toHaveLength(2)
+    } finally {
+      await scripted.close()
+    }
+  })
+
   it('restoring a file that did not exist before removes it', async () => {
     const created = await installFile(transport, host1, {path: '/srv/install/new.conf', content: 'x'})
     await restoreFile(transport, host1, created)

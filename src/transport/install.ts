@@ -61,7 +61,10 @@ export async function installFiles(transport: Transport, host: TransportHost, fi
     ...dirs.map((dir) => `test -d ${shellQuote(dir)} || mkdir -p -- ${shellQuote(dir)}`),
     ...files.flatMap((file, index) => installScript(file, index, contents[index]!.length)),
   ].join('\n')
-  const result = await transport.exec(host, script, {timeoutMs, stdin: Buffer.concat(contents)})
+  // A check runs a command of the spec's between staging and swapping: that takes the script (so does a relative path,
+  // which the script resolves in its own directory). Otherwise a host's shell driver installs the files itself.
+  const direct = files.some((f) => f.check || !f.path.startsWith('/')) ? undefined : files.map((f, i) => ({path: f.path, bytes: contents[i]!.length, mode: octalMode(f.mode), ...(f.owner !== undefined ? {owner: f.owner} : {})}))
+  const result = await transport.exec(host, script, {timeoutMs, stdin: Buffer.concat(contents), ...(direct ? {install: direct} : {})})
   const outcomes = new Map<number, string>()
   for (const line of (result.stdout ?? '').split('\n')) {
     const match = line.startsWith(OUTCOME_MARKER) ? /^(\d+) (.+)$/.exec(line.slice(OUTCOME_MARKER.length)) : null
@@ -92,7 +95,8 @@ function installScript(file: InstallFileOptions, index: number, bytes: number): 
   const bits = parseInt(mode, 8)
   const direct = (bits & 0o7111) === 0
   const createMask = direct ? `0${(0o777 & ~bits).toString(8).padStart(3, '0')}` : '077'
-  const owner = file.owner !== undefined ? [`chown ${shellQuote(file.owner)} -- ${staged}`] : []
+  // A refused owner leaves no staged copy behind (as the shell driver's install does).
+  const owner = file.owner !== undefined ? [`chown ${shellQuote(file.owner)} -- ${staged} || { rm -f -- ${staged}; exit 1; }`] : []
   const done = (what: string): string => `echo "${OUTCOME_MARKER}${index} ${what}"`
   return [
     // A staged file left by an interrupted run would keep its mode through `>`: start from none.

@@ -64,7 +64,7 @@ export class LocalTransport implements Transport {
       lines[stream].push(chunk)
     }
     const stdin = options.stdin === undefined ? undefined : typeof options.stdin === 'string' ? Buffer.from(options.stdin) : options.stdin
-    const exit = await shell.command({script: command, env: options.env, cwd: options.cwd}, stdin, {onStdout: take('stdout'), onStderr: take('stderr')}, {timeoutMs: options.timeoutMs, killGraceMs: KILL_GRACE_MS})
+    const exit = await shell.command({script: command, env: options.env, cwd: options.cwd, install: options.install}, stdin, {onStdout: take('stdout'), onStderr: take('stderr')}, {timeoutMs: options.timeoutMs, killGraceMs: KILL_GRACE_MS})
     lines.stdout.end()
     lines.stderr.end()
     if (exit.error !== undefined) out.stderr += `the command could not start on ${host.name}: ${exit.error}\n`

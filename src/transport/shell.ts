@@ -16,8 +16,9 @@ import {assertEnvName} from '../util/shell.js'
  * stdin is the request's bytes on a pipe, then EOF. stdout and stderr are pipes the driver relays in frames.
  *
  * Requests (client → driver): `R <id> <script bytes> <stdin bytes> <env bytes> <cwd bytes>\n<script><stdin><env><cwd>`
- * runs (env: `NAME=value` entries, each ended by a NUL byte; cwd empty: the driver's own); `K <id> <SIGNAL>\n` signals
- * the command's process group. Frames (driver → client): `<id> <kind> <bytes>\n<bytes>` with kind H (hello: the
+ * runs (env: `NAME=value` entries, each ended by a NUL byte; cwd empty: the driver's own); `I <id> <spec bytes> <data
+ * bytes>\n<spec><data>` installs files in the driver itself (spec: `<bytes>\0<mode>\0<owner>\0<path>\0` per file, their
+ * contents one after the other in data; answered like a command); `K <id> <SIGNAL>\n` signals the command's process group. Frames (driver → client): `<id> <kind> <bytes>\n<bytes>` with kind H (hello: the
  * driver's pid; id 0), o (stdout), e (stderr), F (the command could not start) and X (it ended: `c <code>` or
  * `s <SIGNAL>`, sent after its output). After a command's exit its pipes are relayed until they close or stay silent
  * for DRAIN ms (a background child may hold them forever), then the driver closes them, as sshd closes a session's.
@@ -83,6 +84,56 @@ sub finish { my ($c) = @_;
   frame($c->{id}, 'X', ($st & 127) ? "s " . ($st & 127) : "c " . ($st >> 8));
   delete $cmds{$c->{id}};
 }
+# The I request: install files without starting a process (install.ts's script does the same with coreutils, where
+# there is no driver): each file staged beside its destination under umask 077, compared, owner and mode set, the
+# previous content kept as the backup (a hard link), renamed into place. An outcome line per file as the script prints
+# it; an error ends the request with its message and exit 1, as the script's set -e; the files before it stay.
+sub copied { my ($from, $to) = @_;
+  my @st = stat $from or return 0;
+  open(my $i, '<:raw', $from) or return 0; my $c = do { local $/; <$i> }; close $i;
+  my $u = umask 077; my $ok = open(my $o, '>:raw', $to); umask $u;
+  $ok && (print $o $c) && close($o) or return 0;
+  chmod $st[2] & 07777, $to; chown $st[4], $st[5], $to; utime $st[8], $st[9], $to; 1 }
+sub install { my ($id, $spec, $data) = @_;
+  my @f = split /\0/, $spec, -1; my ($out, $at) = ('', 0);
+  my $end = sub { my ($err) = @_; frame($id, 'o', $out) if length $out;
+    if (defined $err) { frame($id, 'e', "$err\n"); frame($id, 'X', 'c 1') } else { frame($id, 'X', 'c 0') } };
+  # Every directory first, as the script makes them before its first file.
+  for (my $i = 0; 4 * $i + 3 < @f; $i++) {
+    (my $dir = $f[4 * $i + 3]) =~ s{/[^/]*$}{};
+    next if !length $dir || -d $dir;
+    my $p = '';
+    for my $part (split m{/}, $dir) { next if $part eq ''; $p .= "/$part"; next if -d $p;
+      mkdir $p or -d $p or return $end->("mkdir: cannot create directory '$p': $!") } }
+  for (my $i = 0; 4 * $i + 3 < @f; $i++) {
+    my ($bytes, $mode, $owner, $path) = @f[4 * $i .. 4 * $i + 3];
+    my $content = substr($data, $at, $bytes); $at += $bytes;
+    my $perm = oct $mode;
+    my ($uid, $gid) = (-1, -1);
+    if (length $owner) { my ($u, $g) = split /:/, $owner, 2;
+      $uid = $u =~ /^\d+$/ ? $u : (getpwnam $u)[2];
+      return $end->("chown: invalid user: '$owner'") unless defined $uid;
+      if (defined $g) { $gid = $g eq '' ? (getpwuid $uid)[3] : $g =~ /^\d+$/ ? $g : (getgrnam $g)[2];
+        return $end->("chown: invalid group: '$owner'") unless defined $gid } }
+    my ($staged, $backup) = ("$path.shoal-new", "$path.shoal-bak");
+    unlink $staged if -e $staged || -l $staged;
+    if (-f $path && -s _ == $bytes) {
+      my $old; if (open(my $cur, '<:raw', $path)) { $old = do { local $/; <$cur> }; close $cur }
+      if (defined $old && $old eq $content) {
+        !length $owner || chown $uid, $gid, $path or return $end->("chown: changing ownership of '$path': $!");
+        chmod $perm, $path or return $end->("chmod: changing permissions of '$path': $!");
+        $out .= "__shoal_install=$i unchanged\n"; next } }
+    my $u = umask 077; my $ok = open(my $fh, '>:raw', $staged); umask $u;
+    $ok or return $end->("cannot create '$staged': $!");
+    unless ((print $fh $content) && close $fh) { my $e = "write error: '$staged': $!"; unlink $staged; return $end->($e) }
+    !length $owner || chown $uid, $gid, $staged or return $end->("chown: changing ownership of '$staged': $!");
+    chmod $perm, $staged or return $end->("chmod: changing permissions of '$staged': $!");
+    my $replacing = -f $path;
+    unlink $backup if -e $backup || -l $backup;
+    !$replacing || link($path, $backup) || copied($path, $backup) or return $end->("cannot keep '$path' as '$backup': $!");
+    rename $staged, $path or return $end->("mv: cannot move '$staged' to '$path': $!");
+    $out .= "__shoal_install=$i " . ($replacing ? 'replaced' : 'created') . "\n" }
+  $end->(undef) }
 sub requests {
   while ((my $nl = index($in, "\n")) >= 0) {
     my @h = split / /, substr($in, 0, $nl);
@@ -93,6 +144,12 @@ sub requests {
       for my $n (@h[2 .. 5]) { push @part, substr($in, $at, $n); $at += $n }
       substr($in, 0, $need) = '';
       spawn($h[1], @part);
+    } elsif ($h[0] eq 'I') {
+      my $need = $nl + 1 + $h[2] + $h[3];
+      return if length($in) < $need;
+      my ($spec, $data) = (substr($in, $nl + 1, $h[2]), substr($in, $nl + 1 + $h[2], $h[3]));
+      substr($in, 0, $need) = '';
+      install($h[1], $spec, $data);
     } else {
       substr($in, 0, $nl + 1) = '';
       my $c = $cmds{$h[1]};
@@ -172,11 +229,15 @@ export function channelPipe(channel: ClientChannel): ShellPipe {
   }
 }
 
-/** A command for the driver: the script for `/bin/sh -c`, run in `cwd` (absolute) with `env` added to the driver's. */
+/**
+ * A command for the driver: the script for `/bin/sh -c`, run in `cwd` (absolute) with `env` added to the driver's; or,
+ * with `install`, files the driver installs itself (the script, the same install, is for hosts without a driver).
+ */
 export interface DriverCommand {
   script: string
   env?: ExecOptions['env']
   cwd?: string | undefined
+  install?: ExecOptions['install']
 }
 
 /** Linux's signal numbers (the driver reports a number: naming them there would load Perl's Config for each driver). */
@@ -194,6 +255,21 @@ function envBlock(env: ExecOptions['env'] = {}): Buffer {
     if (value.includes('\0')) throw new Error(`the value of environment variable ${name} holds a NUL byte`)
     return `${name}=${value}\0`
   }).join(''), 'utf8')
+}
+
+/** The spec of an install request: `<bytes>\0<mode>\0<owner>\0<path>\0` per file, checked against stdin's length. */
+function installSpec(files: NonNullable<ExecOptions['install']>, stdinBytes: number): Buffer {
+  let total = 0
+  const fields = files.map((file) => {
+    if (!/^[0-7]{3,4}$/.test(file.mode)) throw new Error(`install of ${file.path}: mode ${file.mode} is not octal`)
+    if (!(Number.isInteger(file.bytes) && file.bytes >= 0)) throw new Error(`install of ${file.path}: size ${file.bytes} is not a byte count`)
+    for (const text of [file.path, file.owner ?? '']) if (text.includes('\0')) throw new Error(`install of ${JSON.stringify(file.path)}: a NUL byte in its path or owner`)
+    if (!file.path.startsWith('/')) throw new Error(`install of ${file.path}: the path must be absolute`)
+    total += file.bytes
+    return `${file.bytes}\0${file.mode}\0${file.owner ?? ''}\0${file.path}\0`
+  })
+  if (total !== stdinBytes) throw new Error(`install: the files' sizes add up to ${total} bytes, stdin holds ${stdinBytes}`)
+  return Buffer.from(fields.join(''), 'utf8')
 }
 
 interface Pending {
@@ -239,10 +315,12 @@ export class RemoteShell {
     const env = envBlock(command.env)
     const cwd = Buffer.from(command.cwd ?? '', 'utf8')
     const id = this.nextId++
+    const spec = command.install ? installSpec(command.install, input.length) : undefined
     const done = new Promise<ShellExit>((resolve) => {
       if (this.closedFlag) return resolve({code: null, signal: null, error: 'the shell connection was closed'})
       this.pending.set(id, {handlers, resolve})
-      this.write(Buffer.concat([Buffer.from(`R ${id} ${body.length} ${input.length} ${env.length} ${cwd.length}\n`), body, input, env, cwd]))
+      if (spec) this.write(Buffer.concat([Buffer.from(`I ${id} ${spec.length} ${input.length}\n`), spec, input]))
+      else this.write(Buffer.concat([Buffer.from(`R ${id} ${body.length} ${input.length} ${env.length} ${cwd.length}\n`), body, input, env, cwd]))
       this.counters.commands++
     })
     return {id, done}

@@ -79,6 +79,7 @@ interface Command {
   script: string
   env?: ExecOptions['env']
   cwd?: string
+  install?: ExecOptions['install']
 }
 
 /** What the transport did, for the benchmark's breakdown (where the time of an operation goes). */
@@ -130,7 +131,7 @@ export class SshTransport implements Transport {
       throw new Error(`timeoutMs must be from 1 to ${MAX_TIMEOUT_MS} ms, got ${options.timeoutMs}`)
     }
     this.sample()
-    const raw = await this.run(host, {script: command, ...(options.env ? {env: options.env} : {}), ...(options.cwd !== undefined ? {cwd: options.cwd} : {})}, options)
+    const raw = await this.run(host, {script: command, ...(options.env ? {env: options.env} : {}), ...(options.cwd !== undefined ? {cwd: options.cwd} : {}), ...(options.install ? {install: options.install} : {})}, options)
     this.sample()
     const collect = options.collect ?? true
     return {

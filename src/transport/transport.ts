@@ -29,6 +29,20 @@ export interface ExecOptions {
   onStderrLine?: (line: string) => void
   /** Keep stdout/stderr in the result (default true; each capped at `MAX_COLLECTED_BYTES`). */
   collect?: boolean
+  /**
+   * The command is an install script (install.ts) of these files, their contents one after the other on stdin. A host
+   * whose shell driver can install them itself does so instead of running the script, with the same outcome lines on
+   * stdout and the same result: no process is started for it (each costs a fork and exec there).
+   */
+  install?: DriverInstallFile[]
+}
+
+/** A file for the driver to install: the next `bytes` bytes of stdin, its octal mode and owner (`user[:group]`). */
+export interface DriverInstallFile {
+  path: string
+  bytes: number
+  mode: string
+  owner?: string
 }
 
 export interface ExecResult {
