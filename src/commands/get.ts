@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
+import type {Store} from '../store/store.js'
 import {quoteControl} from '../util/text.js'
 
 function secretNames(keys: Record<string, string>): string[] {
@@ -42,12 +43,30 @@ function nest(keys: Record<string, string>): Record<string, unknown> {
   return root
 }
 
+/** Keys as a spec is written (the registry keeps them sorted): the listed ones first, the rest after in their order. */
+const SPEC_ORDER: Record<string, string[]> = {
+  spec: ['apiVersion', 'kind', 'name', 'description', 'agent', 'links', 'env', 'roles', 'update'],
+  role: ['description', 'image', 'cpu', 'memory', 'disk', 'count', 'scale', 'server_id', 'placement', 'files', 'services', 'actions', 'health_check'],
+  param: ['type', 'description', 'secret', 'default'],
+}
+
+function ordered(value: Record<string, unknown>, order: string[]): Record<string, unknown> {
+  const keys = [...order.filter((k) => k in value), ...Object.keys(value).filter((k) => !order.includes(k))]
+  return Object.fromEntries(keys.map((k) => [k, value[k]]))
+}
+
+function inSpecOrder(spec: Record<string, unknown>): Record<string, unknown> {
+  const mapValues = (v: unknown, order: string[]): unknown =>
+    typeof v === 'object' && v !== null ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, typeof x === 'object' && x !== null ? ordered(x as Record<string, unknown>, order) : x])) : v
+  return ordered({...spec, ...('roles' in spec ? {roles: mapValues(spec.roles, SPEC_ORDER.role!)} : {}), ...('env' in spec ? {env: mapValues(spec.env, SPEC_ORDER.param!)} : {})}, SPEC_ORDER.spec!)
+}
+
 export default class Get extends BaseCommand {
   static override summary = 'Print registered clusters or a cluster’s metadata tree'
   static override description = `Without arguments, lists the registered clusters. With CLUSTER, prints its metadata tree (every key relative to \`clusters/<cluster>/\`); PATH narrows it to a subtree such as \`hosts/zk\`. Secret env values, and the files whose template reads a secret, are redacted.
 PATH \`env\` prints each parameter's value with where it came from: \`default\` (the spec's default, which follows the spec), \`--set\`, \`--set-file PATH\` or \`FILE:LINE:COL\` of a values file (given values stay registered until changed or --unset).`
 
-  static override examples = ['<%= config.bin %> get', '<%= config.bin %> get zk-main', '<%= config.bin %> get zk-main hosts/zk --yaml', '<%= config.bin %> get zk-main env']
+  static override examples = ['<%= config.bin %> get', '<%= config.bin %> get zk-main', '<%= config.bin %> get zk-main hosts/zk --yaml', '<%= config.bin %> get zk-main env', '<%= config.bin %> get zk-main --spec']
 
   static override args = {
     cluster: Args.string({description: 'Cluster name'}),
@@ -56,6 +75,11 @@ PATH \`env\` prints each parameter's value with where it came from: \`default\` 
 
   static override flags = {
     yaml: Flags.boolean({description: 'Print the tree as YAML', default: false, exclusive: ['json']}),
+    spec: Flags.boolean({
+      description: 'Print the spec the cluster is registered with instead, counts as they stand (after `shoal scale` too), to bring a repository in line; secret defaults left out',
+      default: false,
+      exclusive: ['yaml'],
+    }),
     ...storeFlags,
   }
 
@@ -73,6 +97,7 @@ PATH \`env\` prints each parameter's value with where it came from: \`default\` 
       }
       const snapshot = await readCluster(store, args.cluster)
       if (snapshot.revisionModRevision === 0) throw new ShoalError(`cluster ${args.cluster} is not registered in ${store.description}`, 'not-registered', EXIT.failure)
+      if (flags.spec) return await this.printSpec(store, args.cluster)
       const path = (args.path ?? '').replace(/^\/+|\/+$/g, '')
       // Secret values and the files whose template reads a secret are hidden (the redaction plans use).
       const {redactTree} = await import('../plan/show.js')
@@ -107,5 +132,28 @@ PATH \`env\` prints each parameter's value with where it came from: \`default\` 
     } finally {
       await store.close()
     }
+  }
+
+  /** `get CLUSTER --spec`: the registered spec as YAML (the spec's own comments are not kept; its templates are not shown). */
+  private async printSpec(store: Store, cluster: string): Promise<unknown> {
+    const {readRegistered} = await import('../lifecycle/registered.js')
+    const {state} = await readRegistered(store, cluster)
+    if (!state?.spec) throw new ShoalError(`cluster ${cluster} is registered without its spec (registered before specs were kept): apply its spec once`, 'not-found', EXIT.failure)
+    // A secret's default is a secret value: left out, as lint leaves it out of its reports.
+    const env = Object.fromEntries(Object.entries(state.spec.env ?? {}).map(([name, p]) => {
+      if (!p.secret || p.default === undefined) return [name, p]
+      const {default: _secret, ...rest} = p
+      return [name, rest]
+    }))
+    const spec = inSpecOrder({...state.spec, ...(state.spec.env ? {env} : {})})
+    if (this.jsonEnabled()) return {cluster, revision: state.revision, spec}
+    const {stringify} = await import('yaml')
+    const hidden = Object.keys(env).filter((name) => state.spec!.env?.[name]?.secret && state.spec!.env[name]!.default !== undefined)
+    const header = [
+      `# The spec cluster ${cluster} is registered with (revision ${state.revision}), counts as they stand.`,
+      ...(hidden.length ? [`# Left out: the default of secret parameter${hidden.length === 1 ? '' : 's'} ${hidden.join(', ')}.`] : []),
+    ]
+    process.stdout.write(quoteControl(`${header.join('\n')}\n${stringify(spec)}`))
+    return undefined
   }
 }

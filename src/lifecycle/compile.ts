@@ -1,10 +1,11 @@
 // Read everything a plan depends on (spec files, inventory, registry) and call the pure planner.
 import {TemplateBudget} from '../render/engine.js'
-import {NOTHING_GIVEN, resolveEnv, secretValues, type GivenEnv} from '../plan/env.js'
+import {DEFAULT_SOURCE, NOTHING_GIVEN, resolveEnv, secretValues, type GivenEnv} from '../plan/env.js'
 import {planCluster} from '../plan/plan.js'
 import {redactText} from '../plan/show.js'
 import type {Inventory} from '../plan/inventory.js'
-import type {ClusterState, Operation, Plan, PlanError} from '../plan/types.js'
+import type {ClusterState, ImperativeChange, Operation, Plan, PlanError} from '../plan/types.js'
+import {readHistory, type RunSummary} from '../operation/history.js'
 import {chainEnvs} from '../operation/record.js'
 import type {ClusterSpec} from '../spec/types.js'
 import {protectSecrets} from '../store/sealed.js'
@@ -81,5 +82,33 @@ export async function compile(store: Store, input: CompileInput): Promise<Compil
     // A message may quote a value (a template error, a bad default): secret values never reach the terminal.
     throw new ShoalError(redactText(`cannot plan ${input.cluster}:\n${planErrorMessage(plan.errors)}`, plan.secrets), plan.errors[0]!.code, EXIT.failure)
   }
+  if (input.operation.kind === 'apply' && input.spec && state) {
+    const imperative = await imperativeChanges(store, input.spec, state, input.given ?? NOTHING_GIVEN)
+    if (imperative.length > 0) plan.imperative = imperative
+  }
   return {plan, expectedModRevision: snapshot.revisionModRevision, ...(state ? {current: state} : {})}
+}
+
+/** Operations that set a role's count: the last of them that finished is what the registered count came from. */
+const COUNT_SETTING: ReadonlySet<string> = new Set(['create', 'apply', 'scale', 'rollback'])
+
+/**
+ * What the registered cluster holds that the spec being applied does not say: a role's count another command set
+ * (named from the history: `shoal scale`, or an apply of another spec), and parameter values given earlier by `--set`,
+ * `--set-file` or a values file, which applying keeps (they stay registered until changed or --unset).
+ */
+async function imperativeChanges(store: Store, spec: ClusterSpec, state: ClusterState, given: GivenEnv): Promise<ImperativeChange[]> {
+  const out: ImperativeChange[] = []
+  let last: RunSummary | undefined
+  for (const [role, roleSpec] of Object.entries(spec.roles)) {
+    const registered = state.spec?.roles[role]?.count
+    if (registered === undefined || registered === roleSpec.count) continue
+    last ??= (await readHistory(store, state.name)).filter((r) => r.result === 'ok' && COUNT_SETTING.has(r.kind)).sort((a, b) => (a.started < b.started ? -1 : 1)).at(-1)
+    out.push({kind: 'count', role, spec: roleSpec.count, registered, ...(last ? {by: `shoal ${last.title}`} : {}), ...(last?.finished ? {at: last.finished} : {})})
+  }
+  for (const [name, source] of Object.entries(state.envSources ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (source === DEFAULT_SOURCE || given.values.has(name) || given.unset.includes(name) || !(name in (spec.env ?? {}))) continue
+    out.push({kind: 'env', name, source})
+  }
+  return out
 }

@@ -9,7 +9,7 @@ import {quoteControl} from '../util/text.js'
 import {unifiedDiff} from './diff.js'
 import {registeredSensitive} from './render.js'
 import {clusterRoot, stateFromTree} from './tree.js'
-import type {ClusterState, Plan, PlannedNode, RenderedFile} from './types.js'
+import type {ClusterState, ImperativeChange, Plan, PlannedNode, RenderedFile} from './types.js'
 
 export const REDACTED = '<redacted>'
 /** Secrets shorter than this are hidden only structurally, not searched for in free text. */
@@ -167,6 +167,15 @@ export interface RenderOptions {
 }
 
 /** The plan for a person: errors, or node changes, file diffs against the registry, and steps. Secrets are redacted, control characters quoted. */
+/** One registered difference from the spec, and what applying the spec does about it. */
+export function imperativeLine(change: ImperativeChange, cluster: string): string {
+  if (change.kind === 'env') return `${change.name}: the value given by ${change.source} stays registered (applying the spec keeps it; --unset ${change.name} returns to the spec)`
+  const by = change.by ? ` by \`${change.by}\`${change.at ? ` at ${change.at}` : ''}` : ' by an earlier command'
+  const diff = change.spec - change.registered
+  const does = diff > 0 ? `scales out by ${diff}` : `scales in by ${-diff}`
+  return `role ${change.role}: count ${change.spec} in the spec, ${change.registered} registered${by}: this plan ${does} (\`shoal get ${cluster} --spec\` prints the registered spec)`
+}
+
 export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
   return quoteControl(redactText(planText(redactPlan(plan), options), plan.secrets))
 }
@@ -178,11 +187,12 @@ function planText(plan: Plan, options: RenderOptions): string {
     for (const e of plan.errors) out.push(`  error[${e.code}] ${e.message}\n`)
     return out.join('')
   }
+  const imperative = plan.imperative?.length ? `\nRegistered by commands, not by this spec:\n${plan.imperative.map((c) => `  ! ${imperativeLine(c, plan.cluster)}\n`).join('')}` : ''
   if (!hasChanges(plan)) {
-    out.push(`Cluster ${plan.cluster} is up to date (revision ${plan.revision}): no changes.\n`)
+    out.push(`Cluster ${plan.cluster} is up to date (revision ${plan.revision}): no changes.\n${imperative}`)
     return out.join('')
   }
-  out.push(`Plan: ${plan.operation.kind} cluster ${plan.cluster} (revision ${plan.baseRevision} → ${plan.revision})\n\nNodes:\n`)
+  out.push(`Plan: ${plan.operation.kind} cluster ${plan.cluster} (revision ${plan.baseRevision} → ${plan.revision})\n${imperative}\nNodes:\n`)
   let unchanged = 0
   for (const n of plan.nodes) {
     if (n.change === 'keep' && n.fileChanges.length === 0 && !options.unchanged) unchanged++

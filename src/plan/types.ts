@@ -184,10 +184,21 @@ export interface Plan {
   steps: Step[]
   /** Parameters whose value changes (values of secret ones left out); `configure` runs where they do. */
   envChanges?: EnvChange[]
+  /**
+   * Where the registered cluster differs from the spec being applied because of a command that changed it directly
+   * (`shoal scale`, `--set`): what this plan does about each (filled in by `compile`, which reads the history).
+   */
+  imperative?: ImperativeChange[]
   /** Non-empty when no plan could be made; everything else is then empty. */
   errors: PlanError[]
   /** Secret values (own and linked env) to redact from any output; `redactPlan` clears it. */
   secrets: string[]
 }
+
+/** A registered difference from the spec that a command made (see Plan.imperative). */
+export type ImperativeChange =
+  /** `by`: the operation that set the registered count, as the history names it (absent when it holds none). */
+  | {kind: 'count'; role: string; spec: number; registered: number; by?: string; at?: string}
+  | {kind: 'env'; name: string; source: string}
 
 export type {LifecycleService}
