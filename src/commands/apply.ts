@@ -1,9 +1,9 @@
 // `shoal apply`: apply a saved plan, or plan a spec and apply it at once (scripts and files on hosts, or --registry-only).
 import {readFileSync} from 'node:fs'
-import {Args, Flags} from '@oclif/core'
+import {Args, Flags, type Interfaces} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
 import {EXIT, ShoalError} from '../errors.js'
-import {checkMetadFlag, inventoryHosts, lockWaitMs, metadFlags, operationFlags, operationOptions, reportOutcome, followText, followError} from '../cli/operation-flags.js'
+import {checkMetadFlag, inventoryHosts, lockWaitMs, metadFlags, operationFlags, operationOptions, outcomeText, reportOutcome, followText, followError} from '../cli/operation-flags.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 import {valueFlags} from '../cli/value-flags.js'
 
@@ -22,10 +22,12 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
     '<%= config.bin %> apply specs/zookeeper.yaml --hosts hosts.yaml --unset tick_time',
   ]
 
-  static override args = {target: Args.string({description: 'A plan file or a cluster spec file', required: true})}
+  static override strict = false
+  static override args = {target: Args.string({description: 'A plan file or a cluster spec file; or several specs, or a directory: every Cluster spec below it, applied in link order', required: true})}
 
   static override flags = {
     hosts: Flags.string({description: 'Host inventory file (kind Hosts); required with a spec'}),
+    prune: Flags.boolean({description: 'With a set of specs: destroy the registered clusters the set no longer holds (after the others; never without this flag)', default: false}),
     ...metadFlags,
     ...valueFlags,
     ...operationFlags,
@@ -33,7 +35,12 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
   }
 
   async run(): Promise<unknown> {
-    const {args, flags} = await this.parse(Apply)
+    const {argv, flags} = await this.parse(Apply)
+    const paths = argv as string[]
+    const {isSpecSet} = await import('../workspace/spec-set.js')
+    if (isSpecSet(paths)) return this.applySet(paths, flags)
+    if (flags.prune) throw new ShoalError('--prune applies a set of specs (several files or a directory), not one spec', 'usage', EXIT.usage)
+    const args = {target: paths[0]!}
     const wait = lockWaitMs(flags['lock-wait'])
     const [{planAndRegister, registerSavedPlan}, {readPlanFile}, {renderPlan}] = await Promise.all([
       import('../lifecycle/apply.js'), import('../lifecycle/plan-file.js'), import('../plan/show.js'),
@@ -86,6 +93,97 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
       const failed = followError(plan.cluster, dependents)
       if (failed) throw failed
       if (this.jsonEnabled()) return {cluster: plan.cluster, changed, revision: plan.revision, commits: result?.commits ?? 0, transactions: result?.transactions ?? 0, ...(dependents.length ? {dependents} : {})}
+      return undefined
+    } finally {
+      await store.close()
+    }
+  }
+
+  /**
+   * `apply DIR|FILE...`: each spec in link order, as `apply SPEC` does it (linked clusters follow each); the first that
+   * fails stops the rest (they may link to it). Registered clusters the set does not hold are destroyed with --prune,
+   * after the others, and only when no cluster of the set links to them; otherwise they are listed.
+   */
+  private async applySet(paths: string[], flags: Interfaces.InferredFlags<typeof Apply.flags>): Promise<unknown> {
+    if (!flags.hosts) throw new ShoalError('applying specs needs --hosts FILE (the host inventory)', 'usage', EXIT.usage)
+    if (flags.set?.length || flags.values?.length || flags['set-file']?.length || flags.unset?.length) {
+      throw new ShoalError('parameter values (--set, --values, --set-file, --unset) go with one spec: apply them to that cluster, then the set', 'usage', EXIT.usage)
+    }
+    const [{readSpecSet, linkOrder}, {readInventory}, {listClusters}, {planAndRegister}, {followInRegistry}, {runAndFollow}, {requestDigest, readStoredMetadUrl}, {compile}, {readRegistered}] = await Promise.all([
+      import('../workspace/spec-set.js'), import('../workspace/inputs.js'), import('../registry/index.js'), import('../lifecycle/apply.js'), import('../lifecycle/follow.js'),
+      import('../lifecycle/follow.js'), import('../operation/record.js'), import('../lifecycle/compile.js'), import('../lifecycle/registered.js'),
+    ])
+    const inputs = await readSpecSet(paths)
+    const wait = lockWaitMs(flags['lock-wait'])
+    const store = await openStoreFromFlags(flags)
+    const done: Array<{cluster: string; result: string}> = []
+    const json = this.jsonEnabled()
+    try {
+      const inSet = new Set(inputs.map((i) => i.spec.name))
+      const candidates = (await listClusters(store)).filter((name) => !inSet.has(name))
+      const kept = new Map<string, string[]>()
+      for (const name of candidates) {
+        const {state} = await readRegistered(store, name)
+        kept.set(name, Object.values(state?.links ?? {}))
+      }
+      if (flags.prune) {
+        const needed = inputs.flatMap((i) => Object.values(i.spec.links ?? {}).filter((t) => kept.has(t)).map((t) => `${i.spec.name} links to ${t}`))
+        if (needed.length) throw new ShoalError(`--prune would destroy clusters the specs still link to (${needed.join('; ')}); nothing was applied`, 'prune-linked', EXIT.failure)
+      }
+      const options = flags['registry-only'] ? undefined : await operationOptions(flags, json)
+      const hosts = flags['registry-only'] ? undefined : await inventoryHosts(flags.hosts)
+      const inventory = readInventory(flags.hosts)
+      const step = async (cluster: string, work: () => Promise<string>): Promise<void> => {
+        if (!json) this.log(`=== ${cluster}`)
+        try {
+          const text = await work()
+          done.push({cluster, result: text})
+          if (!json) this.log(text)
+        } catch (error) {
+          const left = [...inputs.map((i) => i.spec.name), ...(flags.prune ? candidates : [])].filter((n) => n !== cluster && !done.some((d) => d.cluster === n))
+          const message = `${(error as Error).message}\n${done.length ? `Applied: ${done.map((d) => d.cluster).join(', ')}. ` : ''}Stopped at ${cluster}${left.length ? `; not applied: ${left.join(', ')}` : ''}.`
+          throw new ShoalError(message, error instanceof ShoalError ? error.code : 'apply-failed', EXIT.failure)
+        }
+      }
+      for (const input of inputs) {
+        const name = input.spec.name
+        await step(name, async () => {
+          if (flags['registry-only']) {
+            const {plan, changed} = await planAndRegister(store, {cluster: name, spec: input.spec, templates: input.templates, inventory, operation: {kind: 'apply'}, lockWaitMs: wait})
+            const dependents = await followInRegistry(store, name, wait, false)
+            return [changed ? `Registered ${name} at revision ${plan.revision}.` : `${name}: nothing to apply.`, ...followText(dependents)].join('\n')
+          }
+          checkMetadFlag(input.spec, flags.metad, await readStoredMetadUrl(store, name))
+          const operation = {kind: 'apply' as const}
+          const outcome = await runAndFollow(store, {
+            cluster: name, operation, requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates}), ...(hosts ? {inventory: hosts} : {}),
+            ...(flags.metad !== undefined ? {metad: flags.metad} : {}),
+            plan: (standing) => compile(store, {cluster: name, spec: input.spec, templates: input.templates, inventory: {hosts: hosts ?? []}, operation, standing}),
+          }, options!)
+          const error = followError(name, outcome.dependents ?? [])
+          if (error) throw error
+          return [outcomeText({...outcome, dependents: []}), ...followText(outcome.dependents ?? [])].join('\n')
+        })
+      }
+      // Dependents first: a candidate that links to another goes before it.
+      const pruneOrder = linkOrder(candidates.map((name) => ({name, links: kept.get(name) ?? []}))).reverse()
+      for (const name of flags.prune ? pruneOrder : []) {
+        await step(name, async () => {
+          if (flags['registry-only']) {
+            const {changed} = await planAndRegister(store, {cluster: name, inventory, operation: {kind: 'destroy'}, lockWaitMs: wait})
+            return changed ? `Removed ${name} from ${store.description}.` : `${name}: nothing to remove.`
+          }
+          const operation = {kind: 'destroy' as const}
+          const outcome = await runAndFollow(store, {
+            cluster: name, operation, requestDigest: requestDigest({operation}), ...(hosts ? {inventory: hosts} : {}),
+            plan: (standing) => compile(store, {cluster: name, inventory: {hosts: hosts ?? []}, operation, standing}),
+          }, options!)
+          return `${outcomeText({...outcome, dependents: []})}${outcome.changed ? ` ${name} is gone from its hosts and from ${store.description}.` : ''}`
+        })
+      }
+      const left = flags.prune ? [] : candidates
+      if (!json && left.length) this.log(`\nDestroy candidates (registered, not in the specs; apply with --prune destroys them): ${left.join(', ')}`)
+      if (json) return {clusters: done.map((d) => d.cluster), ...(left.length ? {destroyCandidates: left} : {})}
       return undefined
     } finally {
       await store.close()

@@ -1,7 +1,7 @@
 // `shoal plan`: compile a spec against the inventory and the registry; print node changes, file diffs and steps.
-import {Args, Flags} from '@oclif/core'
+import {Args, Flags, type Interfaces} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
-import {EXIT} from '../errors.js'
+import {EXIT, ShoalError} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 import {valueFlags} from '../cli/value-flags.js'
 
@@ -17,8 +17,9 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
     '<%= config.bin %> plan specs/zookeeper.yaml --hosts hosts.yaml --set tick_time=3000',
   ]
 
+  static override strict = false
   static override args = {
-    spec: Args.string({description: 'Cluster spec file', required: true}),
+    spec: Args.string({description: 'Cluster spec file; or several, or a directory: every Cluster spec below it, planned as one set', required: true}),
   }
 
   static override flags = {
@@ -26,12 +27,18 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
     out: Flags.string({description: 'Save the plan to this file (mode 0600: it holds secret values) for `shoal apply`'}),
     destroy: Flags.boolean({description: 'Plan the removal of the whole cluster instead', default: false}),
     'detailed-exitcode': Flags.boolean({description: 'Exit 0 when nothing changes, 2 when something does', default: false}),
+    prune: Flags.boolean({description: 'With a set of specs: plan the removal of registered clusters the set no longer holds (otherwise listed as destroy candidates)', default: false}),
     ...valueFlags,
     ...storeFlags,
   }
 
   async run(): Promise<unknown> {
-    const {args, flags} = await this.parse(Plan)
+    const {argv, flags} = await this.parse(Plan)
+    const paths = argv as string[]
+    const {isSpecSet} = await import('../workspace/spec-set.js')
+    if (isSpecSet(paths)) return this.planSet(paths, flags)
+    if (flags.prune) throw new ShoalError('--prune plans a set of specs (several files or a directory), not one spec', 'usage', EXIT.usage)
+    const args = {spec: paths[0]!}
     const [{readClusterInput, readInventory}, {compile}, {writePlanFile, PLAN_FORMAT}, {renderPlan, redactPlan, hasChanges}, {readGivenValues}] = await Promise.all([
       import('../workspace/inputs.js'), import('../lifecycle/compile.js'), import('../lifecycle/plan-file.js'), import('../plan/show.js'), import('../workspace/values.js'),
     ])
@@ -49,6 +56,38 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
       if (this.jsonEnabled()) return {changes: changed, expectedModRevision, plan: redactPlan(plan)}
       process.stdout.write(renderPlan(plan))
       if (flags.out) this.log(`\nSaved the plan to ${flags.out}; apply it with: shoal apply ${flags.out}`)
+      return undefined
+    } finally {
+      await store.close()
+    }
+  }
+
+  /** `plan DIR|FILE...`: every spec of the set in link order against the registry, then one summary. */
+  private async planSet(paths: string[], flags: Interfaces.InferredFlags<typeof Plan.flags>): Promise<unknown> {
+    if (flags.out) throw new ShoalError('--out saves the plan of one spec; a set of specs is planned and applied with `shoal apply DIR|FILE...` (saved set plans: not yet)', 'usage', EXIT.usage)
+    if (flags.destroy) throw new ShoalError('--destroy plans the removal of one cluster; for a set, remove its spec and plan with --prune', 'usage', EXIT.usage)
+    if (flags.set?.length || flags.values?.length || flags['set-file']?.length || flags.unset?.length) {
+      throw new ShoalError('parameter values (--set, --values, --set-file, --unset) go with one spec: apply them to that cluster first, then plan the set', 'usage', EXIT.usage)
+    }
+    const [{readSpecSet}, {readInventory}, {planSet, renderSetSummary, setChanges}, {renderPlan, redactPlan}] = await Promise.all([
+      import('../workspace/spec-set.js'), import('../workspace/inputs.js'), import('../lifecycle/plan-set.js'), import('../plan/show.js'),
+    ])
+    const inputs = await readSpecSet(paths)
+    const inventory = readInventory(flags.hosts)
+    const store = await openStoreFromFlags(flags, {readOnly: true})
+    try {
+      const set = await planSet(store, inputs, inventory, {prune: flags.prune})
+      if (flags['detailed-exitcode'] && setChanges(set)) process.exitCode = EXIT.changes
+      if (this.jsonEnabled()) {
+        if (set.totals.error > 0) process.exitCode = EXIT.failure
+        return {changes: setChanges(set), totals: set.totals, clusters: set.entries.map((e) => ({cluster: e.cluster, ...(e.path ? {path: e.path} : {}), action: e.action, ...(e.waitsFor ? {waitsFor: e.waitsFor} : {}), ...(e.error ? {error: e.error} : {}), ...(e.plan ? {plan: redactPlan(e.plan)} : {})}))}
+      }
+      for (const e of set.entries) {
+        if (!e.plan || e.action === 'no-op') continue
+        process.stdout.write(`=== ${e.cluster}${e.path ? ` (${e.path})` : ''}\n${renderPlan(e.plan)}\n`)
+      }
+      process.stdout.write(renderSetSummary(set))
+      if (set.totals.error > 0) process.exitCode = EXIT.failure
       return undefined
     } finally {
       await store.close()
