@@ -91,6 +91,11 @@ describe('plan and apply a directory of specs', () => {
       '',
     ].join('\n'))
     expect(plan.stdout).toContain(`=== base (${path.join(repo, 'base.yaml')})\nPlan: apply cluster base`)
+    const markdown = await cli('plan', repo, '--hosts', sandbox.state.inventory, '--format', 'markdown')
+    expectExit(markdown, 0)
+    expect(markdown.stdout).toContain('## shoal plan: 4 clusters: 1 to create, 0 to change, 0 unchanged, 2 planned once the clusters they link to are registered, 1 destroy candidate\n')
+    expect(markdown.stdout).toContain('| `base` | create | +1 | — | — |\n| `mid` | after-links: planned once base is registered | — | — | — |\n')
+    expect(markdown.stdout).toContain('| `old` | destroy-candidate: registered, not in the specs (--prune destroys it) | — | — | — |\n')
   }, OPERATION_MS)
 
   it('apply: in link order, each as apply SPEC does it; the candidate is listed, not destroyed; planned again, nothing changes', async () => {

@@ -27,6 +27,7 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
     out: Flags.string({description: 'Save the plan to this file (mode 0600: it holds secret values) for `shoal apply`'}),
     destroy: Flags.boolean({description: 'Plan the removal of the whole cluster instead', default: false}),
     'detailed-exitcode': Flags.boolean({description: 'Exit 0 when nothing changes, 2 when something does', default: false}),
+    format: Flags.string({description: 'text, or markdown: a compact summary for a pull-request comment (secrets and files reading them hidden)', options: ['text', 'markdown'], default: 'text', exclusive: ['json']}),
     prune: Flags.boolean({description: 'With a set of specs: plan the removal of registered clusters the set no longer holds (otherwise listed as destroy candidates)', default: false}),
     ...valueFlags,
     ...storeFlags,
@@ -54,6 +55,12 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
       const changed = hasChanges(plan)
       if (flags['detailed-exitcode'] && changed) process.exitCode = EXIT.changes
       if (this.jsonEnabled()) return {changes: changed, expectedModRevision, plan: redactPlan(plan)}
+      if (flags.format === 'markdown') {
+        const {renderMarkdown} = await import('../plan/markdown.js')
+        const action = !changed ? 'no changes' : flags.destroy ? 'destroy' : plan.baseRevision === 0 ? 'create' : 'change'
+        process.stdout.write(renderMarkdown([{cluster: plan.cluster, action, plan}], `${plan.cluster}, ${action}`))
+        return undefined
+      }
       process.stdout.write(renderPlan(plan))
       if (flags.out) this.log(`\nSaved the plan to ${flags.out}; apply it with: shoal apply ${flags.out}`)
       return undefined
@@ -81,6 +88,12 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
       if (this.jsonEnabled()) {
         if (set.totals.error > 0) process.exitCode = EXIT.failure
         return {changes: setChanges(set), totals: set.totals, clusters: set.entries.map((e) => ({cluster: e.cluster, ...(e.path ? {path: e.path} : {}), action: e.action, ...(e.waitsFor ? {waitsFor: e.waitsFor} : {}), ...(e.error ? {error: e.error} : {}), ...(e.plan ? {plan: redactPlan(e.plan)} : {})}))}
+      }
+      if (flags.format === 'markdown') {
+        const [{renderMarkdown}, {entryNote, setTotalsText}] = await Promise.all([import('../plan/markdown.js'), import('../lifecycle/plan-set.js')])
+        process.stdout.write(renderMarkdown(set.entries.map((e) => ({cluster: e.cluster, action: e.action, ...(entryNote(e) ? {note: entryNote(e)} : {}), ...(e.plan ? {plan: e.plan} : {})})), setTotalsText(set)))
+        if (set.totals.error > 0) process.exitCode = EXIT.failure
+        return undefined
       }
       for (const e of set.entries) {
         if (!e.plan || e.action === 'no-op') continue

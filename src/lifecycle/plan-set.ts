@@ -73,6 +73,11 @@ export function setChanges(set: SetPlan): boolean {
 export function renderSetSummary(set: SetPlan): string {
   const width = Math.max(...set.entries.map((e) => e.cluster.length))
   const lines = set.entries.map((e) => `  ${e.cluster.padEnd(width)}  ${describeEntry(e)}`)
+  return `Summary:\n${lines.join('\n')}\n${setTotalsText(set)}.\n`
+}
+
+/** The totals as a sentence: `4 clusters: 1 to create, …`. */
+export function setTotalsText(set: SetPlan): string {
   const {totals} = set
   const parts = [
     `${totals.create} to create`, `${totals.change} to change`, `${totals['no-op']} unchanged`,
@@ -81,7 +86,15 @@ export function renderSetSummary(set: SetPlan): string {
     ...(totals.error ? [`${totals.error} that cannot be planned`] : []),
     ...(totals['destroy-candidate'] ? [`${totals['destroy-candidate']} destroy candidate${totals['destroy-candidate'] === 1 ? '' : 's'}`] : []),
   ]
-  return `Summary:\n${lines.join('\n')}\n${set.entries.length} cluster${set.entries.length === 1 ? '' : 's'}: ${parts.join(', ')}.\n`
+  return `${set.entries.length} cluster${set.entries.length === 1 ? '' : 's'}: ${parts.join(', ')}`
+}
+
+/** Why an entry has no plan to show, for the Markdown table (undefined when it has one). */
+export function entryNote(e: SetEntry): string | undefined {
+  if (e.action === 'after-links') return `planned once ${e.waitsFor!.join(', ')} ${e.waitsFor!.length === 1 ? 'is' : 'are'} registered`
+  if (e.action === 'destroy-candidate') return 'registered, not in the specs (--prune destroys it)'
+  if (e.action === 'error') return e.error!.split('\n').map((l) => l.trim()).filter(Boolean).join(' ')
+  return undefined
 }
 
 function describeEntry(e: SetEntry): string {
