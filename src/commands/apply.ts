@@ -27,6 +27,7 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
 
   static override flags = {
     hosts: Flags.string({description: 'Host inventory file (kind Hosts); required with a spec'}),
+    refresh: Flags.boolean({description: 'With a spec: check every registered file on its host first, and install the registered files again where they drifted (content, mode, missing)', default: false}),
     prune: Flags.boolean({description: 'With a set of specs: destroy the registered clusters the set no longer holds (after the others; never without this flag)', default: false}),
     ...metadFlags,
     ...valueFlags,
@@ -38,7 +39,11 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
     const {argv, flags} = await this.parse(Apply)
     const paths = argv as string[]
     const {isSpecSet} = await import('../workspace/spec-set.js')
-    if (isSpecSet(paths)) return this.applySet(paths, flags)
+    if (flags.refresh && flags['registry-only']) throw new ShoalError('--refresh puts drifted files back on the hosts: not with --registry-only', 'usage', EXIT.usage)
+    if (isSpecSet(paths)) {
+      if (flags.refresh) throw new ShoalError('--refresh checks the hosts of one cluster: apply its spec alone (for a set: not yet)', 'usage', EXIT.usage)
+      return this.applySet(paths, flags)
+    }
     if (flags.prune) throw new ShoalError('--prune applies a set of specs (several files or a directory), not one spec', 'usage', EXIT.usage)
     const args = {target: paths[0]!}
     const wait = lockWaitMs(flags['lock-wait'])
@@ -65,6 +70,9 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
           checkMetadFlag(input.spec, flags.metad, await readStoredMetadUrl(store, input.spec.name))
         }
         const operation = saved ? saved.plan.operation : {kind: 'apply' as const}
+        if (flags.refresh && !input) throw new ShoalError('a saved plan was made with or without --refresh already: give --refresh to `shoal plan`', 'usage', EXIT.usage)
+        const {refreshDrift} = await import('../lifecycle/drift.js')
+        const drift = flags.refresh && input ? await refreshDrift(store, input.spec.name, hosts ?? []) : undefined
         const outcome = await runAndFollow(store, {
           cluster: saved ? saved.plan.cluster : input!.spec.name,
           operation,
@@ -74,7 +82,7 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
           ...(saved ? {unfinished: 'resume-same' as const} : {}),
           plan: saved
             ? () => savedPlanned(store, saved)
-            : (standing) => compile(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: {hosts: hosts ?? []}, operation, given, standing}),
+            : (standing) => compile(store, {cluster: input!.spec.name, spec: input!.spec, templates: input!.templates, inventory: {hosts: hosts ?? []}, operation, given, standing, ...(drift ? {drift} : {})}),
         }, await operationOptions(flags, this.jsonEnabled()))
         return reportOutcome(outcome, this.jsonEnabled(), (text) => this.log(text))
       }

@@ -4,6 +4,8 @@ import {BaseCommand} from '../cli/base.js'
 import {EXIT, ShoalError} from '../errors.js'
 import {storeFlags, openStoreFromFlags} from '../cli/store-flags.js'
 import {valueFlags} from '../cli/value-flags.js'
+import type {DriftReport} from '../lifecycle/drift.js'
+import type {Store} from '../store/store.js'
 
 export default class Plan extends BaseCommand {
   static override summary = 'Show what applying a spec would change, without changing anything'
@@ -27,6 +29,7 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
     out: Flags.string({description: 'Save the plan to this file (mode 0600: it holds secret values) for `shoal apply`'}),
     destroy: Flags.boolean({description: 'Plan the removal of the whole cluster instead', default: false}),
     'detailed-exitcode': Flags.boolean({description: 'Exit 0 when nothing changes, 2 when something does', default: false}),
+    refresh: Flags.boolean({description: 'Check every registered file on its host over SSH first: what differs (content, mode, missing) is shown as drift, with a diff, and the plan installs the registered files there again', default: false}),
     format: Flags.string({description: 'text, or markdown: a compact summary for a pull-request comment (secrets and files reading them hidden)', options: ['text', 'markdown'], default: 'text', exclusive: ['json']}),
     prune: Flags.boolean({description: 'With a set of specs: plan the removal of registered clusters the set no longer holds (otherwise listed as destroy candidates)', default: false}),
     ...valueFlags,
@@ -48,8 +51,9 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
     const given = readGivenValues(flags)
     const store = await openStoreFromFlags(flags, {readOnly: true})
     try {
+      const drift = flags.refresh && !flags.destroy ? await this.refresh(store, input.spec.name, flags.hosts) : undefined
       const {plan, expectedModRevision} = await compile(store, {
-        spec: input.spec, templates: input.templates, cluster: input.spec.name, inventory, operation: flags.destroy ? {kind: 'destroy'} : {kind: 'apply'}, given,
+        spec: input.spec, templates: input.templates, cluster: input.spec.name, inventory, operation: flags.destroy ? {kind: 'destroy'} : {kind: 'apply'}, given, ...(drift ? {drift} : {}),
       })
       if (flags.out) writePlanFile(flags.out, {format: PLAN_FORMAT, registry: store.description, expectedModRevision, plan})
       const changed = hasChanges(plan)
@@ -69,8 +73,14 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
     }
   }
 
+  private async refresh(store: Store, cluster: string, hostsFile: string): Promise<DriftReport | undefined> {
+    const [{refreshDrift}, {inventoryHosts}] = await Promise.all([import('../lifecycle/drift.js'), import('../cli/operation-flags.js')])
+    return refreshDrift(store, cluster, (await inventoryHosts(hostsFile)) ?? [])
+  }
+
   /** `plan DIR|FILE...`: every spec of the set in link order against the registry, then one summary. */
   private async planSet(paths: string[], flags: Interfaces.InferredFlags<typeof Plan.flags>): Promise<unknown> {
+    if (flags.refresh) throw new ShoalError('--refresh checks the hosts of one cluster: plan its spec alone (for a set: not yet)', 'usage', EXIT.usage)
     if (flags.out) throw new ShoalError('--out saves the plan of one spec; a set of specs is planned and applied with `shoal apply DIR|FILE...` (saved set plans: not yet)', 'usage', EXIT.usage)
     if (flags.destroy) throw new ShoalError('--destroy plans the removal of one cluster; for a set, remove its spec and plan with --prune', 'usage', EXIT.usage)
     if (flags.set?.length || flags.values?.length || flags['set-file']?.length || flags.unset?.length) {

@@ -16,6 +16,7 @@ export default class Status extends BaseCommand {
   static override flags = {
     hosts: Flags.string({description: 'Host inventory file (kind Hosts); default: the one recorded with the cluster'}),
     health: Flags.boolean({description: 'Run the health checks now', default: true, allowNo: true}),
+    drift: Flags.boolean({description: 'Also check every registered file on its host over SSH and show what differs (content with a diff, mode, missing); `shoal apply SPEC --refresh` puts them back', default: false}),
     ...sshFlags,
     ...storeFlags,
   }
@@ -31,8 +32,16 @@ export default class Status extends BaseCommand {
     try {
       const inventory = given ?? (await readStoredInventory(store, args.cluster)) ?? []
       const status = await clusterStatus(store, args.cluster, {inventory, ...(transport ? {transport} : {})})
-      if (this.jsonEnabled()) return status
+      const drift = flags.drift ? await (await import('../lifecycle/drift.js')).refreshDrift(store, args.cluster, inventory) : undefined
+      if (this.jsonEnabled()) return {...status, ...(drift ? {drift: drift.drift, driftUnchecked: drift.unchecked} : {})}
       this.log(renderStatus(status))
+      if (drift) {
+        const {renderDrift, redactText} = await import('../plan/show.js')
+        const {readRegistered} = await import('../lifecycle/registered.js')
+        const {state} = await readRegistered(store, args.cluster)
+        const secrets = Object.entries(state?.env ?? {}).filter(([name]) => state?.secretEnv.includes(name)).map(([, v]) => String(v))
+        process.stdout.write(redactText(renderDrift(drift.drift, drift.unchecked), secrets))
+      }
       return undefined
     } finally {
       await transport?.close()

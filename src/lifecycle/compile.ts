@@ -11,6 +11,7 @@ import type {ClusterSpec} from '../spec/types.js'
 import {protectSecrets} from '../store/sealed.js'
 import type {Store} from '../store/store.js'
 import {EXIT, ShoalError} from '../errors.js'
+import {driftFacts, type DriftReport} from './drift.js'
 import type {Standing} from './operation.js'
 import {linkedStates, otherUsage, readRegistered} from './registered.js'
 
@@ -36,6 +37,8 @@ export interface CompileInput {
   renderOnly?: string
   /** Parameter values given by this command (default: none; registered values are kept, see plan/env.ts). */
   given?: GivenEnv
+  /** What `--refresh` found on the hosts: drifted nodes get their registered files installed again. */
+  drift?: DriftReport
 }
 
 export function planErrorMessage(errors: readonly PlanError[]): string {
@@ -70,7 +73,7 @@ export async function compile(store: Store, input: CompileInput): Promise<Compil
     operation: input.operation,
     otherUsage: await otherUsage(store, input.cluster),
     linked: await linkedStates(store, spec),
-    ...(input.standing?.facts ? {facts: input.standing.facts} : {}),
+    ...(input.drift?.drift.length ? {facts: driftFacts(input.drift, input.standing?.facts)} : input.standing?.facts ? {facts: input.standing.facts} : {}),
     ...(history.length ? {envHistory: history} : {}),
     ...(chain?.joined.length ? {joinedUnfinished: chain.joined} : {}),
     templateBudget: input.templateBudget ?? new TemplateBudget(),
@@ -81,6 +84,10 @@ export async function compile(store: Store, input: CompileInput): Promise<Compil
   if (plan.errors.length > 0) {
     // A message may quote a value (a template error, a bad default): secret values never reach the terminal.
     throw new ShoalError(redactText(`cannot plan ${input.cluster}:\n${planErrorMessage(plan.errors)}`, plan.secrets), plan.errors[0]!.code, EXIT.failure)
+  }
+  if (input.drift) {
+    plan.drift = input.drift.drift
+    if (input.drift.unchecked.length) plan.driftUnchecked = input.drift.unchecked
   }
   if (input.operation.kind === 'apply' && input.spec && state) {
     const imperative = await imperativeChanges(store, input.spec, state, input.given ?? NOTHING_GIVEN)

@@ -44,6 +44,10 @@ function counts(plan: Plan): {created: number; removed: number; files: number; p
 
 function clusterBody(plan: Plan): string {
   const out: string[] = []
+  if (plan.drift?.length) {
+    const what = (d: NonNullable<Plan['drift']>[number]): string => (d.problem === 'missing' ? 'missing' : d.problem === 'mode' ? `mode ${d.foundMode} on the host, ${d.registeredMode} registered` : `content differs${d.problem.includes('mode') ? `, mode ${d.foundMode} on the host` : ''}`)
+    out.push(`**Drift (on the hosts, not as registered; applying puts the registered files back):**\n${plan.drift.map((d) => `- ${code(d.node)} ${code(d.dest)}: ${what(d)}\n`).join('')}\n`)
+  }
   if (plan.imperative?.length) out.push(`**Registered by commands, not by this spec:**\n${plan.imperative.map((c) => `- ${cell(imperativeLine(c, plan.cluster))}\n`).join('')}\n`)
   const shown = plan.nodes.filter((n) => n.change !== 'keep' || n.fileChanges.length > 0)
   for (const n of shown) out.push(`- ${n.change === 'create' ? '➕' : n.change === 'remove' ? '➖' : '✏️'} ${code(n.node_id)} ${n.role} sid ${n.sid} on ${code(n.host)} (${n.ip}): ${n.change === 'keep' ? `${n.fileChanges.length} file${n.fileChanges.length === 1 ? '' : 's'} change` : n.change}\n`)

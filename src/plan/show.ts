@@ -9,7 +9,7 @@ import {quoteControl} from '../util/text.js'
 import {unifiedDiff} from './diff.js'
 import {registeredSensitive} from './render.js'
 import {clusterRoot, stateFromTree} from './tree.js'
-import type {ClusterState, ImperativeChange, Plan, PlannedNode, RenderedFile} from './types.js'
+import type {ClusterState, FileDrift, ImperativeChange, Plan, PlannedNode, RenderedFile} from './types.js'
 
 export const REDACTED = '<redacted>'
 /** Secrets shorter than this are hidden only structurally, not searched for in free text. */
@@ -167,6 +167,24 @@ export interface RenderOptions {
 }
 
 /** The plan for a person: errors, or node changes, file diffs against the registry, and steps. Secrets are redacted, control characters quoted. */
+/** `--refresh`: what differs on the hosts from the registry (applying puts the registered files back), with diffs. */
+function driftText(plan: Plan, diffs: boolean): string {
+  return plan.drift ? renderDrift(plan.drift, plan.driftUnchecked ?? [], diffs) : ''
+}
+
+/** Drifted files (with diffs, unless a file's template reads a secret) and the nodes that could not be checked. */
+export function renderDrift(drift: readonly FileDrift[], unchecked: ReadonlyArray<{node: string; reason: string}>, diffs = true): string {
+  const out: string[] = []
+  for (const d of drift) {
+    const mode = d.problem.includes('mode') ? ` (mode ${d.foundMode} on the host, ${d.registeredMode} registered)` : ''
+    out.push(`  ! ${d.node} ${d.dest} on ${d.host}: ${d.problem === 'missing' ? 'missing' : d.problem.startsWith('content') ? 'content differs' : 'mode differs'}${mode}${d.sensitive && d.problem !== 'mode' ? '; content hidden: the template reads a secret' : ''}\n`)
+    if (diffs && d.problem.startsWith('content') && d.found !== undefined && d.registered !== undefined) out.push(unifiedDiff(d.found, d.registered, `host/${d.node}/${d.dest}`, `registered/${d.node}/${d.dest}`).replace(/^/gm, '    ').replace(/ +$/gm, ''))
+  }
+  for (const u of unchecked) out.push(`  ? ${u.node}: not checked: ${u.reason}\n`)
+  if (out.length === 0) return '\nDrift: none (every registered file is on its host as registered).\n'
+  return `\nDrift (on the hosts, not as registered; applying puts the registered files back):\n${out.join('')}`
+}
+
 /** One registered difference from the spec, and what applying the spec does about it. */
 export function imperativeLine(change: ImperativeChange, cluster: string): string {
   if (change.kind === 'env') return `${change.name}: the value given by ${change.source} stays registered (applying the spec keeps it; --unset ${change.name} returns to the spec)`
@@ -187,12 +205,13 @@ function planText(plan: Plan, options: RenderOptions): string {
     for (const e of plan.errors) out.push(`  error[${e.code}] ${e.message}\n`)
     return out.join('')
   }
+  const drift = driftText(plan, options.diffs !== false)
   const imperative = plan.imperative?.length ? `\nRegistered by commands, not by this spec:\n${plan.imperative.map((c) => `  ! ${imperativeLine(c, plan.cluster)}\n`).join('')}` : ''
   if (!hasChanges(plan)) {
-    out.push(`Cluster ${plan.cluster} is up to date (revision ${plan.revision}): no changes.\n${imperative}`)
+    out.push(`Cluster ${plan.cluster} is up to date (revision ${plan.revision}): no changes.\n${drift}${imperative}`)
     return out.join('')
   }
-  out.push(`Plan: ${plan.operation.kind} cluster ${plan.cluster} (revision ${plan.baseRevision} → ${plan.revision})\n${imperative}\nNodes:\n`)
+  out.push(`Plan: ${plan.operation.kind} cluster ${plan.cluster} (revision ${plan.baseRevision} → ${plan.revision})\n${drift}${imperative}\nNodes:\n`)
   let unchanged = 0
   for (const n of plan.nodes) {
     if (n.change === 'keep' && n.fileChanges.length === 0 && !options.unchanged) unchanged++

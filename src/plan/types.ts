@@ -189,10 +189,30 @@ export interface Plan {
    * (`shoal scale`, `--set`): what this plan does about each (filled in by `compile`, which reads the history).
    */
   imperative?: ImperativeChange[]
+  /** With --refresh: files on the hosts that differ from the registered ones (applying the plan puts them back). */
+  drift?: FileDrift[]
+  /** With --refresh: nodes whose files could not be checked, and why. */
+  driftUnchecked?: Array<{node: string; reason: string}>
   /** Non-empty when no plan could be made; everything else is then empty. */
   errors: PlanError[]
   /** Secret values (own and linked env) to redact from any output; `redactPlan` clears it. */
   secrets: string[]
+}
+
+/** A node's file on its host that is not as registered (`plan --refresh`). */
+export interface FileDrift {
+  node: string
+  host: string
+  /** As the spec names it, and the absolute path on the host. */
+  dest: string
+  path: string
+  problem: 'missing' | 'content' | 'mode' | 'content and mode'
+  registeredMode: string
+  foundMode?: string
+  /** Contents for a diff: never for a file whose template reads a secret (`sensitive`). */
+  registered?: string
+  found?: string
+  sensitive?: boolean
 }
 
 /** A registered difference from the spec that a command made (see Plan.imperative). */
