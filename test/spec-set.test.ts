@@ -44,7 +44,7 @@ afterAll(async () => {
 })
 
 /** A one-node cluster linking to `links`; its start marks the order clusters were started in on the host. */
-function writeSpec(dir: string, name: string, links: string[]): void {
+function writeSpec(dir: string, name: string, links: string[], count = 1): void {
   mkdirSync(dir, {recursive: true})
   writeFileSync(path.join(dir, `${name}.yaml`), `apiVersion: shoal/v1
 kind: Cluster
@@ -56,7 +56,7 @@ roles:
     cpu: 1
     memory: 64Mi
     disk: 64Mi
-    count: 1
+    count: ${count}
     services:
       start: {cmd: 'mkdir -p /srv/markers && echo ${name} >> /srv/markers/spec-set.log', timeout: 30s}
 `)
@@ -118,6 +118,34 @@ describe('plan and apply a directory of specs', () => {
     const json = JSON.parse((await cli('plan', repo, '--hosts', sandbox.state.inventory, '--json')).stdout) as {changes: boolean; clusters: Array<{cluster: string; action: string}>}
     expect(json.changes).toBe(false)
     expect(json.clusters.map((c) => `${c.cluster} ${c.action}`)).toEqual(['base no-op', 'mid no-op', 'top no-op', 'old destroy-candidate'])
+  }, OPERATION_MS)
+
+  it('plan --out saves the set; apply of the file applies exactly those plans, and refuses them once stale', async () => {
+    writeSpec(path.join(repo, 'nested'), 'mid', ['base'], 2)
+    const file = path.join(work, 'set.plan')
+    // mid changes and links to base, which does not change: savable. With base changing too it is not.
+    writeSpec(repo, 'base', [], 2)
+    const refused = await cli('plan', repo, '--hosts', sandbox.state.inventory, '--out', file)
+    expectExit(refused, 1)
+    expect(refused.stderr).toContain('the set cannot be saved as one plan: mid changes and links to base, which changes first')
+    writeSpec(repo, 'base', [], 1)
+    const planned = await cli('plan', repo, '--hosts', sandbox.state.inventory, '--out', file)
+    expectExit(planned, 0)
+    expect(planned.stdout).toContain(`Saved the plans to ${file}; apply them with: shoal apply ${file}`)
+    const applied = await cli('apply', file, '--hosts', sandbox.state.inventory)
+    expectExit(applied, 0)
+    expect([...applied.stdout.matchAll(/^=== (\S+)$/gm)].map((m) => m[1])).toEqual(['mid'])
+    expectExit(await cli('plan', repo, '--hosts', sandbox.state.inventory, '--detailed-exitcode'), 0)
+
+    writeSpec(repo, 'top', ['mid'], 2)
+    expectExit(await cli('plan', repo, '--hosts', sandbox.state.inventory, '--out', file), 0)
+    expectExit(await cli('scale', 'top', '--role', 'app', '--count', '3', '--hosts', sandbox.state.inventory), 0)
+    const stale = await cli('apply', file, '--hosts', sandbox.state.inventory)
+    expectExit(stale, 1)
+    expect(stale.stderr).toMatch(/the plan is stale: cluster top changed since the plan was made .*\nStopped at top\./s)
+    writeSpec(repo, 'top', ['mid'], 1)
+    writeSpec(path.join(repo, 'nested'), 'mid', ['base'], 1)
+    expectExit(await cli('apply', repo, '--hosts', sandbox.state.inventory), 0)
   }, OPERATION_MS)
 
   it('a cycle is refused before anything is planned, naming it', async () => {

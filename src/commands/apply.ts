@@ -55,6 +55,11 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
     const [{readClusterInput, readInventory}, {readGivenValues, givenDigestInput}] = await Promise.all([import('../workspace/inputs.js'), import('../workspace/values.js')])
     const given = readGivenValues(flags)
     if (isPlanFile && (given.values.size > 0 || given.unset.length > 0)) throw new ShoalError('a saved plan already holds its parameter values: --set, --values, --set-file and --unset go with `shoal plan`', 'usage', EXIT.usage)
+    if (isPlanFile) {
+      const {readAnyPlanFile} = await import('../lifecycle/plan-file.js')
+      const any = readAnyPlanFile(args.target)
+      if ('plans' in any) return this.applySavedSet(any, flags)
+    }
     const saved = isPlanFile ? readPlanFile(args.target) : undefined
     const input = isPlanFile ? undefined : readClusterInput(args.target)
     const values = input ? givenDigestInput(given, input.spec) : undefined
@@ -107,6 +112,61 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
     }
   }
 
+  /** Runs one cluster's turn of a set: its header and output, or an error saying what was applied and what was not. */
+  private async inTurn(all: readonly string[], done: string[], cluster: string, work: () => Promise<string>): Promise<void> {
+    const json = this.jsonEnabled()
+    if (!json) this.log(`=== ${cluster}`)
+    try {
+      const text = await work()
+      done.push(cluster)
+      if (!json) this.log(text)
+    } catch (error) {
+      const left = all.filter((n) => n !== cluster && !done.includes(n))
+      const message = `${(error as Error).message}\n${done.length ? `Applied: ${done.join(', ')}. ` : ''}Stopped at ${cluster}${left.length ? `; not applied: ${left.join(', ')}` : ''}.`
+      throw new ShoalError(message, error instanceof ShoalError ? error.code : 'apply-failed', EXIT.failure)
+    }
+  }
+
+  /** A saved plan of a set: each cluster's saved plan in its turn, refused as stale like one saved plan. */
+  private async applySavedSet(set: import('../lifecycle/plan-file.js').SavedPlanSet, flags: Interfaces.InferredFlags<typeof Apply.flags>): Promise<unknown> {
+    if (flags.set?.length || flags.values?.length || flags['set-file']?.length || flags.unset?.length) throw new ShoalError('a saved plan already holds its parameter values: --set, --values, --set-file and --unset go with `shoal plan`', 'usage', EXIT.usage)
+    if (flags.refresh) throw new ShoalError('a saved plan was made with or without --refresh already: give --refresh to `shoal plan`', 'usage', EXIT.usage)
+    const [{registerSavedPlan, savedPlanned}, {runAndFollow, followInRegistry}, {requestDigest}, {PLAN_FORMAT}] = await Promise.all([
+      import('../lifecycle/apply.js'), import('../lifecycle/follow.js'), import('../operation/record.js'), import('../lifecycle/plan-file.js'),
+    ])
+    const wait = lockWaitMs(flags['lock-wait'])
+    const store = await openStoreFromFlags(flags)
+    const done: string[] = []
+    try {
+      const options = flags['registry-only'] ? undefined : await operationOptions(flags, this.jsonEnabled())
+      const hosts = await inventoryHosts(flags.hosts)
+      const all = set.plans.map((p) => p.plan.cluster)
+      for (const entry of set.plans) {
+        const saved = {format: PLAN_FORMAT as typeof PLAN_FORMAT, registry: set.registry, ...entry}
+        const name = entry.plan.cluster
+        await this.inTurn(all, done, name, async () => {
+          if (flags['registry-only']) {
+            const {plan, changed} = await registerSavedPlan(store, saved, wait)
+            const dependents = await followInRegistry(store, name, wait, plan.operation.kind === 'destroy')
+            return [changed ? `Registered ${name} at revision ${plan.revision}.` : `${name}: nothing to apply.`, ...followText(dependents)].join('\n')
+          }
+          const operation = entry.plan.operation
+          const outcome = await runAndFollow(store, {
+            cluster: name, operation, requestDigest: requestDigest({operation, plan: entry.plan}), ...(hosts ? {inventory: hosts} : {}),
+            ...(flags.metad !== undefined ? {metad: flags.metad} : {}), unfinished: 'resume-same', plan: () => savedPlanned(store, saved),
+          }, options!)
+          const error = followError(name, outcome.dependents ?? [])
+          if (error) throw error
+          return [outcomeText({...outcome, dependents: []}), ...followText(outcome.dependents ?? [])].join('\n')
+        })
+      }
+      if (this.jsonEnabled()) return {clusters: done}
+      return undefined
+    } finally {
+      await store.close()
+    }
+  }
+
   /**
    * `apply DIR|FILE...`: each spec in link order, as `apply SPEC` does it (linked clusters follow each); the first that
    * fails stops the rest (they may link to it). Registered clusters the set does not hold are destroyed with --prune,
@@ -124,7 +184,7 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
     const inputs = await readSpecSet(paths)
     const wait = lockWaitMs(flags['lock-wait'])
     const store = await openStoreFromFlags(flags)
-    const done: Array<{cluster: string; result: string}> = []
+    const done: string[] = []
     const json = this.jsonEnabled()
     try {
       const inSet = new Set(inputs.map((i) => i.spec.name))
@@ -141,18 +201,8 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
       const options = flags['registry-only'] ? undefined : await operationOptions(flags, json)
       const hosts = flags['registry-only'] ? undefined : await inventoryHosts(flags.hosts)
       const inventory = readInventory(flags.hosts)
-      const step = async (cluster: string, work: () => Promise<string>): Promise<void> => {
-        if (!json) this.log(`=== ${cluster}`)
-        try {
-          const text = await work()
-          done.push({cluster, result: text})
-          if (!json) this.log(text)
-        } catch (error) {
-          const left = [...inputs.map((i) => i.spec.name), ...(flags.prune ? candidates : [])].filter((n) => n !== cluster && !done.some((d) => d.cluster === n))
-          const message = `${(error as Error).message}\n${done.length ? `Applied: ${done.map((d) => d.cluster).join(', ')}. ` : ''}Stopped at ${cluster}${left.length ? `; not applied: ${left.join(', ')}` : ''}.`
-          throw new ShoalError(message, error instanceof ShoalError ? error.code : 'apply-failed', EXIT.failure)
-        }
-      }
+      const all = [...inputs.map((i) => i.spec.name), ...(flags.prune ? candidates : [])]
+      const step = (cluster: string, work: () => Promise<string>): Promise<void> => this.inTurn(all, done, cluster, work)
       for (const input of inputs) {
         const name = input.spec.name
         await step(name, async () => {
@@ -191,7 +241,7 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
       }
       const left = flags.prune ? [] : candidates
       if (!json && left.length) this.log(`\nDestroy candidates (registered, not in the specs; apply with --prune destroys them): ${left.join(', ')}`)
-      if (json) return {clusters: done.map((d) => d.cluster), ...(left.length ? {destroyCandidates: left} : {})}
+      if (json) return {clusters: done, ...(left.length ? {destroyCandidates: left} : {})}
       return undefined
     } finally {
       await store.close()

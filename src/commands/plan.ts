@@ -81,7 +81,6 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
   /** `plan DIR|FILE...`: every spec of the set in link order against the registry, then one summary. */
   private async planSet(paths: string[], flags: Interfaces.InferredFlags<typeof Plan.flags>): Promise<unknown> {
     if (flags.refresh) throw new ShoalError('--refresh checks the hosts of one cluster: plan its spec alone (for a set: not yet)', 'usage', EXIT.usage)
-    if (flags.out) throw new ShoalError('--out saves the plan of one spec; a set of specs is planned and applied with `shoal apply DIR|FILE...` (saved set plans: not yet)', 'usage', EXIT.usage)
     if (flags.destroy) throw new ShoalError('--destroy plans the removal of one cluster; for a set, remove its spec and plan with --prune', 'usage', EXIT.usage)
     if (flags.set?.length || flags.values?.length || flags['set-file']?.length || flags.unset?.length) {
       throw new ShoalError('parameter values (--set, --values, --set-file, --unset) go with one spec: apply them to that cluster first, then plan the set', 'usage', EXIT.usage)
@@ -95,6 +94,13 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
     try {
       const set = await planSet(store, inputs, inventory, {prune: flags.prune})
       if (flags['detailed-exitcode'] && setChanges(set)) process.exitCode = EXIT.changes
+      if (flags.out) {
+        const [{unsavable}, {writePlanFile, PLAN_SET_FORMAT}] = await Promise.all([import('../lifecycle/plan-set.js'), import('../lifecycle/plan-file.js')])
+        const links = new Map(inputs.map((i) => [i.spec.name, Object.values(i.spec.links ?? {})]))
+        const why = unsavable(set, links)
+        if (why) throw new ShoalError(`the set cannot be saved as one plan: ${why}. Apply it with \`shoal apply ${paths.join(' ')}\` (each cluster planned in its turn), or in steps`, 'plan-set-unsavable', EXIT.failure)
+        writePlanFile(flags.out, {format: PLAN_SET_FORMAT, registry: store.description, plans: set.entries.filter((e) => e.plan && e.action !== 'no-op').map((e) => ({expectedModRevision: e.expectedModRevision!, plan: e.plan!}))})
+      }
       if (this.jsonEnabled()) {
         if (set.totals.error > 0) process.exitCode = EXIT.failure
         return {changes: setChanges(set), totals: set.totals, clusters: set.entries.map((e) => ({cluster: e.cluster, ...(e.path ? {path: e.path} : {}), action: e.action, ...(e.waitsFor ? {waitsFor: e.waitsFor} : {}), ...(e.error ? {error: e.error} : {}), ...(e.plan ? {plan: redactPlan(e.plan)} : {})}))}
@@ -110,6 +116,7 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
         process.stdout.write(`=== ${e.cluster}${e.path ? ` (${e.path})` : ''}\n${renderPlan(e.plan)}\n`)
       }
       process.stdout.write(renderSetSummary(set))
+      if (flags.out) this.log(`\nSaved the plans to ${flags.out}; apply them with: shoal apply ${flags.out}`)
       if (set.totals.error > 0) process.exitCode = EXIT.failure
       return undefined
     } finally {

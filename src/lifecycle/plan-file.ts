@@ -26,7 +26,7 @@ export const MAX_PLAN_FILE_BYTES = 512 * 1024 * 1024
  * it over `path`. Whatever was at `path` — a 0644 file, a symbolic link — is replaced, never written through: an
  * existing file keeps no secrets at its old mode, and a link cannot redirect the write elsewhere.
  */
-export function writePlanFile(path: string, saved: SavedPlan): void {
+export function writePlanFile(path: string, saved: SavedPlan | SavedPlanSet): void {
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
   let fd: number
   try {
@@ -56,15 +56,43 @@ export function writePlanFile(path: string, saved: SavedPlan): void {
   }
 }
 
-export function readPlanFile(path: string): SavedPlan {
-  let parsed: unknown
+export const PLAN_SET_FORMAT = 'shoal-plan-set/v1'
+
+/** A saved plan of a set of specs (`shoal plan DIR --out FILE`): each cluster's plan, in the order they are applied. */
+export interface SavedPlanSet {
+  format: typeof PLAN_SET_FORMAT
+  registry: string
+  plans: Array<Omit<SavedPlan, 'format' | 'registry'>>
+}
+
+/** A saved plan of one spec, or of a set. */
+export function readAnyPlanFile(path: string): SavedPlan | SavedPlanSet {
+  const parsed = readJson(path)
+  const set = parsed as Partial<SavedPlanSet>
+  if (set?.format === PLAN_SET_FORMAT) {
+    if (!Array.isArray(set.plans) || set.plans.some((p) => typeof p?.expectedModRevision !== 'number' || typeof p.plan !== 'object' || p.plan === null)) {
+      throw new ShoalError(`${path} is not a readable shoal plan set`, 'plan-unreadable', EXIT.usage)
+    }
+    return set as SavedPlanSet
+  }
+  return checkedPlan(path, parsed)
+}
+
+function readJson(path: string): unknown {
   const read = readBounded(path, MAX_PLAN_FILE_BYTES, 'plan file')
   if (!('bytes' in read)) throw new ShoalError(`${read.message}: ${path}`, 'plan-unreadable', EXIT.usage)
   try {
-    parsed = JSON.parse(read.bytes.toString('utf8'))
+    return JSON.parse(read.bytes.toString('utf8'))
   } catch (err) {
     throw new ShoalError(`cannot read plan file ${path}: ${(err as Error).message}`, 'plan-unreadable', EXIT.usage)
   }
+}
+
+export function readPlanFile(path: string): SavedPlan {
+  return checkedPlan(path, readJson(path))
+}
+
+function checkedPlan(path: string, parsed: unknown): SavedPlan {
   const saved = parsed as Partial<SavedPlan>
   if (saved?.format !== PLAN_FORMAT || typeof saved.expectedModRevision !== 'number' || typeof saved.plan !== 'object' || saved.plan === null) {
     throw new ShoalError(`${path} is not a shoal plan file (expected format ${PLAN_FORMAT}); make one with \`shoal plan SPEC --out FILE\``, 'plan-unreadable', EXIT.usage)

@@ -115,3 +115,21 @@ function describeEntry(e: SetEntry): string {
   ]
   return `${e.action}${what.length ? ` (${what.join(', ')})` : ''}`
 }
+
+/**
+ * Why the set's plans cannot be saved to apply later exactly as planned (undefined: they can). A cluster that waits for
+ * a linked one, or that changes while a cluster it links to changes too, renders from members that applying the other
+ * first would change: its saved plan would be stale (or wrong) by the time its turn came.
+ */
+export function unsavable(set: SetPlan, links: ReadonlyMap<string, readonly string[]>): string | undefined {
+  const problems: string[] = []
+  const changing = new Set(set.entries.filter((e) => e.action === 'create' || e.action === 'change' || e.action === 'destroy').map((e) => e.cluster))
+  for (const e of set.entries) {
+    if (e.action === 'error') problems.push(`${e.cluster} cannot be planned`)
+    if (e.action === 'after-links') problems.push(`${e.cluster} can be planned only once ${e.waitsFor!.join(', ')} ${e.waitsFor!.length === 1 ? 'is' : 'are'} registered`)
+    if (!changing.has(e.cluster)) continue
+    const both = (links.get(e.cluster) ?? []).filter((target) => changing.has(target))
+    if (both.length) problems.push(`${e.cluster} changes and links to ${both.join(', ')}, which ${both.length === 1 ? 'changes' : 'change'} first`)
+  }
+  return problems.length ? problems.join('; ') : undefined
+}
