@@ -82,3 +82,37 @@ describe('plan --format markdown', () => {
     expect(stdout).not.toContain('redis-password-0123456789')
   })
 })
+
+describe('the example specs as one set (registry only)', () => {
+  it('applied in link order with values per cluster (secrets from files), then planned again: nothing changes', async () => {
+    const secret = (name: string, text: string): string => {
+      const file = path.join(work, name)
+      writeFileSync(file, text)
+      return file
+    }
+    const values = [
+      '--set-file', `zk-main.super_password=${secret('zk', 'zk-super-password-0123456789')}`,
+      '--set-file', `db-main.app_password=${secret('app', 'db-app-password-0123456789')}`,
+      '--set-file', `db-main.repl_password=${secret('repl', 'db-repl-password-0123456789')}`,
+    ]
+    const separate = embeddedRegistry()
+    try {
+      const run = (...args: string[]): Promise<CliResult> => shoal([...args, ...separate.flags])
+      const unqualified = await run('plan', 'specs', '--hosts', HOSTS, '--set', 'tick_time=3000')
+      expect(unqualified.code).toBe(2)
+      expect(unqualified.stderr).toContain('--set tick_time: with several specs a parameter names its cluster, as CLUSTER.NAME')
+      const applied = await run('apply', 'specs', '--hosts', HOSTS, '--registry-only', ...values, '--set', 'zk-main.tick_time=3000')
+      expect(applied.code, describeResult(applied)).toBe(0)
+      const order = [...applied.stdout.matchAll(/^=== (\S+)$/gm)].map((m) => m[1]!)
+      expect(order.indexOf('kafka-main')).toBeGreaterThan(order.indexOf('zk-main'))
+      expect(order.indexOf('db-proxy')).toBeGreaterThan(order.indexOf('db-main'))
+      expect(order.sort()).toEqual(['db-main', 'db-proxy', 'kafka-main', 'redis-main', 'web-lb', 'zk-main'])
+      const again = await run('plan', 'specs', '--hosts', HOSTS, '--detailed-exitcode')
+      expect(again.code, describeResult(again)).toBe(0)
+      expect(again.stdout).toContain('6 clusters: 0 to create, 0 to change, 6 unchanged.')
+      expect(again.stdout + again.stderr).not.toMatch(/password-0123456789/)
+    } finally {
+      separate.dispose()
+    }
+  })
+})

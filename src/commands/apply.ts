@@ -174,14 +174,13 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
    */
   private async applySet(paths: string[], flags: Interfaces.InferredFlags<typeof Apply.flags>): Promise<unknown> {
     if (!flags.hosts) throw new ShoalError('applying specs needs --hosts FILE (the host inventory)', 'usage', EXIT.usage)
-    if (flags.set?.length || flags.values?.length || flags['set-file']?.length || flags.unset?.length) {
-      throw new ShoalError('parameter values (--set, --values, --set-file, --unset) go with one spec: apply them to that cluster, then the set', 'usage', EXIT.usage)
-    }
     const [{readSpecSet, linkOrder}, {readInventory}, {listClusters}, {planAndRegister}, {followInRegistry}, {runAndFollow}, {requestDigest, readStoredMetadUrl}, {compile}, {readRegistered}] = await Promise.all([
       import('../workspace/spec-set.js'), import('../workspace/inputs.js'), import('../registry/index.js'), import('../lifecycle/apply.js'), import('../lifecycle/follow.js'),
       import('../lifecycle/follow.js'), import('../operation/record.js'), import('../lifecycle/compile.js'), import('../lifecycle/registered.js'),
     ])
     const inputs = await readSpecSet(paths)
+    const {readGivenValues, givenPerCluster, givenDigestInput} = await import('../workspace/values.js')
+    const givenByCluster = givenPerCluster(readGivenValues(flags), inputs.map((i) => i.spec.name))
     const wait = lockWaitMs(flags['lock-wait'])
     const store = await openStoreFromFlags(flags)
     const done: string[] = []
@@ -205,18 +204,20 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
       const step = (cluster: string, work: () => Promise<string>): Promise<void> => this.inTurn(all, done, cluster, work)
       for (const input of inputs) {
         const name = input.spec.name
+        const given = givenByCluster.get(name)!
+        const values = givenDigestInput(given, input.spec)
         await step(name, async () => {
           if (flags['registry-only']) {
-            const {plan, changed} = await planAndRegister(store, {cluster: name, spec: input.spec, templates: input.templates, inventory, operation: {kind: 'apply'}, lockWaitMs: wait})
+            const {plan, changed} = await planAndRegister(store, {cluster: name, spec: input.spec, templates: input.templates, inventory, operation: {kind: 'apply'}, lockWaitMs: wait, given})
             const dependents = await followInRegistry(store, name, wait, false)
             return [changed ? `Registered ${name} at revision ${plan.revision}.` : `${name}: nothing to apply.`, ...followText(dependents)].join('\n')
           }
           checkMetadFlag(input.spec, flags.metad, await readStoredMetadUrl(store, name))
           const operation = {kind: 'apply' as const}
           const outcome = await runAndFollow(store, {
-            cluster: name, operation, requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates}), ...(hosts ? {inventory: hosts} : {}),
+            cluster: name, operation, requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates, ...(values ? {values} : {})}), ...(hosts ? {inventory: hosts} : {}),
             ...(flags.metad !== undefined ? {metad: flags.metad} : {}),
-            plan: (standing) => compile(store, {cluster: name, spec: input.spec, templates: input.templates, inventory: {hosts: hosts ?? []}, operation, standing}),
+            plan: (standing) => compile(store, {cluster: name, spec: input.spec, templates: input.templates, inventory: {hosts: hosts ?? []}, operation, given, standing}),
           }, options!)
           const error = followError(name, outcome.dependents ?? [])
           if (error) throw error

@@ -1,5 +1,6 @@
 // Plans a set of cluster specs against the registry as one (issue 17): each cluster in link order, the registered
 // clusters the set no longer holds as destroy candidates (planned for removal only with `prune`), and one summary.
+import type {GivenEnv} from '../plan/env.js'
 import type {Inventory} from '../plan/inventory.js'
 import {hasChanges} from '../plan/show.js'
 import type {Plan} from '../plan/types.js'
@@ -30,7 +31,7 @@ export interface SetPlan {
 }
 
 /** Plans every spec of the set (already in link order), then what is registered but not in the set. */
-export async function planSet(store: Store, inputs: readonly ClusterInput[], inventory: Inventory, options: {prune: boolean}): Promise<SetPlan> {
+export async function planSet(store: Store, inputs: readonly ClusterInput[], inventory: Inventory, options: {prune: boolean; given?: ReadonlyMap<string, GivenEnv>}): Promise<SetPlan> {
   const registered = new Set(await listClusters(store))
   const entries: SetEntry[] = []
   const inSet = new Set(inputs.map((i) => i.spec.name))
@@ -43,7 +44,8 @@ export async function planSet(store: Store, inputs: readonly ClusterInput[], inv
       continue
     }
     try {
-      const {plan, expectedModRevision} = await compile(store, {cluster: name, spec: input.spec, templates: input.templates, inventory, operation: {kind: 'apply'}})
+      const given = options.given?.get(name)
+      const {plan, expectedModRevision} = await compile(store, {cluster: name, spec: input.spec, templates: input.templates, inventory, operation: {kind: 'apply'}, ...(given ? {given} : {})})
       const action: SetAction = !hasChanges(plan) ? 'no-op' : registered.has(name) ? 'change' : 'create'
       entries.push({cluster: name, path: input.path, action, plan, expectedModRevision})
     } catch (error) {

@@ -91,3 +91,45 @@ export function givenDigestInput(given: GivenEnv, spec: ClusterSpec): Record<str
   const values = Object.fromEntries([...given.values].map(([name, v]) => [name, spec.env?.[name]?.secret ? {secret: v.source} : v.value]))
   return {values, unset: [...given.unset].sort()}
 }
+
+/**
+ * The values given for a set of specs, per cluster: `--set CLUSTER.NAME=VALUE`, `--set-file CLUSTER.NAME=PATH`,
+ * `--unset CLUSTER.NAME`, and values files whose top-level keys are cluster names, each a mapping of its parameters.
+ * A name that does not say its cluster, or names a cluster the set does not hold, is refused.
+ */
+export function givenPerCluster(given: GivenEnv, clusters: readonly string[]): Map<string, GivenEnv> {
+  const out = new Map<string, GivenEnv>(clusters.map((c) => [c, {values: new Map(), unset: []}]))
+  const target = (qualified: string, flag: string): [GivenEnv, string] => {
+    const dot = qualified.indexOf('.')
+    const cluster = dot > 0 ? qualified.slice(0, dot) : undefined
+    const into = cluster === undefined ? undefined : out.get(cluster)
+    if (!into) {
+      throw new ShoalError(
+        cluster === undefined
+          ? `${flag} ${qualified}: with several specs a parameter names its cluster, as CLUSTER.NAME (clusters: ${clusters.join(', ')})`
+          : `${flag} ${qualified}: no cluster ${cluster} among the specs (${clusters.join(', ')})`,
+        'usage',
+        EXIT.usage,
+      )
+    }
+    return [into, qualified.slice(dot + 1)]
+  }
+  for (const [name, given1] of given.values) {
+    if (given1.fromText) {
+      const [into, param] = target(name, given1.source.startsWith('--set-file') ? '--set-file' : '--set')
+      into.values.set(param, given1)
+      continue
+    }
+    // A values file for a set: cluster → {name: value}.
+    const [into] = target(`${name}.`, `values file ${given1.source}:`)
+    if (typeof given1.value !== 'object' || given1.value === null || Array.isArray(given1.value)) {
+      throw new ShoalError(`values file ${given1.source}: with several specs each top-level key is a cluster, with a mapping of its parameters (${name}: {NAME: value})`, 'invalid-value', EXIT.failure)
+    }
+    for (const [param, value] of Object.entries(given1.value as Record<string, unknown>)) into.values.set(param, {value, source: given1.source, fromText: false})
+  }
+  for (const name of given.unset) {
+    const [into, param] = target(name, '--unset')
+    into.unset.push(param)
+  }
+  return out
+}
