@@ -63,6 +63,9 @@ describe('drift', () => {
     expect(status.stdout).toContain(drift.trimEnd())
     const json = JSON.parse((await cli('status', NAME, '--drift', '--no-health', '--json')).stdout) as {drift: Array<{node: string; dest: string; problem: string}>}
     expect(json.drift.map((d) => `${d.node} ${d.dest} ${d.problem}`)).toEqual([`${n1} conf/app.conf content`, `${n1} data/sid mode`, `${n2} /srv/abs-${NAME}.conf missing`])
+    const set = await cli('plan', cluster.dir, '--hosts', sandbox.state.inventory, '--refresh', '--detailed-exitcode')
+    expect(set.code, describeResult(set)).toBe(2)
+    expect(set.stdout).toContain(`Summary:\n  drift  change (3 drifted files put back)\n`)
     expect(plan.stdout).toMatch(/app: install changed files and reload on 1 node \(batch 1\/2\)\n.*app: install changed files and reload on 1 node \(batch 2\/2\)\n/)
   }, OPERATION_MS)
 

@@ -27,7 +27,7 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
 
   static override flags = {
     hosts: Flags.string({description: 'Host inventory file (kind Hosts); required with a spec'}),
-    refresh: Flags.boolean({description: 'With a spec: check every registered file on its host first, and install the registered files again where they drifted (content, mode, missing)', default: false}),
+    refresh: Flags.boolean({description: 'With a spec or a set: check every registered file on its host first, and install the registered files again where they drifted (content, mode, missing)', default: false}),
     prune: Flags.boolean({description: 'With a set of specs: destroy the registered clusters the set no longer holds (after the others; never without this flag)', default: false}),
     ...metadFlags,
     ...valueFlags,
@@ -40,10 +40,7 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
     const paths = argv as string[]
     const {isSpecSet} = await import('../workspace/spec-set.js')
     if (flags.refresh && flags['registry-only']) throw new ShoalError('--refresh puts drifted files back on the hosts: not with --registry-only', 'usage', EXIT.usage)
-    if (isSpecSet(paths)) {
-      if (flags.refresh) throw new ShoalError('--refresh checks the hosts of one cluster: apply its spec alone (for a set: not yet)', 'usage', EXIT.usage)
-      return this.applySet(paths, flags)
-    }
+    if (isSpecSet(paths)) return this.applySet(paths, flags)
     if (flags.prune) throw new ShoalError('--prune applies a set of specs (several files or a directory), not one spec', 'usage', EXIT.usage)
     const args = {target: paths[0]!}
     const wait = lockWaitMs(flags['lock-wait'])
@@ -213,11 +210,12 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
             return [changed ? `Registered ${name} at revision ${plan.revision}.` : `${name}: nothing to apply.`, ...followText(dependents)].join('\n')
           }
           checkMetadFlag(input.spec, flags.metad, await readStoredMetadUrl(store, name))
+          const drift = flags.refresh ? await (await import('../lifecycle/drift.js')).refreshDrift(store, name, hosts ?? []) : undefined
           const operation = {kind: 'apply' as const}
           const outcome = await runAndFollow(store, {
             cluster: name, operation, requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates, ...(values ? {values} : {})}), ...(hosts ? {inventory: hosts} : {}),
             ...(flags.metad !== undefined ? {metad: flags.metad} : {}),
-            plan: (standing) => compile(store, {cluster: name, spec: input.spec, templates: input.templates, inventory: {hosts: hosts ?? []}, operation, given, standing}),
+            plan: (standing) => compile(store, {cluster: name, spec: input.spec, templates: input.templates, inventory: {hosts: hosts ?? []}, operation, given, standing, ...(drift ? {drift} : {})}),
           }, options!)
           const error = followError(name, outcome.dependents ?? [])
           if (error) throw error

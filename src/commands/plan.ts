@@ -80,7 +80,6 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
 
   /** `plan DIR|FILE...`: every spec of the set in link order against the registry, then one summary. */
   private async planSet(paths: string[], flags: Interfaces.InferredFlags<typeof Plan.flags>): Promise<unknown> {
-    if (flags.refresh) throw new ShoalError('--refresh checks the hosts of one cluster: plan its spec alone (for a set: not yet)', 'usage', EXIT.usage)
     if (flags.destroy) throw new ShoalError('--destroy plans the removal of one cluster; for a set, remove its spec and plan with --prune', 'usage', EXIT.usage)
     const [{readSpecSet}, {readInventory}, {planSet, renderSetSummary, setChanges}, {renderPlan, redactPlan}] = await Promise.all([
       import('../workspace/spec-set.js'), import('../workspace/inputs.js'), import('../lifecycle/plan-set.js'), import('../plan/show.js'),
@@ -91,7 +90,7 @@ Exit codes: 0 success, 1 error; with --detailed-exitcode 0 no changes, 2 changes
     const inventory = readInventory(flags.hosts)
     const store = await openStoreFromFlags(flags, {readOnly: true})
     try {
-      const set = await planSet(store, inputs, inventory, {prune: flags.prune, given})
+      const set = await planSet(store, inputs, inventory, {prune: flags.prune, given, ...(flags.refresh ? {refresh: (cluster: string) => this.refresh(store, cluster, flags.hosts)} : {})})
       if (flags['detailed-exitcode'] && setChanges(set)) process.exitCode = EXIT.changes
       if (flags.out) {
         const [{unsavable}, {writePlanFile, PLAN_SET_FORMAT}] = await Promise.all([import('../lifecycle/plan-set.js'), import('../lifecycle/plan-file.js')])

@@ -9,6 +9,7 @@ import type {Store} from '../store/store.js'
 import type {ClusterInput} from '../workspace/inputs.js'
 import {ShoalError} from '../errors.js'
 import {compile} from './compile.js'
+import type {DriftReport} from './drift.js'
 
 export type SetAction = 'create' | 'change' | 'no-op' | 'destroy' | 'destroy-candidate' | 'after-links' | 'error'
 
@@ -31,7 +32,12 @@ export interface SetPlan {
 }
 
 /** Plans every spec of the set (already in link order), then what is registered but not in the set. */
-export async function planSet(store: Store, inputs: readonly ClusterInput[], inventory: Inventory, options: {prune: boolean; given?: ReadonlyMap<string, GivenEnv>}): Promise<SetPlan> {
+export async function planSet(
+  store: Store,
+  inputs: readonly ClusterInput[],
+  inventory: Inventory,
+  options: {prune: boolean; given?: ReadonlyMap<string, GivenEnv>; refresh?: (cluster: string) => Promise<DriftReport | undefined>},
+): Promise<SetPlan> {
   const registered = new Set(await listClusters(store))
   const entries: SetEntry[] = []
   const inSet = new Set(inputs.map((i) => i.spec.name))
@@ -45,7 +51,8 @@ export async function planSet(store: Store, inputs: readonly ClusterInput[], inv
     }
     try {
       const given = options.given?.get(name)
-      const {plan, expectedModRevision} = await compile(store, {cluster: name, spec: input.spec, templates: input.templates, inventory, operation: {kind: 'apply'}, ...(given ? {given} : {})})
+      const drift = registered.has(name) ? await options.refresh?.(name) : undefined
+      const {plan, expectedModRevision} = await compile(store, {cluster: name, spec: input.spec, templates: input.templates, inventory, operation: {kind: 'apply'}, ...(given ? {given} : {}), ...(drift ? {drift} : {})})
       const action: SetAction = !hasChanges(plan) ? 'no-op' : registered.has(name) ? 'change' : 'create'
       entries.push({cluster: name, path: input.path, action, plan, expectedModRevision})
     } catch (error) {
@@ -109,7 +116,9 @@ function describeEntry(e: SetEntry): string {
   const removed = nodes.filter((n) => n.change === 'remove').length
   const files = nodes.filter((n) => n.change === 'keep' && n.fileChanges.length > 0).length
   const params = e.plan!.envChanges?.length ?? 0
+  const drifted = e.plan!.drift?.length ?? 0
   const what = [
+    ...(drifted ? [`${drifted} drifted file${drifted === 1 ? '' : 's'} put back`] : []),
     ...(created ? [`+${created} node${created === 1 ? '' : 's'}`] : []),
     ...(removed ? [`-${removed} node${removed === 1 ? '' : 's'}`] : []),
     ...(files ? [`files change on ${files} node${files === 1 ? '' : 's'}`] : []),
