@@ -8,7 +8,7 @@ import {sandboxUp} from '../src/sandbox/sandbox.js'
 import {openStore} from '../src/store/open.js'
 import {eventually} from './support/children.js'
 import {startEtcd, type EtcdCluster} from './support/etcd.js'
-import {count, markerLines, NASTY, writeLifecycleCluster, type LifecycleCluster} from './support/lifecycle-cluster.js'
+import {count, markerLines, NASTY, writeLifecycleCluster, type LifecycleCluster, controlFile} from './support/lifecycle-cluster.js'
 import {startSandbox, type TestSandbox} from './support/sandbox.js'
 import {assertCliBuilt, describeResult, embeddedRegistry, etcdRegistry, registeredNodes, shoal, spawnShoal, type CliResult, type Registry} from './support/shoal-cli.js'
 
@@ -27,14 +27,7 @@ afterAll(async () => {
 })
 
 const srvDirs = (): string[] => sandbox.state.hosts.map((h) => path.join(h.dir, 'srv'))
-/** Put (or remove) a control file on every host's /srv. */
-function control(name: string, present: boolean): void {
-  for (const srv of srvDirs()) {
-    const file = path.join(srv, name)
-    if (present) writeFileSync(file, '')
-    else rmSync(file, {force: true})
-  }
-}
+const control = (name: string, present: boolean): void => controlFile(srvDirs(), name, present)
 /** The local path of a node's home on whichever host holds it. */
 function homeOf(cluster: string, node: string): string {
   const found = srvDirs().map((srv) => path.join(srv, 'shoal', cluster, node)).find((p) => existsSync(p))

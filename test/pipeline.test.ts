@@ -9,7 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {pipelineFrom} from '../src/lifecycle/execute.js'
 import type {Step} from '../src/plan/steps.js'
 import {eventually} from './support/children.js'
-import {count, markerLines} from './support/lifecycle-cluster.js'
+import {count, markerLines, controlFile} from './support/lifecycle-cluster.js'
 import {registryKeys} from './support/real-services.js'
 import {startSandbox, type TestSandbox} from './support/sandbox.js'
 import {assertCliBuilt, describeResult, embeddedRegistry, registeredNodes, shoal, spawnShoal, type CliResult, type Registry} from './support/shoal-cli.js'
@@ -74,14 +74,7 @@ afterAll(async () => {
 })
 
 const srvDirs = (): string[] => sandbox.state.hosts.map((h) => path.join(h.dir, 'srv'))
-/** Put (or remove) a control file on every host's /srv: the scripts look for it on their own host. */
-function control(name: string, present: boolean): void {
-  for (const srv of srvDirs()) {
-    const file = path.join(srv, name)
-    if (present) writeFileSync(file, '')
-    else rmSync(file, {force: true})
-  }
-}
+const control = (name: string, present: boolean): void => controlFile(srvDirs(), name, present)
 
 /** init waits while /srv/hold-init-<node> exists and fails while /srv/fail-init-<node> does; each script marks itself. */
 function writeSpec(name: string): string {

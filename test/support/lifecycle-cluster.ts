@@ -104,3 +104,12 @@ export function markerLines(srvDirs: readonly string[], cluster: string): string
 export function count(lines: readonly string[], line: string): number {
   return lines.filter((l) => l === line).length
 }
+
+/** Put (or remove) a control file on every host's /srv: the scripts look for it on their own host. */
+export function controlFile(srvDirs: readonly string[], name: string, present: boolean): void {
+  for (const srv of srvDirs) {
+    const file = path.join(srv, name)
+    if (present) writeFileSync(file, '')
+    else rmSync(file, {force: true})
+  }
+}
