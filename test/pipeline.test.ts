@@ -1,4 +1,4 @@
-// A role's new nodes go through place files → init → start → health node by node (lifecycle/execute.ts pipelineFrom):
+// A role's new nodes go through place files → init → start node by node (lifecycle/execute.ts pipelineFrom):
 // which steps are walked that way, and on real sandbox hosts that a node starts while another still inits, that a
 // failure stops every node before its next step (those running finish), and that resume finishes without re-running
 // what is done.
@@ -26,19 +26,19 @@ const CREATE: Step[] = [
 const ids = (steps: Step[]): string[] => steps.map((s) => s.id)
 
 describe('pipelineFrom: the steps walked node by node', () => {
-  it('a new role: place files, init, start and health, up to the commit', () => {
-    expect(ids(pipelineFrom(CREATE, 1, new Set(), false))).toEqual(['02-install-app', '03-run-init-app', '04-run-start-app', '05-health-app'])
+  it('a new role: place files, init and start; health stays a barrier (its start_period counts from every start)', () => {
+    expect(ids(pipelineFrom(CREATE, 1, new Set(), false))).toEqual(['02-install-app', '03-run-init-app', '04-run-start-app'])
     expect(pipelineFrom(CREATE, 0, new Set(), false)).toEqual([])
   })
 
   it('from a step part-way (resume) and up to a step recorded done', () => {
-    expect(ids(pipelineFrom(CREATE, 2, new Set(), false))).toEqual(['03-run-init-app', '04-run-start-app', '05-health-app'])
+    expect(ids(pipelineFrom(CREATE, 2, new Set(), false))).toEqual(['03-run-init-app', '04-run-start-app'])
     expect(ids(pipelineFrom(CREATE, 1, new Set(['04-run-start-app']), false))).toEqual(['02-install-app', '03-run-init-app'])
   })
 
   it('not with agents (the install waits for every agent), batches, reloads, other services, other nodes or roles', () => {
     expect(pipelineFrom(CREATE, 1, new Set(), true)).toEqual([])
-    expect(ids(pipelineFrom(CREATE, 2, new Set(), true))).toEqual(['03-run-init-app', '04-run-start-app', '05-health-app'])
+    expect(ids(pipelineFrom(CREATE, 2, new Set(), true))).toEqual(['03-run-init-app', '04-run-start-app'])
     const variants: Array<[string, Partial<Step>]> = [
       ['a canary batch', {batch: {index: 1, of: 2, canary: true}}],
       ['a service other than init and start', {service: 'scale_out'}],
@@ -109,7 +109,7 @@ describe('a new role node by node on sandbox hosts', () => {
   const [n1, n2, n3] = [1, 2, 3].map((sid) => `${name}-app-${sid}`) as [string, string, string]
   const markers = (): string[] => markerLines(srvDirs(), name)
 
-  it('a node starts (and passes health) while another still inits; a failed init stops the rest before their next step', async () => {
+  it('a node starts while another still inits; a failed init stops the rest before their next step', async () => {
     control(`hold-init-${n1}`, true)
     control(`hold-init-${n3}`, true)
     control(`fail-init-${n3}`, true)

@@ -101,12 +101,17 @@ describe('the example specs as one set (registry only)', () => {
       const unqualified = await run('plan', 'specs', '--hosts', HOSTS, '--set', 'tick_time=3000')
       expect(unqualified.code).toBe(2)
       expect(unqualified.stderr).toContain('--set tick_time: with several specs a parameter names its cluster, as CLUSTER.NAME')
-      const applied = await run('apply', 'specs', '--hosts', HOSTS, '--registry-only', ...values, '--set', 'zk-main.tick_time=3000')
+      const common = secret('common.yaml', 'web-lb: {maxconn: 100, balance: leastconn}\n')
+      const later = secret('later.yaml', 'web-lb: {maxconn: 200}\n')
+      const applied = await run('apply', 'specs', '--hosts', HOSTS, '--registry-only', ...values, '--set', 'zk-main.tick_time=3000', '--values', common, '--values', later)
       expect(applied.code, describeResult(applied)).toBe(0)
       const order = [...applied.stdout.matchAll(/^=== (\S+)$/gm)].map((m) => m[1]!)
       expect(order.indexOf('kafka-main')).toBeGreaterThan(order.indexOf('zk-main'))
       expect(order.indexOf('db-proxy')).toBeGreaterThan(order.indexOf('db-main'))
       expect(order.sort()).toEqual(['db-main', 'db-proxy', 'kafka-main', 'redis-main', 'web-lb', 'zk-main'])
+      // A later values file wins parameter by parameter, not cluster by cluster.
+      const env = JSON.parse((await run('get', 'web-lb', 'env', '--json')).stdout) as {env: Record<string, {value: string}>}
+      expect([env.env.maxconn?.value, env.env.balance?.value]).toEqual(['200', 'leastconn'])
       const again = await run('plan', 'specs', '--hosts', HOSTS, '--detailed-exitcode')
       expect(again.code, describeResult(again)).toBe(0)
       expect(again.stdout).toContain('6 clusters: 0 to create, 0 to change, 6 unchanged.')

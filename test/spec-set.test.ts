@@ -142,7 +142,7 @@ describe('plan and apply a directory of specs', () => {
     expectExit(await cli('scale', 'top', '--role', 'app', '--count', '3', '--hosts', sandbox.state.inventory), 0)
     const stale = await cli('apply', file, '--hosts', sandbox.state.inventory)
     expectExit(stale, 1)
-    expect(stale.stderr).toMatch(/the plan is stale: cluster top changed since the plan was made .*\nStopped at top\./s)
+    expect(stale.stderr).toContain('the plan is stale: top changed since the plans were made; nothing was applied; plan again')
     writeSpec(repo, 'top', ['mid'], 1)
     writeSpec(path.join(repo, 'nested'), 'mid', ['base'], 1)
     expectExit(await cli('apply', repo, '--hosts', sandbox.state.inventory), 0)
@@ -163,6 +163,12 @@ describe('plan and apply a directory of specs', () => {
     const refused = await cli('apply', repo, linking, '--hosts', sandbox.state.inventory, '--prune')
     expectExit(refused, 1)
     expect(refused.stderr).toContain('--prune would destroy clusters the specs still link to (uses-old links to old); nothing was applied')
+
+    const planned = await cli('plan', repo, linking, '--hosts', sandbox.state.inventory, '--prune', '--out', path.join(work, 'pruned.plan'))
+    expectExit(planned, 1)
+    expect(planned.stderr).toContain('the set cannot be saved as one plan: old cannot be planned')
+    const shown = await cli('plan', repo, linking, '--hosts', sandbox.state.inventory, '--prune')
+    expect(shown.stdout).toMatch(/ {2}old +cannot be planned: --prune would destroy it, and uses-old of the specs links to it\n/)
 
     const pruned = await cli('apply', repo, '--hosts', sandbox.state.inventory, '--prune')
     expectExit(pruned, 0)

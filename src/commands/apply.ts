@@ -74,7 +74,11 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
         const operation = saved ? saved.plan.operation : {kind: 'apply' as const}
         if (flags.refresh && !input) throw new ShoalError('a saved plan was made with or without --refresh already: give --refresh to `shoal plan`', 'usage', EXIT.usage)
         const {refreshDrift} = await import('../lifecycle/drift.js')
-        const drift = flags.refresh && input ? await refreshDrift(store, input.spec.name, hosts ?? []) : undefined
+        const drift = flags.refresh && input ? await refreshDrift(store, input.spec.name, hosts ?? [], {acceptNewHostKeys: flags['accept-new-host-keys']}) : undefined
+        if (drift && !this.jsonEnabled()) {
+          const {renderDrift} = await import('../plan/show.js')
+          this.log(renderDrift(drift.drift, drift.unchecked, false).trim())
+        }
         const outcome = await runAndFollow(store, {
           cluster: saved ? saved.plan.cluster : input!.spec.name,
           operation,
@@ -138,6 +142,14 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
       const options = flags['registry-only'] ? undefined : await operationOptions(flags, this.jsonEnabled())
       const hosts = await inventoryHosts(flags.hosts)
       const all = set.plans.map((p) => p.plan.cluster)
+      // Every plan is checked before any is applied: a set half applied because a later plan was stale helps nobody.
+      const {readRegistered} = await import('../lifecycle/registered.js')
+      const stale: string[] = []
+      for (const entry of set.plans) {
+        const {snapshot} = await readRegistered(store, entry.plan.cluster)
+        if (snapshot.revisionModRevision !== entry.expectedModRevision) stale.push(entry.plan.cluster)
+      }
+      if (stale.length) throw new ShoalError(`the plan is stale: ${stale.join(', ')} changed since the plans were made; nothing was applied; plan again`, 'plan-stale', EXIT.failure)
       for (const entry of set.plans) {
         const saved = {format: PLAN_FORMAT as typeof PLAN_FORMAT, registry: set.registry, ...entry}
         const name = entry.plan.cluster
@@ -210,7 +222,8 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
             return [changed ? `Registered ${name} at revision ${plan.revision}.` : `${name}: nothing to apply.`, ...followText(dependents)].join('\n')
           }
           checkMetadFlag(input.spec, flags.metad, await readStoredMetadUrl(store, name))
-          const drift = flags.refresh ? await (await import('../lifecycle/drift.js')).refreshDrift(store, name, hosts ?? []) : undefined
+          const drift = flags.refresh ? await (await import('../lifecycle/drift.js')).refreshDrift(store, name, hosts ?? [], {acceptNewHostKeys: flags['accept-new-host-keys']}) : undefined
+          if (drift && !json) this.log((await import('../plan/show.js')).renderDrift(drift.drift, drift.unchecked, false).trim())
           const operation = {kind: 'apply' as const}
           const outcome = await runAndFollow(store, {
             cluster: name, operation, requestDigest: requestDigest({operation, spec: input.spec, templates: input.templates, ...(values ? {values} : {})}), ...(hosts ? {inventory: hosts} : {}),

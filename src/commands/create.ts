@@ -8,7 +8,7 @@ import {valueFlags} from '../cli/value-flags.js'
 
 export default class Create extends BaseCommand {
   static override summary = 'Create a cluster from a spec: register it, place its files, run init and start'
-  static override description = `Under the cluster lock: plan, register the nodes (pending), place every node's files, then role by role in declared order run init and start and wait for health (node by node: each node goes on as soon as its own previous part is done; one node at a time for order: serial), and mark the nodes active.
+  static override description = `Under the cluster lock: plan, register the nodes (pending), place every node's files, then role by role in declared order run init and start (node by node: each node goes on as soon as its own previous part is done; one node at a time for order: serial), wait for health, and mark the nodes active.
 Every node of a role starts before its health is awaited (members of a quorum are healthy only together); update.canaries and max_in_flight govern later changes to running nodes.
 Refused when the cluster is already registered and complete (change it with \`shoal apply\`). When a create stopped (a failure, or the process died), fix the cause (the spec, its scripts) and run the same command again: it plans from what stands (registered nodes, scripts finished per node), keeps finished work, and records the stopped operation as superseded. \`shoal resume\` continues the recorded plan instead; \`shoal rollback\` undoes it.
 The inventory is recorded with the cluster, so later commands (destroy, run, status, resume, scale) reach the hosts without --hosts.

@@ -32,16 +32,15 @@ export default class Status extends BaseCommand {
     try {
       const inventory = given ?? (await readStoredInventory(store, args.cluster)) ?? []
       const status = await clusterStatus(store, args.cluster, {inventory, ...(transport ? {transport} : {})})
-      const drift = flags.drift ? await (await import('../lifecycle/drift.js')).refreshDrift(store, args.cluster, inventory) : undefined
-      if (this.jsonEnabled()) return {...status, ...(drift ? {drift: drift.drift, driftUnchecked: drift.unchecked} : {})}
+      const drift = flags.drift ? await (await import('../lifecycle/drift.js')).refreshDrift(store, args.cluster, inventory, {acceptNewHostKeys: flags['accept-new-host-keys']}) : undefined
+      // What a host holds may quote a registered secret (a template that no longer reads it): swept in every form.
+      const {renderDrift, redactText} = await import('../plan/show.js')
+      const {readRegistered} = await import('../lifecycle/registered.js')
+      const state = drift ? (await readRegistered(store, args.cluster)).state : undefined
+      const secrets = Object.entries(state?.env ?? {}).filter(([name]) => state?.secretEnv.includes(name)).map(([, v]) => String(v))
+      if (this.jsonEnabled()) return {...status, ...(drift ? {drift: drift.drift.map((d) => ({...d, ...(d.found !== undefined ? {found: redactText(d.found, secrets)} : {}), ...(d.registered !== undefined ? {registered: redactText(d.registered, secrets)} : {})})), driftUnchecked: drift.unchecked} : {})}
       this.log(renderStatus(status))
-      if (drift) {
-        const {renderDrift, redactText} = await import('../plan/show.js')
-        const {readRegistered} = await import('../lifecycle/registered.js')
-        const {state} = await readRegistered(store, args.cluster)
-        const secrets = Object.entries(state?.env ?? {}).filter(([name]) => state?.secretEnv.includes(name)).map(([, v]) => String(v))
-        process.stdout.write(redactText(renderDrift(drift.drift, drift.unchecked), secrets))
-      }
+      if (drift) process.stdout.write(redactText(renderDrift(drift.drift, drift.unchecked), secrets))
       return undefined
     } finally {
       await transport?.close()

@@ -106,11 +106,13 @@ const COUNT_SETTING: ReadonlySet<string> = new Set(['create', 'apply', 'scale', 
  */
 async function imperativeChanges(store: Store, spec: ClusterSpec, state: ClusterState, given: GivenEnv): Promise<ImperativeChange[]> {
   const out: ImperativeChange[] = []
-  let last: RunSummary | undefined
+  let history: RunSummary[] | undefined
   for (const [role, roleSpec] of Object.entries(spec.roles)) {
     const registered = state.spec?.roles[role]?.count
     if (registered === undefined || registered === roleSpec.count) continue
-    last ??= (await readHistory(store, state.name)).filter((r) => r.result === 'ok' && COUNT_SETTING.has(r.kind)).sort((a, b) => (a.started < b.started ? -1 : 1)).at(-1)
+    history ??= (await readHistory(store, state.name)).filter((r) => r.result === 'ok' && COUNT_SETTING.has(r.kind)).sort((a, b) => (a.started < b.started ? -1 : 1))
+    // A scale sets one role's count (its title names the role); the other operations set every role's.
+    const last = history.filter((r) => r.kind !== 'scale' || r.title.startsWith(`scale ${role} `)).at(-1)
     out.push({kind: 'count', role, spec: roleSpec.count, registered, ...(last ? {by: `shoal ${last.title}`} : {}), ...(last?.finished ? {at: last.finished} : {})})
   }
   for (const [name, source] of Object.entries(state.envSources ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {

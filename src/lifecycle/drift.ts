@@ -75,10 +75,10 @@ export function driftFacts(report: DriftReport, facts: Record<string, NodeFacts>
  * `--refresh` of a registered cluster: its nodes' files checked on their hosts over SSH. Undefined when the cluster is
  * not registered (nothing can have drifted). Agent clusters are checked the same way: what is on the host is the truth.
  */
-export async function refreshDrift(store: Store, cluster: string, hosts: readonly HostSpec[]): Promise<DriftReport | undefined> {
+export async function refreshDrift(store: Store, cluster: string, hosts: readonly HostSpec[], options: {acceptNewHostKeys?: boolean} = {}): Promise<DriftReport | undefined> {
   const {state} = await readRegistered(store, cluster)
   if (!state) return undefined
-  const transport = new SshTransport()
+  const transport = new SshTransport({acceptNewHostKeys: options.acceptNewHostKeys === true})
   try {
     return await readDrift(transport, hostLookup(hosts, cluster), state)
   } finally {

@@ -139,10 +139,9 @@ export async function executePlan(ctx: ExecuteContext): Promise<ExecuteResult> {
 /**
  * The steps from `index` on that run node by node: the same nodes of one role, each going on to its next step as soon
  * as its own part of the previous one is done (its `init` needs only its own files, its `start` only its own `init`).
- * That is the walk of a role's new nodes — place files, init, start, health — when nothing orders them across nodes:
- * no batches (canaries, max_in_flight, `order: serial`), no reloads of running services, no agents to wait for. A
- * node's start may so begin while another node still inits; members that need each other wait for each other in
- * their health check, as they do with every node started at once.
+ * That is the walk of a role's new nodes — place files, init, start — when nothing orders them across nodes: no
+ * batches (canaries, max_in_flight, `order: serial`), no reloads of running services, no agents to wait for. A node's
+ * start may so begin while another node still inits; the health wait after them begins once every node has started.
  */
 export function pipelineFrom(steps: readonly Step[], index: number, done: ReadonlySet<string>, agents: boolean): Step[] {
   const first = steps[index]
@@ -159,8 +158,8 @@ export function pipelineFrom(steps: readonly Step[], index: number, done: Readon
 function nodeByNode(step: Step, agents: boolean): boolean {
   if (step.batch) return false
   if (step.kind === 'install') return !step.reload && !agents
-  if (step.kind === 'run') return step.action === undefined && (step.service === 'init' || step.service === 'start')
-  return step.kind === 'health'
+  // Health stays a barrier: a start_period counts from when every node has started, as documented.
+  return step.kind === 'run' && step.action === undefined && (step.service === 'init' || step.service === 'start')
 }
 
 /**
@@ -209,19 +208,25 @@ async function runPipeline(
       left[k]!.delete(id)
       if (left[k]!.size === 0) {
         const {started} = began[k]!
-        recorded = recorded.then(() => ctx.store.txn([], [...(lock ? [{type: 'put' as const, key: stepKey(plan.cluster, step.id), value: stepRecordValue()}] : []), timing(step, started, 'ok')]))
+        // A record that cannot be written stops the pipeline like a failed node (and never goes unhandled).
+        recorded = recorded
+          .then(() => ctx.store.txn([], [...(lock ? [{type: 'put' as const, key: stepKey(plan.cluster, step.id), value: stepRecordValue()}] : []), timing(step, started, 'ok')]))
+          .catch((error: unknown) => void failures.push({step: k, node: -1, error}))
       }
     }
   }))
   await recorded
   const failure = failures.sort((a, b) => a.step - b.step || a.node - b.node)[0]
   if (!failure) return
+  // A lost lock is not the step's failure: someone else may run the operation now, and nothing more is written.
+  const lost = failures.find((f) => f.error instanceof ShoalError && f.error.code === 'lock-lost')
+  if (lost) throw lost.error
   for (const [k, step] of steps.entries()) {
     if (began[k] && left[k]!.size > 0) await ctx.store.txn([], [timing(step, began[k].started, 'failed')]).catch(() => undefined)
   }
   const {error} = failure
   const step = steps[failure.step]!
-  if (error instanceof StepFailed || !began[failure.step]) throw error
+  if (error instanceof StepFailed) throw error
   throw new StepFailed({step: step.id, title: step.title, message: `step ${step.id} (${step.title}) failed: ${(error as Error).message}`, at: new Date().toISOString()})
 }
 

@@ -60,9 +60,16 @@ export async function planSet(
       entries.push({cluster: name, path: input.path, action: 'error', error: error.message})
     }
   }
+  const linkedBy = new Map<string, string[]>()
+  for (const input of inputs) for (const target of new Set(Object.values(input.spec.links ?? {}))) linkedBy.set(target, [...(linkedBy.get(target) ?? []), input.spec.name])
   for (const name of [...registered].filter((n) => !inSet.has(n)).sort()) {
     if (!options.prune) {
       entries.push({cluster: name, action: 'destroy-candidate'})
+      continue
+    }
+    const users = linkedBy.get(name)
+    if (users) {
+      entries.push({cluster: name, action: 'error', error: `--prune would destroy it, and ${users.join(', ')} of the specs ${users.length === 1 ? 'links' : 'link'} to it`})
       continue
     }
     const {plan, expectedModRevision} = await compile(store, {cluster: name, inventory, operation: {kind: 'destroy'}})

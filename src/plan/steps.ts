@@ -158,9 +158,9 @@ export function buildSteps(input: StepInput): Step[] {
   for (const g of input.roles) if (g.joining.length > 0 && g.existing.length > 0) runService(g, 'pre_scale_out')
   for (const g of input.roles) {
     if (g.joining.length === 0) continue
-    // A role being created has no running member to protect: its nodes init, start and are health-checked at once
-    // (one node at a time only for `order: serial`; the executor lets each node go on by itself, see pipelineFrom),
-    // so members that are healthy only together (a quorum) can form.
+    // A role being created has no running member to protect: its nodes init and start at once (one node at a time only
+    // for `order: serial`; the executor lets each node go on by itself, see pipelineFrom), then health is awaited, so
+    // members that are healthy only together (a quorum) can form.
     // The update policy governs changes to running nodes: the joiners of a scale out start canary first.
     const creating = g.existing.length === 0
     runService(g, 'init', false, false, undefined, creating)

@@ -126,8 +126,8 @@ sub install { my ($id, $spec, $data) = @_;
     my $u = umask 077; my $ok = open(my $fh, '>:raw', $staged); umask $u;
     $ok or return $end->("cannot create '$staged': $!");
     unless ((print $fh $content) && close $fh) { my $e = "write error: '$staged': $!"; unlink $staged; return $end->($e) }
-    !length $owner || chown $uid, $gid, $staged or return $end->("chown: changing ownership of '$staged': $!");
-    chmod $perm, $staged or return $end->("chmod: changing permissions of '$staged': $!");
+    unless (!length $owner || chown $uid, $gid, $staged) { my $e = "chown: changing ownership of '$staged': $!"; unlink $staged; return $end->($e) }
+    unless (chmod $perm, $staged) { my $e = "chmod: changing permissions of '$staged': $!"; unlink $staged; return $end->($e) }
     my $replacing = -f $path;
     unlink $backup if -e $backup || -l $backup;
     !$replacing || link($path, $backup) || copied($path, $backup) or return $end->("cannot keep '$path' as '$backup': $!");

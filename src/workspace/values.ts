@@ -48,8 +48,16 @@ function readValuesFile(path: string, into: Map<string, GivenValue>): void {
     const valueNode = pair.value as Node | null
     // Nested values never fit a parameter: keep them as data so the check names the parameter and says why.
     const value = isScalar(valueNode) ? valueNode.value : (valueNode?.toJSON() ?? null)
-    into.set(key, {value, source: `${path}${position(valueNode ?? (pair.key as Node | null), loaded.lineCounter)}`, fromText: false})
+    const source = `${path}${position(valueNode ?? (pair.key as Node | null), loaded.lineCounter)}`
+    // A set's values file maps clusters to parameters: a later file wins parameter by parameter, not cluster by cluster.
+    const earlier = into.get(key)?.value
+    const merged = isPlainObject(earlier) && isPlainObject(value) ? {...earlier, ...value} : value
+    into.set(key, {value: merged, source, fromText: false})
   }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function readValueFile(name: string, path: string): string {
