@@ -44,7 +44,7 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
     if (flags.prune) throw new ShoalError('--prune applies a set of specs (several files or a directory), not one spec', 'usage', EXIT.usage)
     const args = {target: paths[0]!}
     const wait = lockWaitMs(flags['lock-wait'])
-    const [{planAndRegister, registerSavedPlan}, {readPlanFile}, {renderPlan}] = await Promise.all([
+    const [{planAndRegister, registerSavedPlan}, {readAnyPlanFile}, {renderPlan}] = await Promise.all([
       import('../lifecycle/apply.js'), import('../lifecycle/plan-file.js'), import('../plan/show.js'),
     ])
     const isPlanFile = readFileSync(args.target, 'utf8').trimStart().startsWith('{')
@@ -52,12 +52,10 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
     const [{readClusterInput, readInventory}, {readGivenValues, givenDigestInput}] = await Promise.all([import('../workspace/inputs.js'), import('../workspace/values.js')])
     const given = readGivenValues(flags)
     if (isPlanFile && (given.values.size > 0 || given.unset.length > 0)) throw new ShoalError('a saved plan already holds its parameter values: --set, --values, --set-file and --unset go with `shoal plan`', 'usage', EXIT.usage)
-    if (isPlanFile) {
-      const {readAnyPlanFile} = await import('../lifecycle/plan-file.js')
-      const any = readAnyPlanFile(args.target)
-      if ('plans' in any) return this.applySavedSet(any, flags)
-    }
-    const saved = isPlanFile ? readPlanFile(args.target) : undefined
+    // Read and parsed once (a saved plan of a large cluster is tens of MiB): one cluster's plan, or a set's.
+    const savedAny = isPlanFile ? readAnyPlanFile(args.target) : undefined
+    if (savedAny && 'plans' in savedAny) return this.applySavedSet(savedAny, flags)
+    const saved = savedAny
     const input = isPlanFile ? undefined : readClusterInput(args.target)
     const values = input ? givenDigestInput(given, input.spec) : undefined
     const store = await openStoreFromFlags(flags)
@@ -183,9 +181,9 @@ Applying is idempotent: applying again changes nothing. When an earlier operatio
    */
   private async applySet(paths: string[], flags: Interfaces.InferredFlags<typeof Apply.flags>): Promise<unknown> {
     if (!flags.hosts) throw new ShoalError('applying specs needs --hosts FILE (the host inventory)', 'usage', EXIT.usage)
-    const [{readSpecSet, linkOrder}, {readInventory}, {listClusters}, {planAndRegister}, {followInRegistry}, {runAndFollow}, {requestDigest, readStoredMetadUrl}, {compile}, {readRegistered}] = await Promise.all([
+    const [{readSpecSet, linkOrder}, {readInventory}, {listClusters}, {planAndRegister}, {followInRegistry, runAndFollow}, {requestDigest, readStoredMetadUrl}, {compile}, {readRegistered}] = await Promise.all([
       import('../workspace/spec-set.js'), import('../workspace/inputs.js'), import('../registry/index.js'), import('../lifecycle/apply.js'), import('../lifecycle/follow.js'),
-      import('../lifecycle/follow.js'), import('../operation/record.js'), import('../lifecycle/compile.js'), import('../lifecycle/registered.js'),
+      import('../operation/record.js'), import('../lifecycle/compile.js'), import('../lifecycle/registered.js'),
     ])
     const inputs = await readSpecSet(paths)
     const {readGivenValues, givenPerCluster, givenDigestInput} = await import('../workspace/values.js')

@@ -88,10 +88,6 @@ function readJson(path: string): unknown {
   }
 }
 
-export function readPlanFile(path: string): SavedPlan {
-  return checkedPlan(path, readJson(path))
-}
-
 function checkedPlan(path: string, parsed: unknown): SavedPlan {
   const saved = parsed as Partial<SavedPlan>
   if (saved?.format !== PLAN_FORMAT || typeof saved.expectedModRevision !== 'number' || typeof saved.plan !== 'object' || saved.plan === null) {
