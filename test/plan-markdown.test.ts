@@ -56,10 +56,10 @@ describe('plan --format markdown', () => {
  global
 -    maxconn 2000
 +    maxconn 100
-     pidfile /srv/shoal/web-lb/web-lb-lb-1/run/haproxy.pid
-     stats socket /srv/shoal/web-lb/web-lb-lb-1/run/haproxy.sock mode 600 level admin expose-fd listeners
- 
-@@ -26,4 +26,3 @@
+     # The pid file is bin/start.sh's -p (the master's pid); a \`pidfile\` here too makes HAProxy warn at each start.
+     # The runtime API. Reloads do not need it: the master's new workers take the listeners over from the old ones
+     # through the master's own socket pair (-x sockpair@N); \`expose-fd listeners\` lets an HAProxy started by hand
+@@ -29,4 +29,3 @@
      default-server inter 2s fall 2 rise 1
      server web-lb-web-1 127.0.1.1:8080 check
      server web-lb-web-2 127.0.1.2:8080 check
