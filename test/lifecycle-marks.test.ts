@@ -50,6 +50,42 @@ describe('NodeMarks', () => {
     await store.close()
   })
 
+  it('a deferred mark rides in the next transaction asked for, in the same one as the mark after it', async () => {
+    const store = await freshStore()
+    const marks = new NodeMarks(store, 'c')
+    const before = store.counters.txns
+    marks.defer('03-run-init-app', 'c-app-1', 'done', {'/shoal/test/log-of-init': 'x'})
+    expect(store.counters.txns - before).toBe(0)
+    expect(await store.get(nodeStepKey('c', '03-run-init-app', 'c-app-1'))).toBeUndefined()
+    await marks.mark('04-run-start-app', 'c-app-1', 'started')
+    expect(store.counters.txns - before).toBe(1)
+    expect((await store.get(nodeStepKey('c', '03-run-init-app', 'c-app-1')))?.value).toBe('done')
+    expect((await store.get('/shoal/test/log-of-init'))?.value).toBe('x')
+    await store.close()
+  })
+
+  it('landed() writes what is still deferred and waits for a write in flight', async () => {
+    const store = await freshStore()
+    const marks = new NodeMarks(store, 'c')
+    await marks.landed() // nothing asked for: settles at once
+    marks.defer('03-run-init-app', 'c-app-1', 'done')
+    await marks.landed()
+    expect((await store.get(nodeStepKey('c', '03-run-init-app', 'c-app-1')))?.value).toBe('done')
+    const inFlight = marks.mark('03-run-init-app', 'c-app-2', 'done')
+    await marks.landed()
+    expect((await store.get(nodeStepKey('c', '03-run-init-app', 'c-app-2')))?.value).toBe('done')
+    await inFlight
+    await store.close()
+  })
+
+  it('landed() rejects when a deferred mark cannot be written', async () => {
+    const store = await freshStore()
+    const marks = new NodeMarks(store, 'c')
+    marks.defer('03-run-init-app', 'c-app-1', 'done')
+    await store.close()
+    await expect(marks.landed()).rejects.toThrow()
+  })
+
   it('a mark the registry cannot write rejects', async () => {
     const store = await freshStore()
     const marks = new NodeMarks(store, 'c')

@@ -200,7 +200,8 @@ async function runPipeline(
       try {
         await begin(k)
         if (failures.length > 0) return
-        await runner.runNode(step, id, marks[k]!.get(id))
+        // Its done mark rides with its next step's first mark (one group commit instead of two in a row).
+        await runner.runNode(step, id, marks[k]!.get(id), k < steps.length - 1)
       } catch (error) {
         failures.push({step: k, node, error})
         return
@@ -215,6 +216,8 @@ async function runPipeline(
       }
     }
   }))
+  // A node that stopped after a step (a failure elsewhere) leaves that step's done mark queued: written here.
+  await runner.marksLanded().catch((error: unknown) => void failures.push({step: 0, node: -1, error}))
   await recorded
   const failure = failures.sort((a, b) => a.step - b.step || a.node - b.node)[0]
   if (!failure) return
@@ -289,11 +292,20 @@ class StepRunner {
     if (failed) throw failed.reason
   }
 
-  /** One node's part of a step that is not an agents' install (those wait for every node's agent at once). */
-  runNode(step: Step, id: string, mark: NodeMark | undefined): Promise<void> {
+  /**
+   * One node's part of a step that is not an agents' install (those wait for every node's agent at once). With
+   * `goesOn` (the node's next step follows at once, in a pipeline) its `done` mark is not waited for: it is written
+   * with the node's next mark, or by `marksLanded()`.
+   */
+  runNode(step: Step, id: string, mark: NodeMark | undefined, goesOn = false): Promise<void> {
     if (step.kind === 'install' && this.agents()) return Promise.reject(new Error(`internal: step ${step.id} waits for agents, not node by node`))
     const work = {install: this.install, run: this.script, health: this.health, remove: this.remove}[step.kind as 'install' | 'run' | 'health' | 'remove']
-    return this.limiter.run(() => work.call(this, step, this.node(id), mark))
+    return this.limiter.run(() => work.call(this, step, this.node(id), mark, goesOn))
+  }
+
+  /** Every node mark asked for, deferred ones included, has been written. */
+  marksLanded(): Promise<void> {
+    return this.marks.landed()
   }
 
   /** Whether the cluster's nodes get their files from their agents (`agent: true`). */
@@ -386,10 +398,11 @@ class StepRunner {
     return {[logKey(this.ctx.data.plan.cluster, this.ctx.current.id, step.id, node.node_id)]: JSON.stringify((log ?? new LogBuffer()).entry(step.id, node.node_id, exit))}
   }
 
-  /** Mark a node of a step (with its log); a read-only action records only the log. */
-  private async done(step: Step, node: PlannedNode, mark: NodeMark, exit?: NodeLog['exit']): Promise<void> {
+  /** Mark a node of a step (with its log); a read-only action records only the log. `defer`: see runNode's `goesOn`. */
+  private async done(step: Step, node: PlannedNode, mark: NodeMark, exit?: NodeLog['exit'], defer = false): Promise<void> {
     const log = mark === 'done' ? this.logEntry(step, node, exit) : {}
-    if (this.ctx.lock) await this.marks.mark(step.id, node.node_id, mark, log)
+    if (this.ctx.lock && defer) this.marks.defer(step.id, node.node_id, mark, log)
+    else if (this.ctx.lock) await this.marks.mark(step.id, node.node_id, mark, log)
     else if (Object.keys(log).length) await this.ctx.store.txn([], Object.entries(log).map(([key, value]) => ({type: 'put' as const, key, value})))
   }
 
@@ -436,7 +449,7 @@ class StepRunner {
     })
   }
 
-  private async install(step: Step, node: PlannedNode, mark: NodeMark | undefined): Promise<void> {
+  private async install(step: Step, node: PlannedNode, mark: NodeMark | undefined, goesOn: boolean): Promise<void> {
     if (mark === 'done') return
     const {transport} = this.ctx
     const host = this.ctx.hosts(node)
@@ -478,10 +491,10 @@ class StepRunner {
         }
       }
     }
-    await this.done(step, node, 'done')
+    await this.done(step, node, 'done', undefined, goesOn)
   }
 
-  private async script(step: Step, node: PlannedNode, mark: NodeMark | undefined): Promise<void> {
+  private async script(step: Step, node: PlannedNode, mark: NodeMark | undefined, goesOn: boolean): Promise<void> {
     const name = step.action ?? step.service
     if (mark === 'done') {
       this.ctx.reporter.note(`${node.node_id}: ${String(name)} already ran (recorded), not running it again`)
@@ -499,7 +512,7 @@ class StepRunner {
     const cmd = args.length ? `${spec.cmd} ${args.map(shellQuote).join(' ')}` : spec.cmd
     const result = await this.ctx.transport.exec(host, cmd, {timeoutMs: serviceTimeoutMs(spec), env: this.env(node, step), cwd: node.home, ...this.output(step, node)})
     if (result.exitCode !== 0) throw await this.fail(step, node, host, `${String(name)} (\`${spec.cmd}\`)`, result)
-    await this.done(step, node, 'done', {exitCode: 0})
+    await this.done(step, node, 'done', {exitCode: 0}, goesOn)
   }
 
   private async health(step: Step, node: PlannedNode, mark: NodeMark | undefined): Promise<void> {

@@ -319,6 +319,7 @@ export async function markNode(store: Store, cluster: string, step: string, node
 export class NodeMarks {
   private readonly pending = new Map<string, {value: string; settle: Array<{resolve: () => void; reject: (error: unknown) => void}>}>()
   private writing = false
+  private inflight: Promise<void> | undefined
 
   constructor(private readonly store: Store, private readonly cluster: string) {}
 
@@ -342,12 +343,39 @@ export class NodeMarks {
     })
   }
 
+  /**
+   * Queue a mark no caller waits for: it rides in the next transaction anyone asks for (a pipelined node's `done` of one
+   * step goes with its `started` of the next: one group commit instead of two). `landed()` writes what is still queued.
+   */
+  defer(step: string, node: string, mark: NodeMark, extra: Record<string, string> = {}): void {
+    for (const [key, value] of Object.entries({...extra, [nodeStepKey(this.cluster, step, node)]: mark})) {
+      const entry = this.pending.get(key) ?? {value, settle: []}
+      entry.value = value
+      this.pending.delete(key)
+      this.pending.set(key, entry)
+    }
+  }
+
+  /** Settles once every mark asked for so far (deferred ones included) has been written; rejects if one was not. */
+  async landed(): Promise<void> {
+    const last = [...this.pending.values()].at(-1)
+    // Batches are taken in the order marks were asked for: once the last one landed, all before it did.
+    if (last) return new Promise((resolve, reject) => {
+      last.settle.push({resolve, reject})
+      this.flush()
+    })
+    await this.inflight
+  }
+
   private flush(): void {
     if (this.writing || this.pending.size === 0) return
     const batch = [...this.pending].slice(0, Math.max(1, Math.min(this.store.maxOpsPerTxn, 1000)))
     for (const [key] of batch) this.pending.delete(key)
     this.writing = true
-    this.store.txn([], batch.map(([key, {value}]) => ({type: 'put' as const, key, value}))).then(
+    const write = this.store.txn([], batch.map(([key, {value}]) => ({type: 'put' as const, key, value})))
+    this.inflight = write.then(() => undefined)
+    this.inflight.catch(() => undefined)
+    write.then(
       () => batch.forEach(([, {settle}]) => settle.forEach((s) => s.resolve())),
       (error: unknown) => batch.forEach(([, {settle}]) => settle.forEach((s) => s.reject(error))),
     ).finally(() => {
