@@ -2,6 +2,7 @@
 // while the operation is recorded, so no connection is set up for a host no step needs.
 import {describe, expect, it} from 'vitest'
 import {hostsReached} from '../src/lifecycle/execute.js'
+import {reachesRunningNodes} from '../src/lifecycle/operation.js'
 import {hostLookup} from '../src/lifecycle/hosts.js'
 import type {OperationData} from '../src/operation/record.js'
 import {planCluster} from '../src/plan/index.js'
@@ -36,5 +37,20 @@ describe('hosts an operation reaches', () => {
   it('leaves a node placed on a host the inventory does not list to the step that reaches it', () => {
     const lost = {...plan, nodes: plan.nodes.map((n, i) => (i === 0 ? {...n, host: 'not-in-inventory'} : n))}
     expect(hostsReached({...data([]), plan: lost}, lookup).map((h) => h.address)).toEqual(ids.slice(1).map(addressOf))
+  })
+})
+
+describe('whether the first step waits for the connections (only when steps reach nodes that may run)', () => {
+  const kept = {...plan, nodes: plan.nodes.map((n, i) => (i === 0 ? {...n, change: 'keep' as const} : n))}
+  const withSteps = (p: typeof plan, steps: Array<Omit<Step, 'id' | 'title'>>): typeof plan => ({...p, steps: steps.map((s, i) => ({id: String(i), title: '', ...s}))}) as typeof plan
+  it('a create reaches only new nodes: it does not wait', () => {
+    expect(plan.steps.length).toBeGreaterThan(2)
+    expect(reachesRunningNodes(plan)).toBe(false)
+  })
+
+  it('a step on a kept node (a reload, a scale_out script, a removal) waits; a commit naming it does not', () => {
+    expect(reachesRunningNodes(withSteps(kept, [{kind: 'commit', nodes: [ids[0]!]}, {kind: 'run', nodes: [ids[1]!]}]))).toBe(false)
+    expect(reachesRunningNodes(withSteps(kept, [{kind: 'commit', nodes: []}, {kind: 'install', nodes: [ids[0]!], files: 'final', reload: true}]))).toBe(true)
+    expect(reachesRunningNodes(withSteps(kept, [{kind: 'run', nodes: [ids[0]!, ids[1]!]}]))).toBe(true)
   })
 })

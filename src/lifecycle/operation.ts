@@ -52,6 +52,12 @@ async function settledWithin(promise: Promise<void>, ms: number): Promise<void> 
   clearTimeout(timer)
 }
 
+/** Whether a step other than a registry commit works on a node the operation does not create (one that may run). */
+export function reachesRunningNodes(plan: Plan): boolean {
+  const running = new Set(plan.nodes.filter((n) => n.change !== 'create').map((n) => n.node_id))
+  return plan.steps.some((step) => step.kind !== 'commit' && step.nodes.some((id) => running.has(id)))
+}
+
 /** What a new operation is planned from, called under the lock only when no operation is unfinished. */
 export interface Planned {
   plan: Plan
@@ -191,10 +197,12 @@ export async function runOperation(store: Store, request: OperationRequest, opti
     if (request.metad !== undefined && resumed) await store.txn([], [{type: 'put', key: metadUrlKey(cluster), value: request.metad}])
     const metad = request.metad ?? (await readStoredMetadUrl(store, cluster))
     if (!transport || !inventory) throw new Error('internal: the operation has no transport')
-    // The first step commits the new membership; pushing it takes one round of commands once the connections are up.
-    // Waiting for them first keeps the time the registry and the hosts disagree short (at 50 hosts sharing two cores
-    // the handshakes alone take seconds); a host that does not answer is not waited for past the bound.
-    await settledWithin(connected, CONNECT_AHEAD_WAIT_MS)
+    // The first step commits the new membership; pushing it to running nodes takes one round of commands once the
+    // connections are up. Waiting for them first keeps the time the registry and the running hosts disagree short (at
+    // 50 hosts sharing two cores the handshakes alone take seconds); a host that does not answer is not waited for past
+    // the bound. When only new nodes are reached (a create), nothing runs to disagree: each node goes on as soon as its
+    // own connection is up.
+    if (reachesRunningNodes(data.plan)) await settledWithin(connected, CONNECT_AHEAD_WAIT_MS)
     let result
     try {
       result = await executePlan({store, transport, hosts: hostLookup(inventory, cluster), lock, current, data, reporter: options.reporter, ...(metad !== undefined ? {metad} : {}), ...(options.agentWaitMs !== undefined ? {agentWaitMs: options.agentWaitMs} : {})})
