@@ -1,4 +1,5 @@
 // The SSH transport against real sandbox hosts: exec results, lines, quoting, timeouts that kill, pooling, host keys, files.
+import {spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -304,6 +305,30 @@ describe('host keys and connection failures', () => {
       expect((await fresh.exec(host2, 'echo warm', {timeoutMs: 20_000})).stdout).toBe('warm\n')
       expect(fresh.stats()).toMatchObject({handshakes: 2, sessions: 2, commands: 1})
       await expect(fresh.exec(nobody, 'true', {timeoutMs: 10_000})).rejects.toMatchObject({code: 'ssh-connect-failed'})
+    } finally {
+      await fresh.close()
+    }
+  })
+
+  it('says which key a host refused, and which key file is no key; a good key works for every host after', async () => {
+    const stranger = path.join(scratch, 'stranger')
+    const made = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger])
+    expect(made.status).toBe(0)
+    const notAKey = path.join(scratch, 'not-a-key')
+    writeFileSync(notAKey, 'hello\n')
+    const fresh = new SshTransport({connectAttempts: 1})
+    try {
+      await expect(fresh.exec({...host1, keyFile: stranger}, 'true', {timeoutMs: 10_000})).rejects.toMatchObject({
+        code: 'ssh-auth-failed',
+        message: expect.stringContaining(`refused our key (${stranger})`),
+      })
+      await expect(fresh.exec({...host2, keyFile: notAKey}, 'true', {timeoutMs: 10_000})).rejects.toMatchObject({
+        code: 'ssh-key-unreadable',
+        message: expect.stringContaining(`the SSH key ${notAKey} is not a private key`),
+      })
+      await expect(fresh.exec({...host2, keyFile: path.join(scratch, 'missing')}, 'true', {timeoutMs: 10_000})).rejects.toMatchObject({code: 'ssh-key-unreadable'})
+      const both = await Promise.all([host1, host2].map((h) => fresh.exec(h, 'echo ok', {timeoutMs: 20_000})))
+      expect(both.map((r) => r.stdout)).toEqual(['ok\n', 'ok\n'])
     } finally {
       await fresh.close()
     }

@@ -1,7 +1,7 @@
 // The SSH Transport (ssh2): one connection per host reused by every call, bounded channels and handshakes, remote kill on timeout.
 import {appendFileSync, readFileSync} from 'node:fs'
 import ssh2 from 'ssh2'
-import type {Client, ClientChannel, ConnectConfig} from 'ssh2'
+import type {Client, ClientChannel, ConnectConfig, ParsedKey, PublicKeyAuthMethod} from 'ssh2'
 import {envPrefix, shellQuote} from '../util/shell.js'
 import {appendKnownHost, knownHostName, readKnownHosts, verifyHostKey} from './known-hosts.js'
 import {Limiter} from './limiter.js'
@@ -104,6 +104,8 @@ export class SshTransport implements Transport {
   private closing = false
   private readonly counters: TransportCounters = {handshakes: 0, sessions: 0, commands: 0, roundTrips: 0, bytesOut: 0, bytesIn: 0}
   private readonly sockets = new Set<{bytesWritten: number; bytesRead: number}>()
+  /** Private keys by file, parsed once: ssh2 parses a key given as bytes on every connection (50 hosts, 50 parses). */
+  private readonly keys = new Map<string, ParsedKey>()
   /**
    * SHOAL_TRANSPORT_STATS=FILE (used by `npm run bench`): the counters and the process's CPU time are sampled as each
    * command starts and ends, and the samples appended to FILE as one JSON line when the transport closes.
@@ -321,6 +323,22 @@ export class SshTransport implements Transport {
     )
   }
 
+  private privateKey(host: TransportHost, file: string): ParsedKey {
+    const known = this.keys.get(file)
+    if (known) return known
+    let parsed: ParsedKey | Error
+    try {
+      parsed = ssh2.utils.parseKey(readFileSync(file))
+    } catch (error) {
+      throw new TransportError(`${host.name}: cannot read the SSH key ${file}: ${(error as Error).message}`, 'ssh-key-unreadable', host.name)
+    }
+    if (parsed instanceof Error || !parsed.isPrivateKey()) {
+      throw new TransportError(`${host.name}: the SSH key ${file} is not a private key shoal can use (${parsed instanceof Error ? parsed.message : 'a public key'}; keys with a passphrase need the SSH agent)`, 'ssh-key-unreadable', host.name)
+    }
+    this.keys.set(file, parsed)
+    return parsed
+  }
+
   private connectOnce(host: TransportHost): Promise<Client> {
     const client = new ssh2.Client()
     let refusal: TransportError | undefined
@@ -338,11 +356,8 @@ export class SshTransport implements Transport {
       },
     }
     if (host.keyFile !== undefined) {
-      try {
-        config.privateKey = readFileSync(host.keyFile)
-      } catch (error) {
-        throw new TransportError(`${host.name}: cannot read the SSH key ${host.keyFile}: ${(error as Error).message}`, 'ssh-key-unreadable', host.name)
-      }
+      const publicKey: PublicKeyAuthMethod = {type: 'publickey', username: host.user, key: this.privateKey(host, host.keyFile)}
+      config.authHandler = [publicKey]
     } else if (process.env.SSH_AUTH_SOCK) {
       config.agent = process.env.SSH_AUTH_SOCK
     } else {
