@@ -175,7 +175,7 @@ export async function startLifecycleBench(nodes = 50, log: (line: string) => voi
           clusters.push(cluster)
           shoalRuns.push(run.ms)
           runs.push(run)
-          log(`create round ${round}: shoal ${run.ms.toFixed(0)} ms vs shell ${shellRuns.at(-1)!.toFixed(0)} ms`)
+          log(`create round ${round}: shoal ${run.ms.toFixed(0)} ms vs shell ${shellRuns.at(-1)!.toFixed(0)} ms; ${stepTimes(run).map((st) => `${st.title.trim()} ${st.ms.toFixed(0)}`).join(', ')}`)
         }
         // One more create, profiled (not timed: the profiler costs CPU): shoal's CPU by module.
         const profileDir = path.join(work, 'cpu-profile')
@@ -531,6 +531,8 @@ export interface ShoalRun extends Timed {
   startedAt: number
   cpuMs: number
   timeline: Sample[]
+  /** When the CLI reached each phase before its first step (SHOAL_PHASES), ms since it was spawned. */
+  phases: Array<{phase: string; at: number}>
 }
 
 export interface Candidate {
@@ -602,11 +604,12 @@ async function candidates(sb: TestSandbox, sshdPids: number[], rounds: number): 
 /** Run the built CLI; time it and its stdout lines; throw with its output when it fails. `nodeArgs` e.g. --cpu-prof. */
 function shoal(bin: string, args: string[], nodeArgs: string[] = []): Promise<ShoalRun> {
   const statsFile = path.join(tmpdir(), `shoal-bench-stats-${process.pid}-${Math.random().toString(36).slice(2)}.jsonl`)
+  const phasesFile = `${statsFile}.phases`
   return new Promise((resolve, reject) => {
     const cpuBefore = childrenCpuMs()
     const startedAt = Date.now()
     const start = performance.now()
-    const child = spawn(process.execPath, [...nodeArgs, bin, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1', SHOAL_TRANSPORT_STATS: statsFile}})
+    const child = spawn(process.execPath, [...nodeArgs, bin, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1', SHOAL_TRANSPORT_STATS: statsFile, SHOAL_PHASES: phasesFile}})
     const lines: TimedLine[] = []
     let partial = ''
     let stderr = ''
@@ -623,8 +626,10 @@ function shoal(bin: string, args: string[], nodeArgs: string[] = []): Promise<Sh
       clearTimeout(limit)
       const ms = performance.now() - start
       const timeline = readTimeline(statsFile)
+      const phases = readPhases(phasesFile, startedAt)
       rmSync(statsFile, {force: true})
-      if (code === 0) return resolve({ms, lines, startedAt, cpuMs: childrenCpuMs() - cpuBefore, timeline})
+      rmSync(phasesFile, {force: true})
+      if (code === 0) return resolve({ms, lines, startedAt, cpuMs: childrenCpuMs() - cpuBefore, timeline, phases})
       const out = lines.map((l) => l.line).slice(-15).join('\n')
       reject(new Error(`shoal ${args.join(' ')} ${signal ? `was killed by ${signal}` : `exited ${code}`}:\n${out}\n${stderr.trim().split('\n').slice(-15).join('\n')}`))
     })
@@ -774,13 +779,26 @@ function stepTimes(run: ShoalRun): StepTime[] {
   const headers = lines.filter((l) => l.line.startsWith('==> ')).map((l) => ({at: l.at, title: l.line.slice(4)}))
   if (headers.length === 0) return [{title: 'whole run (no step lines)', ms: totalMs}]
   const cost = (from: number, to: number): StepCost => costBetween(run.timeline, run.startedAt + from, run.startedAt + to)
+  // The start, split where the CLI marked its phases (node and the command's modules loaded, inputs read and linted,
+  // the lock, the plan, the operation recorded), up to the first step's line.
+  const marks = [...run.phases.filter((p) => p.at <= headers[0]!.at), {phase: 'first step', at: headers[0]!.at}]
   const out: StepTime[] = [{title: 'start: CLI, lock, plan, record the operation', ms: headers[0]!.at}]
+  marks.forEach((m, i) => out.push({title: `  ${i === 0 ? 'spawn' : marks[i - 1]!.phase} → ${m.phase}`, ms: m.at - (i === 0 ? 0 : marks[i - 1]!.at)}))
   headers.forEach((h, i) => {
     const end = headers[i + 1]?.at ?? lines.at(-1)!.at
     out.push({title: h.title, ms: end - h.at, cost: cost(h.at, end)})
   })
   out.push({title: 'finish: record, unlock, exit', ms: totalMs - lines.at(-1)!.at})
   return out
+}
+
+/** The phases a run's CLI marked (SHOAL_PHASES: one JSON object per line), ms since `startedAt`, in order. */
+function readPhases(file: string, startedAt: number): Array<{phase: string; at: number}> {
+  if (!existsSync(file)) return []
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean)
+    .map((line) => JSON.parse(line) as {phase: string; at: number})
+    .map((p) => ({phase: p.phase, at: p.at - startedAt}))
+    .sort((a, b) => a.at - b.at)
 }
 
 export function median(values: number[]): number {

@@ -1,6 +1,7 @@
 // The base of every shoal command: `--json`, documented exit codes kept under `--json`, errors as one clear line.
 import {Command} from '@oclif/core'
 import {EXIT, ShoalError} from '../errors.js'
+import {markPhase} from '../util/phases.js'
 import {quoteControl} from '../util/text.js'
 
 /** Library error classes whose messages are written for people. */
@@ -8,6 +9,11 @@ const KNOWN_ERRORS = new Set(['RegistryError', 'StaleError', 'StoreError', 'Tree
 
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
+
+  public override async init(): Promise<void> {
+    markPhase('command loaded')
+    await super.init()
+  }
 
   /** Every line a command logs may echo input (names, paths, values): control characters are quoted. */
   public override log(message = '', ...args: unknown[]): void {

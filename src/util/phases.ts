@@ -1,0 +1,8 @@
+// When a command reaches each phase of an operation, for the benchmark's breakdown (SHOAL_PHASES=FILE); nothing when unset.
+import {appendFileSync} from 'node:fs'
+
+/** Appends `{"at": epoch ms, "phase": name}` to $SHOAL_PHASES. */
+export function markPhase(phase: string): void {
+  const file = process.env.SHOAL_PHASES
+  if (file) appendFileSync(file, `${JSON.stringify({at: Date.now(), phase})}\n`)
+}
