@@ -40,7 +40,7 @@ describe('hosts an operation reaches', () => {
   })
 })
 
-describe('whether the first step waits for the connections (only when steps reach nodes that may run)', () => {
+describe('whether connections begin ahead of the first step, which waits for them (only when steps reach nodes that may run)', () => {
   const kept = {...plan, nodes: plan.nodes.map((n, i) => (i === 0 ? {...n, change: 'keep' as const} : n))}
   const withSteps = (p: typeof plan, steps: Array<Omit<Step, 'id' | 'title'>>): typeof plan => ({...p, steps: steps.map((s, i) => ({id: String(i), title: '', ...s}))}) as typeof plan
   it('a create reaches only new nodes: it does not wait', () => {
