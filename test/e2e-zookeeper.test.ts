@@ -1,12 +1,15 @@
 // The ZooKeeper example end to end: `shoal create/scale/destroy` of specs/zookeeper.yaml running Debian's real
 // ZooKeeper on sandbox hosts. The ensemble forms (one leader), grows 3 → 5 and shrinks 5 → 3 by dynamic
-// reconfiguration (every member's committed membership and myid right, no member restarted, its data kept), and
-// destroy leaves nothing behind. Embedded registry for the whole story, etcd for create and destroy.
+// reconfiguration under an application's session writing and reading all along (not one operation fails; every
+// member's committed membership and myid right, no member restarted, its data kept), and destroy leaves nothing behind.
+// Embedded registry for the whole story, etcd for create and destroy.
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {eventually} from './support/children.js'
+import {describeLoad, during, Load, type LoadReport} from './support/load.js'
+import {ZooKeeperLoadClient} from './support/zookeeper-load.js'
 import {startEtcd, type EtcdCluster} from './support/etcd.js'
 import {exampleSpec, fourLetterWord, freeServicePorts, homeOn, leftUnderSrvShoal, registryKeys, run, sandboxProcesses, zkMode, type SpecCopy} from './support/real-services.js'
 import {startSandbox, type TestSandbox} from './support/sandbox.js'
@@ -120,10 +123,24 @@ describe('ZooKeeper 3 → 5 → 3 members through shoal (embedded registry)', ()
   let registry: Registry
   const znode = `/shoal-e2e-${process.pid}`
   const payload = `written-before-scaling-${Date.now()}`
+  /** An application's session on the first three members (those that stay), writing and reading while the ensemble scales. */
+  let clients: ZooKeeperLoadClient | undefined
+  const CLIENTS = 4
   beforeAll(() => {
     registry = embeddedRegistry()
     registries.push(registry)
   })
+  afterAll(() => clients?.close())
+
+  /** Runs `change` while 4 clients of one session each set and read back their znode every 20 ms. */
+  async function underClientLoad(change: () => Promise<void>): Promise<LoadReport> {
+    if (!clients) {
+      const first = (await registeredNodes(registry, CLUSTER, 'zk')).slice(0, 3)
+      clients = new ZooKeeperLoadClient(first.map((n) => ({host: n.ip, port: clientPort})), `/shoal-e2e-load-${process.pid}`)
+      await clients.connect(CLIENTS)
+    }
+    return during(new Load(clients.operation, {clients: CLIENTS, pauseMs: 20}), change)
+  }
 
   it('create: three members form one ensemble, one leader and two followers', async () => {
     expectOk(await create(registry))
@@ -149,10 +166,15 @@ describe('ZooKeeper 3 → 5 → 3 members through shoal (embedded registry)', ()
     expect(await zkCli(third!, 'get', znode)).toContain(payload)
   }, OPERATION_MS)
 
-  it('scale --count 5: sids 4 and 5 join by reconfig -add one at a time; every member sees exactly the five, myid = sid, one leader and four followers, no member restarted, the znode kept', async () => {
+  it('scale --count 5 under client load: sids 4 and 5 join by reconfig -add one at a time; not one client operation fails; every member sees exactly the five, myid = sid, one leader and four followers, no member restarted, the znode kept', async () => {
     const staying = pids(await registeredNodes(registry, CLUSTER, 'zk'))
-    const result = await cli(registry, 'scale', CLUSTER, '--role', 'zk', '--count', '5')
+    let result: CliResult | undefined
+    const report = await underClientLoad(async () => void (result = await cli(registry, 'scale', CLUSTER, '--role', 'zk', '--count', '5')))
+    if (!result) throw new Error('the scale did not run')
     expectOk(result)
+    expect(report.failed, describeLoad(report)).toBe(0)
+    expect(report.operations).toBeGreaterThan(0)
+    expect((await clients!.values(CLIENTS)).filter((v) => v !== '')).toHaveLength(CLIENTS)
     expect(result.stdout).toMatch(/zk-main-zk-4 \| join: zk-main-zk-4 added as a voter \(4 voters\)[\s\S]*zk-main-zk-5 \| join: zk-main-zk-5 added as a voter \(5 voters\)/)
     const nodes = await registeredNodes(registry, CLUSTER, 'zk')
     expect(pids(nodes.slice(0, 3))).toEqual(staying)
@@ -165,11 +187,15 @@ describe('ZooKeeper 3 → 5 → 3 members through shoal (embedded registry)', ()
     expect(await zkCli(nodes[4]!, 'get', znode)).toContain(payload)
   }, OPERATION_MS)
 
-  it('scale --count 3: the highest sids leave by reconfig -remove before they stop; three members, one leader and two followers, none restarted, the znode kept, nothing left of 4 and 5', async () => {
+  it('scale --count 3 under client load: the highest sids leave by reconfig -remove before they stop; not one client operation fails; three members, one leader and two followers, none restarted, the znode kept, nothing left of 4 and 5', async () => {
     const before = await registeredNodes(registry, CLUSTER, 'zk')
     const staying = pids(before.slice(0, 3))
-    const result = await cli(registry, 'scale', CLUSTER, '--role', 'zk', '--count', '3')
+    let result: CliResult | undefined
+    const report = await underClientLoad(async () => void (result = await cli(registry, 'scale', CLUSTER, '--role', 'zk', '--count', '3')))
+    if (!result) throw new Error('the scale did not run')
     expectOk(result)
+    expect(report.failed, describeLoad(report)).toBe(0)
+    expect((await clients!.values(CLIENTS)).filter((v) => v !== '')).toHaveLength(CLIENTS)
     expect(result.stdout).toMatch(/leave: server [45] removed/)
     expect(result.stdout).not.toContain(SUPER_PASSWORD)
     const nodes = await registeredNodes(registry, CLUSTER, 'zk')
