@@ -86,6 +86,23 @@ describe('NodeMarks', () => {
     await expect(marks.landed()).rejects.toThrow()
   })
 
+  it('after a write fails (a deferred mark in it lost), nothing more is written and every later call fails with it', async () => {
+    const store = await freshStore()
+    let fail = true
+    // The first transaction fails, later ones would succeed: a store that failed once, as a loaded disk may.
+    const flaky = {maxOpsPerTxn: store.maxOpsPerTxn, txn: (...args: Parameters<EmbeddedStore['txn']>) => (fail ? ((fail = false), Promise.reject(new Error('disk full'))) : store.txn(...args))} as unknown as EmbeddedStore
+    const marks = new NodeMarks(flaky, 'c')
+    const first = marks.mark('02-install-app', 'c-app-2', 'done') // written alone, at once: fails
+    marks.defer('02-install-app', 'c-app-1', 'done') // queued behind it
+    const later = marks.mark('03-run-init-app', 'c-app-1', 'started')
+    await expect(first).rejects.toThrow('disk full')
+    await expect(later).rejects.toThrow('disk full')
+    await expect(marks.landed()).rejects.toThrow('disk full')
+    await expect(marks.mark('03-run-init-app', 'c-app-3', 'started')).rejects.toThrow('disk full')
+    expect(await store.get(nodeStepKey('c', '03-run-init-app', 'c-app-1'))).toBeUndefined()
+    await store.close()
+  })
+
   it('a mark the registry cannot write rejects', async () => {
     const store = await freshStore()
     const marks = new NodeMarks(store, 'c')

@@ -196,10 +196,10 @@ async function runPipeline(
   }
   await Promise.all(steps[0]!.nodes.map(async (id, node) => {
     for (const [k, step] of steps.entries()) {
-      if (failures.length > 0) return
+      if (failures.length > 0 || runner.failing) return
       try {
         await begin(k)
-        if (failures.length > 0) return
+        if (failures.length > 0 || runner.failing) return
         // Its done mark rides with its next step's first mark (one group commit instead of two in a row).
         await runner.runNode(step, id, marks[k]!.get(id), k < steps.length - 1)
       } catch (error) {
@@ -216,13 +216,16 @@ async function runPipeline(
       }
     }
   }))
-  // A node that stopped after a step (a failure elsewhere) leaves that step's done mark queued: written here.
-  await runner.marksLanded().catch((error: unknown) => void failures.push({step: 0, node: -1, error}))
+  // A node that stopped after a step (a failure elsewhere) leaves that step's done mark queued: written here, unless
+  // the lock was lost (then nothing more is written). A mark that could not be written is reported after any failure
+  // of a node's own (it sorts last), as the last step's.
+  const lostLock = (f: {error: unknown}): boolean => f.error instanceof ShoalError && f.error.code === 'lock-lost'
+  if (!failures.some(lostLock)) await runner.marksLanded().catch((error: unknown) => void failures.push({step: steps.length - 1, node: Number.MAX_SAFE_INTEGER, error}))
   await recorded
   const failure = failures.sort((a, b) => a.step - b.step || a.node - b.node)[0]
   if (!failure) return
   // A lost lock is not the step's failure: someone else may run the operation now, and nothing more is written.
-  const lost = failures.find((f) => f.error instanceof ShoalError && f.error.code === 'lock-lost')
+  const lost = failures.find(lostLock)
   if (lost) throw lost.error
   for (const [k, step] of steps.entries()) {
     if (began[k] && left[k]!.size > 0) await ctx.store.txn([], [timing(step, began[k].started, 'failed')]).catch(() => undefined)
@@ -276,6 +279,7 @@ class StepRunner {
   /** Output of the script (or reloads) running per step and node, kept in the registry when the node is done there. */
   private readonly logs = new Map<string, LogBuffer>()
   private tokenKey: Promise<string> | undefined
+  private failingNode = false
 
   constructor(private readonly ctx: ExecuteContext) {
     this.nodes = new Map(ctx.data.plan.nodes.map((n) => [n.node_id, n]))
@@ -301,6 +305,11 @@ class StepRunner {
     if (step.kind === 'install' && this.agents()) return Promise.reject(new Error(`internal: step ${step.id} waits for agents, not node by node`))
     const work = {install: this.install, run: this.script, health: this.health, remove: this.remove}[step.kind as 'install' | 'run' | 'health' | 'remove']
     return this.limiter.run(() => work.call(this, step, this.node(id), mark, goesOn))
+  }
+
+  /** A node's part of a step has failed (its failure may still be on its way to the caller). */
+  get failing(): boolean {
+    return this.failingNode
   }
 
   /** Every node mark asked for, deferred ones included, has been written. */
@@ -426,6 +435,8 @@ class StepRunner {
   }
 
   private async fail(step: Step, node: PlannedNode, host: TransportHost, what: string, result?: ExecResult): Promise<StepFailed> {
+    // Known from here on, before its log is written: a pipelined node must not begin its next step meanwhile.
+    this.failingNode = true
     const exit = result ? {exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut} : {exitCode: null}
     const log = this.logEntry(step, node, exit)
     if (Object.keys(log).length) await this.ctx.store.txn([], Object.entries(log).map(([key, value]) => ({type: 'put' as const, key, value}))).catch(() => undefined)

@@ -320,11 +320,14 @@ export class NodeMarks {
   private readonly pending = new Map<string, {value: string; settle: Array<{resolve: () => void; reject: (error: unknown) => void}>}>()
   private writing = false
   private inflight: Promise<void> | undefined
+  /** The first write that failed: no mark is written after it (a deferred mark in it may be lost), and every later call fails with it. */
+  private failure: {error: unknown} | undefined
 
   constructor(private readonly store: Store, private readonly cluster: string) {}
 
   /** Mark a node of a step; `extra` puts (e.g. the node's script output) ride in the same transaction. */
   mark(step: string, node: string, mark: NodeMark, extra: Record<string, string> = {}): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure.error)
     return new Promise((resolve, reject) => {
       // A later value of the same key replaces an unwritten earlier one (one key may appear once in a transaction).
       for (const [key, value] of Object.entries(extra)) {
@@ -358,6 +361,7 @@ export class NodeMarks {
 
   /** Settles once every mark asked for so far (deferred ones included) has been written; rejects if one was not. */
   async landed(): Promise<void> {
+    if (this.failure) throw this.failure.error
     const last = [...this.pending.values()].at(-1)
     // Batches are taken in the order marks were asked for: once the last one landed, all before it did.
     if (last) return new Promise((resolve, reject) => {
@@ -365,9 +369,18 @@ export class NodeMarks {
       this.flush()
     })
     await this.inflight
+    // The write awaited may have failed (its own marks were told); so may one of deferred marks only.
+    const failed = this.failure as {error: unknown} | undefined
+    if (failed) throw failed.error
   }
 
   private flush(): void {
+    if (this.failure) {
+      // After a failed write nothing more is written: a mark must never land after an earlier one that was lost.
+      for (const {settle} of this.pending.values()) settle.forEach((s) => s.reject(this.failure!.error))
+      this.pending.clear()
+      return
+    }
     if (this.writing || this.pending.size === 0) return
     const batch = [...this.pending].slice(0, Math.max(1, Math.min(this.store.maxOpsPerTxn, 1000)))
     for (const [key] of batch) this.pending.delete(key)
@@ -377,7 +390,10 @@ export class NodeMarks {
     this.inflight.catch(() => undefined)
     write.then(
       () => batch.forEach(([, {settle}]) => settle.forEach((s) => s.resolve())),
-      (error: unknown) => batch.forEach(([, {settle}]) => settle.forEach((s) => s.reject(error))),
+      (error: unknown) => {
+        this.failure ??= {error}
+        batch.forEach(([, {settle}]) => settle.forEach((s) => s.reject(error)))
+      },
     ).finally(() => {
       this.writing = false
       this.flush()
