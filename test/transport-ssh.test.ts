@@ -327,6 +327,12 @@ describe('host keys and connection failures', () => {
         message: expect.stringContaining(`the SSH key ${notAKey} is not a private key`),
       })
       await expect(fresh.exec({...host2, keyFile: path.join(scratch, 'missing')}, 'true', {timeoutMs: 10_000})).rejects.toMatchObject({code: 'ssh-key-unreadable'})
+      const locked = path.join(scratch, 'locked')
+      expect(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'a passphrase', '-f', locked]).status).toBe(0)
+      await expect(fresh.exec({...host2, keyFile: locked}, 'true', {timeoutMs: 10_000})).rejects.toMatchObject({
+        code: 'ssh-key-unreadable',
+        message: expect.stringContaining('load it into the SSH agent (ssh-add) and leave ssh.key out of the inventory'),
+      })
       const both = await Promise.all([host1, host2].map((h) => fresh.exec(h, 'echo ok', {timeoutMs: 20_000})))
       expect(both.map((r) => r.stdout)).toEqual(['ok\n', 'ok\n'])
     } finally {

@@ -333,7 +333,10 @@ export class SshTransport implements Transport {
       throw new TransportError(`${host.name}: cannot read the SSH key ${file}: ${(error as Error).message}`, 'ssh-key-unreadable', host.name)
     }
     if (parsed instanceof Error || !parsed.isPrivateKey()) {
-      throw new TransportError(`${host.name}: the SSH key ${file} is not a private key shoal can use (${parsed instanceof Error ? parsed.message : 'a public key'}; keys with a passphrase need the SSH agent)`, 'ssh-key-unreadable', host.name)
+      const why = parsed instanceof Error ? parsed.message : 'a public key'
+      // shoal asks for no passphrase: such a key is used through the agent, which is asked only when no key file is named.
+      const hint = /passphrase|encrypted/i.test(why) ? '; load it into the SSH agent (ssh-add) and leave ssh.key out of the inventory' : ''
+      throw new TransportError(`${host.name}: the SSH key ${file} is not a private key shoal can use (${why})${hint}`, 'ssh-key-unreadable', host.name)
     }
     this.keys.set(file, parsed)
     return parsed

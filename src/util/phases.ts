@@ -4,5 +4,10 @@ import {appendFileSync} from 'node:fs'
 /** Appends `{"at": epoch ms, "phase": name}` to $SHOAL_PHASES. */
 export function markPhase(phase: string): void {
   const file = process.env.SHOAL_PHASES
-  if (file) appendFileSync(file, `${JSON.stringify({at: Date.now(), phase})}\n`)
+  if (!file) return
+  try {
+    appendFileSync(file, `${JSON.stringify({at: Date.now(), phase})}\n`)
+  } catch {
+    // A measurement aid: a file that cannot be written must not stop an operation.
+  }
 }
