@@ -41,6 +41,11 @@ export class ZooKeeperLoadClient {
     if (read.toString() !== value.toString()) throw new Error(`getData ${path} answered ${read.toString()}, not the ${n} just written`)
   }
 
+  /** The value each client wrote last (with no failed operation, what its znode must hold). */
+  written(clients: number): string[] {
+    return Array.from({length: clients}, (_, i) => String(this.counters.get(i) ?? ''))
+  }
+
   /** The last value each client's znode holds now, read back (missing ones as ''). */
   async values(clients: number): Promise<string[]> {
     const out: string[] = []
