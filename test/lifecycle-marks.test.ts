@@ -50,15 +50,21 @@ describe('NodeMarks', () => {
     await store.close()
   })
 
-  it('a deferred mark rides in the next transaction asked for, in the same one as the mark after it', async () => {
+  it('a deferred mark is written at once, waited for by nobody; behind a write in flight it shares the next one with the mark after it', async () => {
     const store = await freshStore()
     const marks = new NodeMarks(store, 'c')
     const before = store.counters.txns
-    marks.defer('03-run-init-app', 'c-app-1', 'done', {'/shoal/test/log-of-init': 'x'})
-    expect(store.counters.txns - before).toBe(0)
-    expect(await store.get(nodeStepKey('c', '03-run-init-app', 'c-app-1'))).toBeUndefined()
-    await marks.mark('04-run-start-app', 'c-app-1', 'started')
+    // Nothing in flight: written now (a node waiting for its next step must not leave a finished script unrecorded).
+    marks.defer('02-install-app', 'c-app-1', 'done')
+    await marks.landed()
     expect(store.counters.txns - before).toBe(1)
+    expect((await store.get(nodeStepKey('c', '02-install-app', 'c-app-1')))?.value).toBe('done')
+    // A write in flight: the deferred mark and the next node mark go together in the following transaction.
+    const inFlight = marks.mark('02-install-app', 'c-app-2', 'done')
+    marks.defer('03-run-init-app', 'c-app-1', 'done', {'/shoal/test/log-of-init': 'x'})
+    const next = marks.mark('04-run-start-app', 'c-app-1', 'started')
+    await Promise.all([inFlight, next])
+    expect(store.counters.txns - before).toBe(3)
     expect((await store.get(nodeStepKey('c', '03-run-init-app', 'c-app-1')))?.value).toBe('done')
     expect((await store.get('/shoal/test/log-of-init'))?.value).toBe('x')
     await store.close()
@@ -81,8 +87,8 @@ describe('NodeMarks', () => {
   it('landed() rejects when a deferred mark cannot be written', async () => {
     const store = await freshStore()
     const marks = new NodeMarks(store, 'c')
-    marks.defer('03-run-init-app', 'c-app-1', 'done')
     await store.close()
+    marks.defer('03-run-init-app', 'c-app-1', 'done')
     await expect(marks.landed()).rejects.toThrow()
   })
 

@@ -347,8 +347,11 @@ export class NodeMarks {
   }
 
   /**
-   * Queue a mark no caller waits for: it rides in the next transaction anyone asks for (a pipelined node's `done` of one
-   * step goes with its `started` of the next: one group commit instead of two). `landed()` writes what is still queued.
+   * Write a mark no caller waits for: it goes in the next transaction, as `mark()`'s would, but the node goes on at once
+   * (a pipelined node's `done` of one step and its `started` of the next share a group commit when a write is in
+   * flight, the common case at many nodes). It is written now, not held for a later mark: a node that waits for its
+   * next step to begin must not leave a finished script unrecorded meanwhile (a kill then would run it again).
+   * `landed()` says when it has been written.
    */
   defer(step: string, node: string, mark: NodeMark, extra: Record<string, string> = {}): void {
     for (const [key, value] of Object.entries({...extra, [nodeStepKey(this.cluster, step, node)]: mark})) {
@@ -357,6 +360,7 @@ export class NodeMarks {
       this.pending.delete(key)
       this.pending.set(key, entry)
     }
+    this.flush()
   }
 
   /** Settles once every mark asked for so far (deferred ones included) has been written; rejects if one was not. */
