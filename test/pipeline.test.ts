@@ -121,7 +121,8 @@ describe('a new role node by node on sandbox hosts', () => {
       // Node 3's init fails; node 1 is still in its init, which finishes (not abandoned) and goes no further. shoal
       // keeps a failed script's log before it stops the other nodes: node 1 is let go once that log is registered.
       control(`hold-init-${n3}`, false)
-      const failedLog = new RegExp(`-run-init-app/${n3}$`)
+      // The log's key (logs/<operation>/<step>/<node>), not the node's mark (steps/<step>/<node>), written as its init began.
+      const failedLog = new RegExp(`/logs/[^/]+/\\d+-run-init-app/${n3}$`)
       await eventually(() => `${n3}'s failed init logged in the registry`, async () => (await registryKeys(registry)).some((k) => failedLog.test(k)), 60_000, 100)
       control(`hold-init-${n1}`, false)
     } finally {
